@@ -1,0 +1,39 @@
+# x15g: `make run` serves a folder, `make test` runs the whole suite. Both bootstrap .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ROOT ?=
+BIND ?= 127.0.0.1:8000
+ARGS ?=
+
+.PHONY: run test venv demo-root loadtest loadtest-ui bench clean
+
+venv: $(STAMP)
+
+# Reinstall when the project metadata changes; editable install so the checkout is what runs.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo-root:
+	test -d demo-root || $(PY) tools/make_demo_root.py demo-root
+
+run: venv
+ifeq ($(ROOT),)
+	$(MAKE) --no-print-directory demo-root
+	$(VENV)/bin/x15g --root demo-root --bind $(BIND) $(ARGS)
+else
+	$(VENV)/bin/x15g --root $(ROOT) --bind $(BIND) $(ARGS)
+endif
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) tools/bench.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) demo-root build *.egg-info .pytest_cache

@@ -1,0 +1,77 @@
+"""The request and response records every layer agrees on.
+
+A `Request` is what the parser produces from the head (the connection fills `body` and `peer`).
+A `Response` is what a responder returns: a ready status line and header block (without `Date`
+and `Connection`, which the connection adds per request), and a body that is empty, bytes, a file
+range the connection sends with `sendfile`, or a list of those (multipart/byteranges). Only the
+connection writes it to a socket (design.md §1.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+
+@dataclass(slots=True)
+class Request:
+    """One parsed request head.
+
+    `path` and `query` are the raw bytes of the request-target (no percent-decoding), `version` is
+    10 or 11, `headers` maps lower-case names to values (repeated fields joined with ", ", Cookie
+    with "; ", RFC 9110 §5.3). `keep_alive` already folds in the version and `Connection` tokens.
+    """
+
+    method: str
+    target: bytes
+    path: bytes
+    query: bytes
+    version: int
+    headers: dict[bytes, bytes]
+    keep_alive: bool
+    content_length: int | None = None
+    chunked: bool = False
+    expect_continue: bool = False
+    body: bytes = b""
+    peer: str = ""
+
+    def header(self, name: bytes) -> bytes | None:
+        """The value of header `name` (lower-case bytes), or None."""
+        return self.headers.get(name)
+
+    @property
+    def has_body(self) -> bool:
+        """True when the framing announces body bytes to read (RFC 9112 §6.3)."""
+        return self.chunked or bool(self.content_length)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRange:
+    """A part of an open file to send with `os.sendfile`: the connection never owns `fd`."""
+
+    fd: int
+    offset: int
+    count: int
+
+
+BodyPart = Union[bytes, FileRange]
+
+
+@dataclass(slots=True)
+class Response:
+    """What a responder decided: `head` is the status line and header lines (each ending CRLF)
+    except Date and Connection; `length` is the Content-Length already written into `head`
+    (the bytes the body will carry, even for HEAD where nothing is sent).
+
+    `body` is bytes, a FileRange, or a list of parts sent in order. `close` forces the connection
+    to close after this response. `release` is called once the body is sent or abandoned (e.g. to
+    drop a reference to a cached open file).
+    """
+
+    status: int
+    head: bytes
+    body: BodyPart | list[BodyPart] = b""
+    length: int = 0
+    close: bool = False
+    send_body: bool = True
+    release: object = None
