@@ -317,10 +317,14 @@ def finish(values: dict[str, Any]) -> Settings:
     if not os.path.isdir(root):
         raise ConfigError(f"--root {values['root']!r} is not a directory")
     values["root"] = root
+    if os.stat(root).st_mode & 0o002 and not values["allow_world_writable_root"]:
+        raise ConfigError(f"--root {root!r} is world-writable; pass --allow-world-writable-root to serve it anyway")
     if values["specweb_state"] is None:
         values["specweb_state"] = os.path.join(os.path.dirname(root), "specweb_state")
     else:
         values["specweb_state"] = os.path.abspath(values["specweb_state"])
+    if values["specweb"] and (values["specweb_state"] + os.sep).startswith(root + os.sep):
+        raise ConfigError("--specweb-state must be outside the document root (it is never served)")
     prefix = values["admin_prefix"]
     if prefix and not (prefix.startswith("/") and prefix.endswith("/")):
         raise ConfigError(f"--admin-prefix {prefix!r} must start and end with /")

@@ -1,0 +1,32 @@
+"""Shared fixtures: a small document root and a running x15g serving it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.serverproc import ServerProcess
+
+
+@pytest.fixture
+def docroot(tmp_path: Path) -> Path:
+    """A document root with a few files of known content."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "index.html").write_bytes(b"<h1>index</h1>\n")
+    (root / "hello.txt").write_bytes(b"hello, world\n")
+    (root / "sub" / "index.html").write_bytes(b"<p>sub</p>\n")
+    (root / "one_k.bin").write_bytes(bytes(range(256)) * 4)
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (root / ".secret").write_bytes(b"hidden\n")
+    os.chmod(root, 0o755)
+    return root
+
+
+@pytest.fixture
+def server(docroot: Path):
+    """x15g with default settings (one worker) serving `docroot`."""
+    with ServerProcess(docroot) as proc:
+        yield proc

@@ -1,0 +1,53 @@
+"""Route a request to the responder that owns its path (longest configured prefix first).
+
+The router also answers what belongs to no resource: unknown methods (501) and `OPTIONS *`
+(RFC 9110 §9.3.7). Everything else is the responders' business.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from x15g.app.responder import Responder
+from x15g.errors import HTTPError
+from x15g.http.messages import Request, Response
+from x15g.http.writer import build_head
+
+# RFC 9110 §9 plus PATCH (RFC 5789): methods we know; a resource may still refuse them with 405.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PATCH"})
+_OPTIONS_STAR = build_head(200, (("Allow", "GET, HEAD, POST, OPTIONS"),), 0)
+
+
+class Route:
+    """`prefix` matches the path exactly when `exact`, else as a prefix (ending with '/' or not)."""
+
+    __slots__ = ("prefix", "exact", "responder")
+
+    def __init__(self, prefix: bytes, responder: Responder, exact: bool = False) -> None:
+        self.prefix = prefix
+        self.exact = exact
+        self.responder = responder
+
+    def matches(self, path: bytes) -> bool:
+        if self.exact:
+            return path == self.prefix
+        return path.startswith(self.prefix)
+
+
+class Router:
+    """Dispatch by path: the configured routes in order (longest prefix first), else `default`."""
+
+    def __init__(self, routes: Sequence[Route], default: Responder) -> None:
+        self.routes = sorted(routes, key=lambda r: (-len(r.prefix), not r.exact))
+        self.default = default
+
+    def respond(self, request: Request) -> Response:
+        if request.method not in KNOWN_METHODS:
+            raise HTTPError(501, f"method {request.method} is not implemented")
+        if request.target == b"*":
+            return Response(200, _OPTIONS_STAR, b"", 0)
+        path = request.path
+        for route in self.routes:
+            if route.matches(path):
+                return route.responder.respond(request)
+        return self.default.respond(request)

@@ -1,0 +1,72 @@
+"""The `x15g` command. gevent is patched here, first, and nowhere else (design.md §1.4)."""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import logging  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+import gevent  # noqa: E402
+
+from x15g.config import Settings, describe, load_settings  # noqa: E402
+from x15g.errors import ConfigError  # noqa: E402
+from x15g.observability.logs import setup_logging  # noqa: E402
+
+log = logging.getLogger("x15g")
+
+
+def run_worker(settings: Settings, listeners: list[socket.socket], worker_id: int, ready_fd: int) -> int:
+    """Body of one worker process (called in the child after fork)."""
+    from x15g.server.privileges import drop_privileges
+    from x15g.server.worker import Worker
+
+    setup_logging(settings.error_log, settings.log_level)
+    drop_privileges(settings.user, settings.group)
+
+    def ready() -> None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+
+    return Worker(settings, listeners, worker_id, on_ready=ready, watch_parent=True).serve()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the configuration, then run the pre-fork master; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    settings, check_only = load_settings(args)
+    if check_only:
+        sys.stdout.write(describe(settings))
+        return 0
+    gevent.config.loop = settings.loop
+    setup_logging(settings.error_log, settings.log_level)
+    from x15g.server.supervisor import Supervisor
+
+    def reload_settings() -> Settings:
+        return load_settings(args)[0]
+
+    try:
+        supervisor = Supervisor(settings, reload_settings, run_worker)
+    except ConfigError as exc:
+        sys.stderr.write(f"x15g: error: {exc}\n")
+        return 2
+    if settings.pid_file:
+        with open(settings.pid_file, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    log.info("x15g master %d serving %s on %s with %d worker(s)", os.getpid(), settings.root,
+             ", ".join(settings.bind), settings.workers)
+    try:
+        return supervisor.run()
+    finally:
+        if settings.pid_file:
+            try:
+                os.unlink(settings.pid_file)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""One client connection, served by one greenlet: read heads, let the app decide, write answers.
+
+This is the only module that writes responses to sockets (design.md §1.2). The loop per request:
+parse from the leftover buffer (pipelining) or `recv` more under the header deadline, read a body
+if the framing announces one, call the app, then send the head with the body in one `send`
+(bytes) or the head with MSG_MORE followed by `sendfile` (file ranges).
+
+Timeouts (all settings): `keepalive_timeout` while idle between requests, `header_timeout` for a
+whole request head (slowloris), `body_timeout` per read of a body, `send_timeout` per blocked write.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+from x15g.app.errorpage import error_response
+from x15g.errors import HTTPError
+from x15g.http.body import ChunkedBody, ContentLengthBody
+from x15g.http.messages import FileRange, Request, Response
+from x15g.http.parser import parse_head
+from x15g.server.sendfile import FileShrunk, send_file
+
+log = logging.getLogger("x15g.connection")
+
+RECV_SIZE = 65536
+_KEEP_11 = b"\r\n"
+_KEEP_10 = b"Connection: keep-alive\r\n\r\n"
+_CLOSE = b"Connection: close\r\n\r\n"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_monotonic = time.monotonic
+
+
+class PeerGone(Exception):
+    """The client closed, reset or timed out: nothing more can be sent."""
+
+
+class Connection:
+    """Serve one accepted socket until it closes; `ctx` is the worker's shared `ServingContext`."""
+
+    __slots__ = ("sock", "peer", "ctx", "idle", "busy_since")
+
+    def __init__(self, sock: socket.socket, peer: str, ctx: Any) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.ctx = ctx
+        self.idle = False
+        self.busy_since = 0.0
+
+    def run(self) -> None:
+        ctx = self.ctx
+        ctx.counters.connections_open += 1
+        ctx.counters.connections_total += 1
+        ctx.connections.add(self)
+        linger = False
+        try:
+            linger = self._serve()
+        except PeerGone:
+            pass
+        except Exception:  # a bug must cost one connection, never the worker
+            log.exception("connection from %s failed", self.peer)
+        finally:
+            ctx.connections.discard(self)
+            ctx.counters.connections_open -= 1
+            self._close(linger)
+
+    def _serve(self) -> bool:
+        """The request loop; returns True when the close should linger (an error answer)."""
+        ctx = self.ctx
+        limits = ctx.limits
+        app = ctx.app
+        buf = b""
+        served = 0
+        while True:
+            try:
+                parsed = parse_head(buf, limits) if buf else None
+                if parsed is None:
+                    parsed, buf = self._read_head(buf, served == 0)
+                    if parsed is None:
+                        return False
+                request, consumed = parsed
+                buf = buf[consumed:]
+                started = _monotonic()
+                request.peer = self.peer
+                if request.chunked or request.content_length:
+                    buf = self._read_body(request, buf)
+            except HTTPError as error:
+                ctx.counters.errors_protocol += 1
+                log.info("%s: %s", self.peer, error)
+                self._send(error_response(error), None, False, _monotonic())
+                return True
+            served += 1
+            try:
+                response = app.respond(request)
+            except HTTPError as error:
+                response = error_response(error, request.method == "HEAD")
+            except Exception:
+                log.exception("error answering %s %r", request.method, request.target)
+                response = error_response(HTTPError(500, "internal error", close=True), request.method == "HEAD")
+            keep = (request.keep_alive and not response.close and not ctx.draining
+                    and served < ctx.max_requests)
+            self._send(response, request, keep, started)
+            if not keep:
+                return response.close
+
+    def _read_head(self, buf: bytes, first: bool) -> tuple[Any, bytes]:
+        """recv until a whole head parses; (None, b"") when the client went away while idle."""
+        ctx = self.ctx
+        sock = self.sock
+        deadline = 0.0
+        if not buf:
+            self.idle = True
+            if ctx.draining:
+                return None, b""
+            sock.settimeout(ctx.header_timeout if first else ctx.keepalive_timeout)
+        else:
+            deadline = _monotonic() + ctx.header_timeout
+        while True:
+            if deadline:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    raise HTTPError(408, "request head not received in time", close=True)
+                sock.settimeout(remaining)
+            try:
+                data = sock.recv(RECV_SIZE)
+            except socket.timeout:
+                if not buf:
+                    self.idle = False
+                    ctx.counters.timeouts += 1
+                    return None, b""
+                ctx.counters.timeouts += 1
+                raise HTTPError(408, "request head not received in time", close=True) from None
+            except OSError:
+                return None, b""
+            if not data:
+                return None, b""
+            if not buf:
+                self.idle = False
+                self.busy_since = _monotonic()
+                deadline = self.busy_since + ctx.header_timeout
+            buf += data
+            parsed = parse_head(buf, ctx.limits)
+            if parsed is not None:
+                return parsed, buf
+
+    def _read_body(self, request: Request, buf: bytes) -> bytes:
+        """Read the whole body into `request.body`; returns the leftover (next request's) bytes."""
+        ctx = self.ctx
+        if request.chunked:
+            decoder: Any = ChunkedBody(ctx.limits)
+        else:
+            if request.content_length > ctx.limits.max_body_size:
+                raise HTTPError(413, "request body too large", close=True)
+            decoder = ContentLengthBody(request.content_length)
+        used = decoder.feed(buf)
+        buf = buf[used:]
+        if not decoder.done and request.expect_continue:
+            self.sock.sendall(_CONTINUE)
+        self.sock.settimeout(ctx.body_timeout)
+        while not decoder.done:
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except socket.timeout:
+                ctx.counters.timeouts += 1
+                raise HTTPError(408, "request body not received in time", close=True) from None
+            except OSError:
+                raise PeerGone() from None
+            if not data:
+                raise PeerGone()
+            used = decoder.feed(data)
+            buf = data[used:]
+        request.body = decoder.take()
+        return buf
+
+    def _send(self, response: Response, request: Request | None, keep: bool, started: float) -> None:
+        """Write head (+ Date, Connection) and body; count and log it."""
+        ctx = self.ctx
+        sock = self.sock
+        if keep:
+            tail = _KEEP_11 if request.version == 11 else _KEEP_10
+        else:
+            tail = _CLOSE
+        head = response.head + ctx.dates.header() + tail
+        body = response.body
+        sent = 0
+        sock.settimeout(ctx.send_timeout)
+        try:
+            if not response.send_body or (request is not None and request.method == "HEAD"):
+                sock.sendall(head)
+            elif type(body) is bytes:
+                sock.sendall(head + body if body else head)
+                sent = len(body)
+                ctx.counters.bodies_memory += 1
+            else:
+                sent = self._send_parts(head, body)
+        except FileShrunk as exc:
+            log.warning("%s: %s; closing the connection", self.peer, exc)
+            raise PeerGone() from None
+        except OSError:  # includes socket.timeout: the client stopped reading or went away
+            raise PeerGone() from None
+        finally:
+            if response.release is not None:
+                response.release()
+            if request is not None:
+                ctx.counters.count_response(response.status, sent)
+                if ctx.access_log is not None:
+                    ctx.access_log.log(request, response.status, sent, started, time.time())
+
+    def _send_parts(self, head: bytes, body: Any) -> int:
+        """A FileRange or a list of bytes/FileRange parts (multipart/byteranges)."""
+        parts = body if type(body) is list else [body]
+        sock = self.sock
+        pending = head
+        sent = 0
+        timeout = self.ctx.send_timeout
+        for part in parts:
+            if type(part) is FileRange:
+                send_file(sock, pending, part, timeout)
+                pending = b""
+                sent += part.count
+                self.ctx.counters.bodies_sendfile += 1
+            else:
+                pending += part
+                sent += len(part)
+        if pending:
+            sock.sendall(pending)
+        return sent
+
+    def _close(self, linger: bool) -> None:
+        """Close; after an error answer, half-close and drain briefly so the client reads it
+        instead of getting a reset (RFC 9112 §9.6, nginx's lingering close)."""
+        sock = self.sock
+        try:
+            if linger:
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(0.5)
+                deadline = _monotonic() + 1.0
+                while _monotonic() < deadline and sock.recv(RECV_SIZE):
+                    pass
+        except OSError:
+            pass
+        finally:
+            sock.close()
+

@@ -1,0 +1,37 @@
+"""Drop root privileges after the listening sockets are bound (`--user`, `--group`)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+
+from x15g.errors import ConfigError
+
+
+def drop_privileges(user: str | None, group: str | None) -> None:
+    """Switch to `group` then `user` (names or numeric ids); a no-op when both are unset."""
+    if user is None and group is None:
+        return
+    if os.geteuid() != 0:
+        raise ConfigError("--user/--group need the server to be started as root")
+    gid = _gid(group) if group is not None else (_uid_entry(user).pw_gid if user else None)
+    if gid is not None:
+        os.setgroups([])
+        os.setgid(gid)
+    if user is not None:
+        os.setuid(_uid_entry(user).pw_uid)
+
+
+def _uid_entry(user: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError(f"--user {user!r}: no such user") from None
+
+
+def _gid(group: str) -> int:
+    try:
+        return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigError(f"--group {group!r}: no such group") from None

@@ -1,0 +1,183 @@
+"""One worker process: its own hub, a bounded pool of connection greenlets, accept loops, drain.
+
+Backpressure, not collapse: when `max_connections` greenlets are busy the accept loop waits for a
+free slot, so new clients queue in the kernel's backlog instead of overloading the worker
+(gevent's baseserver idea). Accept errors such as EMFILE back off with one log line, not a flood.
+On SIGTERM/SIGINT the worker stops accepting, closes idle keep-alive connections at once, lets
+in-flight requests finish up to `graceful_timeout`, and exits 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Callable
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+
+from x15g.app.build import build_app
+from x15g.config import Settings
+from x15g.diskio import DiskIO
+from x15g.http.dates import DateCache
+from x15g.http.parser import Limits
+from x15g.observability.accesslog import AccessLog
+from x15g.observability.counters import Counters
+from x15g.observability.logs import reopen_logs
+from x15g.server.connection import Connection
+
+log = logging.getLogger("x15g.worker")
+
+_BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class ServingContext:
+    """What every connection of this worker shares (read on the hot path: plain attributes)."""
+
+    def __init__(self, settings: Settings, app: object, access_log: AccessLog | None) -> None:
+        self.app = app
+        self.limits = Limits.from_settings(settings)
+        self.dates = DateCache()
+        self.counters = Counters()
+        self.access_log = access_log
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.header_timeout = settings.header_timeout
+        self.keepalive_timeout = settings.keepalive_timeout
+        self.body_timeout = settings.body_timeout
+        self.send_timeout = settings.send_timeout
+        # keepalive_timeout 0 disables keep-alive: every answer closes.
+        self.max_requests = settings.max_keepalive_requests if settings.keepalive_timeout > 0 else 1
+
+
+def _peer_name(address: object) -> str:
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return "unix"
+
+
+class Worker:
+    """Serve `listeners` until told to stop; `serve()` returns the exit status."""
+
+    def __init__(self, settings: Settings, listeners: list[socket.socket], worker_id: int = 0,
+                 on_ready: Callable[[], None] | None = None, watch_parent: bool = False) -> None:
+        self.settings = settings
+        self.listeners = listeners
+        self.worker_id = worker_id
+        self.on_ready = on_ready
+        self.disk = DiskIO(settings.threadpool_size)
+        access_log = AccessLog(settings.access_log, settings.access_log_format) if settings.access_log else None
+        self.ctx = ServingContext(settings, build_app(settings, self.disk), access_log)
+        self.pool = Pool(settings.max_connections)
+        self.stop_event = Event()
+        self.graceful = True
+        self.parent = os.getppid() if watch_parent else 0
+        self._last_accept_error = 0.0
+
+    def serve(self) -> int:
+        for listener in self.listeners:
+            listener.setblocking(False)
+        acceptors = [gevent.spawn(self._accept_loop, listener) for listener in self.listeners]
+        gevent.signal_handler(signal.SIGTERM, self.stop, True)
+        gevent.signal_handler(signal.SIGINT, self.stop, True)
+        gevent.signal_handler(signal.SIGQUIT, self.stop, False)
+        gevent.signal_handler(signal.SIGUSR1, self._reopen_logs)
+        housekeeping = gevent.spawn(self._housekeeping)
+        log.info("worker %d (pid %d) serving", self.worker_id, os.getpid())
+        if self.on_ready is not None:
+            self.on_ready()
+        self.stop_event.wait()
+        self._drain(acceptors)
+        housekeeping.kill()
+        self._flush_access_log()
+        log.info("worker %d (pid %d) stopped", self.worker_id, os.getpid())
+        return 0
+
+    def stop(self, graceful: bool = True) -> None:
+        self.graceful = graceful
+        self.stop_event.set()
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        max_accept = self.settings.max_accept
+        pool = self.pool
+        ctx = self.ctx
+        nodelay = listener.family != socket.AF_UNIX
+        accepted = 0
+        while not ctx.draining:
+            pool.wait_available()
+            try:
+                sock, address = listener.accept()
+            except OSError as exc:
+                if ctx.draining or exc.errno == errno.EBADF:
+                    return
+                self._accept_failed(exc)
+                continue
+            if nodelay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            pool.spawn(Connection(sock, _peer_name(address), ctx).run)
+            accepted += 1
+            if accepted >= max_accept:
+                # Let the connections just accepted run before taking more, so several workers
+                # sharing one inherited socket take turns.
+                accepted = 0
+                gevent.sleep(0)
+
+    def _accept_failed(self, exc: OSError) -> None:
+        self.ctx.counters.accept_errors += 1
+        if exc.errno in _BACKOFF_ERRNOS:
+            now = time.monotonic()
+            if now - self._last_accept_error > 10:
+                log.error("accept failed: %s; backing off (further errors hidden for 10 s)", exc)
+                self._last_accept_error = now
+            gevent.sleep(0.1)
+        elif exc.errno not in (errno.ECONNABORTED, errno.EAGAIN, errno.EPROTO, errno.EINTR):
+            log.warning("accept failed: %s", exc)
+            gevent.sleep(0.01)
+
+    def _drain(self, acceptors: list[gevent.Greenlet]) -> None:
+        ctx = self.ctx
+        ctx.draining = True
+        gevent.killall(acceptors)
+        for listener in self.listeners:
+            listener.close()
+        if not self.graceful:
+            self.pool.kill(block=True, timeout=1)
+            return
+        self._close_idle()
+        self.pool.join(timeout=self.settings.graceful_timeout)
+        if len(self.pool):
+            log.warning("graceful timeout: closing %d busy connections", len(self.pool))
+            self.pool.kill(block=True, timeout=1)
+
+    def _close_idle(self) -> None:
+        for greenlet in list(self.pool.greenlets):
+            connection = getattr(greenlet, "_run", None)
+            owner = getattr(connection, "__self__", None)
+            if isinstance(owner, Connection) and owner.idle:
+                greenlet.kill(block=False)
+
+    def _housekeeping(self) -> None:
+        """Once a second: flush the access log off the hub; notice the master's death."""
+        while True:
+            gevent.sleep(1.0)
+            self._flush_access_log()
+            if self.parent and os.getppid() != self.parent:
+                log.error("master process is gone; worker %d stopping", self.worker_id)
+                self.stop(True)
+
+    def _flush_access_log(self) -> None:
+        access_log = self.ctx.access_log
+        if access_log is not None and access_log.pending:
+            self.disk.run(access_log.write_out, access_log.take())
+
+    def _reopen_logs(self) -> None:
+        reopen_logs()
+        if self.ctx.access_log is not None:
+            self._flush_access_log()
+            self.disk.run(self.ctx.access_log.reopen)
