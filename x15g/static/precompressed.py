@@ -46,8 +46,9 @@ def _quality(weights: dict[str, float], coding: str) -> float:
         return weights[coding]
     if "*" in weights:
         return weights["*"]
-    # identity is acceptable unless excluded by identity;q=0 or *;q=0 (RFC 9110 §12.5.3)
-    return 1.0 if coding == IDENTITY else 0.0
+    # identity is acceptable unless excluded by identity;q=0 or *;q=0 (RFC 9110 §12.5.3); when the
+    # client did not name it, any coding it did name ranks above it (`gzip;q=0.5` means "gzip").
+    return 0.001 if coding == IDENTITY else 0.0
 
 
 def choose(accept_encoding: bytes | None, available: tuple[str, ...]) -> str:
