@@ -1,0 +1,105 @@
+"""Smoke tests of tools/bench: the CLI answers --help, the document root and the wrk Lua scripts are
+built right (pure parts, no wrk needed), and, where wrk and nginx are installed, a one-second run
+prints the table."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(REPO, "tools")
+sys.path.insert(0, TOOLS)
+
+import bench  # noqa: E402
+import bench_servers  # noqa: E402
+import bench_workload as wl  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_help_runs_through_the_wrapper():
+    out = subprocess.run([os.path.join(TOOLS, "bench"), "--help"], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    for flag in ("--servers", "--scenarios", "--duration", "--reps", "--json", "--plot", "--x15g-args"):
+        assert flag in out.stdout
+
+
+@pytest.mark.parametrize("cls, num, size", [(0, 0, 102), (0, 8, 921), (1, 0, 1024), (2, 4, 51200), (3, 8, 921600)])
+def test_file_sizes_follow_the_spec(cls, num, size):
+    assert wl.file_size(cls, num) == size
+    assert len(wl.mix_file_bytes(0, cls, num)) == size
+
+
+def test_docroot_has_the_fixed_files_and_the_file_set(tmp_path):
+    root = wl.build_docroot(str(tmp_path), mix_dirs=2)
+    assert os.path.getsize(tmp_path / "1k.bin") == 1024
+    assert os.path.getsize(tmp_path / "1m.bin") == 1024 * 1024
+    files = sorted(os.listdir(tmp_path / "file_set" / "dir00001"))
+    assert len(files) == 36 and files[0] == "class0_0"
+    assert root.mix_bytes == 2 * 5_119_484  # §2.3: each directory holds 5,119,484 bytes
+
+
+def test_mix_sequence_is_deterministic_and_follows_the_shares():
+    seq = wl.mix_sequence(10)
+    assert seq == wl.mix_sequence(10) and len(seq) == wl.MIX_URLS
+    share = [sum(1 for _, c, _ in seq if c == cls) / len(seq) for cls in range(4)]
+    for got, want in zip(share, wl.CLASS_WEIGHTS):
+        assert abs(got - want) < 0.02
+    files = [f for _, _, f in seq]
+    assert max(set(files), key=files.count) == 4  # FILE_ORDER rank 1
+    dirs = [d for d, _, _ in seq]
+    assert dirs.count(0) > dirs.count(1) > dirs.count(9)
+    assert 8_000 < wl.mean_response_size(seq) < 25_000  # the spec's mix averages about 14.7 KB
+
+
+def test_mix_lua_script_replays_the_sequence():
+    seq = wl.mix_sequence(3, count=100)
+    script = wl.lua_mix_script(seq)
+    paths = sorted({wl.mix_path(*t) for t in seq})
+    assert all(f'"{p}",' in script for p in paths)
+    body = script.split("local seq = {", 1)[1].split("}", 1)[0]
+    order = [int(x) for x in body.replace("\n", "").split(",") if x.strip()]
+    assert [paths[i - 1] for i in order] == [wl.mix_path(*t) for t in seq]
+    assert "function request()" in script and "function done(" in script
+    assert "function request()" not in wl.lua_done_script()
+
+
+def test_nginx_config_matches_the_brief(tmp_path):
+    ctx = bench_servers.Context(str(tmp_path), str(tmp_path), "0")
+    conf = bench_servers.nginx_conf(ctx, 8123)
+    for line in ("worker_processes 1;", "sendfile on;", "tcp_nopush on;", "access_log off;",
+                 "listen 127.0.0.1:8123", f"root {tmp_path};", "open_file_cache max="):
+        assert line in conf
+
+
+def test_summary_ratios_and_table():
+    run = {"duration_us": 1_000_000, "bytes": 2**20, "connect": 0, "read": 2, "write": 0, "status": 1,
+           "timeout": 0, "p50_us": 100, "p99_us": 900, "socket_errors": 2}
+    runs = {("1k", "nginx"): [dict(run, rps=1000.0, mibps=1.0)],
+            ("1k", "x15g"): [dict(run, rps=700.0, mibps=0.7), dict(run, rps=500.0, mibps=0.5),
+                             dict(run, rps=600.0, mibps=0.6)]}
+    rows = {r["server"]: r for r in bench.summarize(runs)}
+    assert rows["x15g"]["rps"] == 600.0 and rows["x15g"]["ratio_nginx"] == pytest.approx(0.6)
+    assert rows["x15g"]["meets_target"] is False and rows["nginx"]["target"] is None
+    table = bench.markdown(list(rows.values()), "# t")
+    assert "| 1k | x15g | 600 |" in table and "NOT met" in table and "6 (read 6)" in table
+
+
+@pytest.mark.skipif(not (bench_servers.find_tool("wrk") and bench_servers.find_tool("nginx")),
+                    reason="needs wrk and nginx (tools/install-bench-deps.sh)")
+def test_short_run_against_nginx_and_pywsgi(tmp_path):
+    out_json = tmp_path / "b.json"
+    cmd = [os.path.join(TOOLS, "bench"), "--servers", "nginx,pywsgi", "--scenarios", "1k,mix",
+           "--duration", "1s", "--warmup", "1s", "--reps", "1", "--mix-dirs", "2", "--json", str(out_json)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=50)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "| 1k | nginx |" in out.stdout and "| mix | pywsgi |" in out.stdout
+    rows = json.loads(out_json.read_text())["rows"]
+    assert {(r["scenario"], r["server"]) for r in rows} == {(s, n) for s in ("1k", "mix") for n in ("nginx", "pywsgi")}
+    assert all(r["rps"] > 0 and r["non2xx"] == 0 for r in rows)

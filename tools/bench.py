@@ -1,0 +1,337 @@
+"""tools/bench: x15g side by side with nginx and Python peers, measured with wrk in one run.
+
+Every server serves the same temporary document root on its own loopback port, pinned to one CPU
+(taskset), while wrk runs pinned to the other. Per scenario each server gets a warm-up run, then
+`--reps` measurements in alternating server order; the table shows medians and the ratio to nginx
+measured in the same run, because on small shared machines only side-by-side ratios are stable.
+
+It installs nothing: a missing wrk stops it with the install command, a missing peer is skipped.
+
+    tools/bench --duration 10s --reps 3
+    tools/bench --servers x15g,nginx --scenarios 1k,mix --json out.json --plot out.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_servers as srv  # noqa: E402
+import bench_workload as wl  # noqa: E402
+
+# Targets of issue 3: x15g's req/s as a multiple of nginx's.
+TARGETS = {"1k": 0.65, "mix": 0.65, "1m": 1.0, "1k-close": 0.55}
+PYWSGI_TARGET = 20.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One workload: a URL path (or the mix script), connections and extra request headers."""
+
+    name: str
+    path: str
+    conns: int
+    headers: tuple[str, ...] = ()
+    mix: bool = False
+
+
+def scenarios(conns: int) -> dict[str, Scenario]:
+    """The four scenarios of issue 3, all keep-alive with `conns` connections except 1k-close."""
+    return {
+        "1k": Scenario("1k", wl.ONE_K, conns),
+        "mix": Scenario("mix", "/", conns, mix=True),
+        "1m": Scenario("1m", wl.ONE_M, conns),
+        "1k-close": Scenario("1k-close", wl.ONE_K, conns, headers=("Connection: close",)),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="tools/bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--servers", default=",".join(srv.ALL_SERVERS),
+                   help="comma-separated servers (default: %(default)s); missing peers are skipped")
+    p.add_argument("--scenarios", default=",".join(TARGETS), help="comma-separated (default: %(default)s)")
+    p.add_argument("--duration", default="10s", help="wrk duration of one measurement (default: %(default)s)")
+    p.add_argument("--warmup", default="2s", help="wrk duration of the warm-up run per server and scenario")
+    p.add_argument("--reps", type=int, default=3, help="measurements per server and scenario (default: 3)")
+    p.add_argument("--connections", type=int, default=50, help="wrk connections (default: 50)")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (default: 1, on the client CPU)")
+    p.add_argument("--mix-dirs", default="10",
+                   help="directories of the mix file set (5 MB each), or 'auto' for the SPECweb99-like "
+                        "count for --connections (default: %(default)s)")
+    p.add_argument("--server-cpu", default="0", help="CPU list for the servers (taskset -c), or 'none'")
+    p.add_argument("--client-cpu", default="1", help="CPU list for wrk (taskset -c), or 'none'")
+    p.add_argument("--x15g-args", default="", help="extra arguments for x15g, e.g. \"--cache-entries 100\"")
+    p.add_argument("--json", metavar="PATH", help="also write all runs and medians as JSON")
+    p.add_argument("--plot", metavar="PNG", help="bar chart of ratios to nginx (needs matplotlib)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary root, configs and server logs")
+    args = p.parse_args(argv)
+    args.server_list = [s for s in args.servers.split(",") if s]
+    args.scenario_list = [s for s in args.scenarios.split(",") if s]
+    unknown = set(args.scenario_list) - set(TARGETS)
+    if unknown:
+        p.error(f"unknown scenarios: {', '.join(sorted(unknown))} (known: {', '.join(TARGETS)})")
+    for cpu in ("server_cpu", "client_cpu"):
+        if getattr(args, cpu) == "none":
+            setattr(args, cpu, None)
+    return args
+
+
+def seconds(duration: str) -> float:
+    """wrk's duration syntax (10, 10s, 2m, 1h) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if duration[-1:] in units:
+        return float(duration[:-1]) * units[duration[-1]]
+    return float(duration)
+
+
+def run_wrk(args: argparse.Namespace, sc: Scenario, port: int, duration: str, script: str) -> dict:
+    """One wrk run against 127.0.0.1:`port`; returns the parsed summary with req/s and MiB/s."""
+    wrk = srv.find_tool("wrk")
+    argv = srv.pin(args.client_cpu) + [wrk, f"-t{args.threads}", f"-c{sc.conns}", f"-d{duration}",
+                                       "--timeout", "5s", "-s", script]
+    for header in sc.headers:
+        argv += ["-H", header]
+    argv.append(f"http://127.0.0.1:{port}{sc.path}")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=seconds(duration) + 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary (exit {proc.returncode}):\n{out[-2000:]}")
+    res = json.loads(line.split(" ", 1)[1])
+    secs = res["duration_us"] / 1e6
+    res["rps"] = res["requests"] / secs
+    res["mibps"] = res["bytes"] / secs / 2**20
+    res["socket_errors"] = res["connect"] + res["read"] + res["write"] + res["timeout"]
+    return res
+
+
+def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, checks: dict) -> dict:
+    """Start and check every selected server; returns name -> (Running, {scenario: problem|None})."""
+    started = {}
+    for name in args.server_list:
+        try:
+            running = srv.start_server(name, ctx)
+        except srv.Unavailable as exc:
+            print(f"SKIP {name}: {exc}", flush=True)
+            continue
+        problems = {sc: srv.check_answers(running, root.path, paths, headers)
+                    for sc, (paths, headers) in checks.items()}
+        bad = {sc: why for sc, why in problems.items() if why}
+        for sc, why in bad.items():
+            print(f"SKIP {name} for {sc}: wrong answer: {why}", flush=True)
+        print(f"started {name} on port {running.port} (pid {running.proc.pid})", flush=True)
+        started[name] = (running, problems)
+    return started
+
+
+def answer_checks(root: wl.DocRoot, seq: list, names: list[str]) -> dict:
+    """Per scenario: the paths every server must answer byte for byte before it is measured."""
+    mix_samples = []
+    for cls in range(4):  # one file of each class that the stream requests
+        hit = next((t for t in seq if t[1] == cls), None)
+        if hit:
+            mix_samples.append(wl.mix_path(*hit))
+    table = {"1k": ([wl.ONE_K], None), "1m": ([wl.ONE_M], None), "mix": (mix_samples, None),
+             "1k-close": ([wl.ONE_K], {"Connection": "close"})}
+    return {sc: table[sc] for sc in names}
+
+
+def measure(args: argparse.Namespace, started: dict, scripts: dict) -> dict:
+    """Warm up, then run `reps` alternating rounds per scenario; returns {(scenario, server): [runs]}."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    all_sc = scenarios(args.connections)
+    for sc_name in args.scenario_list:
+        sc = all_sc[sc_name]
+        names = [n for n in started if not started[n][1].get(sc_name)]
+        for name in names:
+            print(f"[{sc_name}] warm-up {name} ({args.warmup})", flush=True)
+            run_wrk(args, sc, started[name][0].port, args.warmup, scripts[sc_name])
+        for rep in range(args.reps):
+            order = names if rep % 2 == 0 else names[::-1]
+            for name in order:
+                res = run_wrk(args, sc, started[name][0].port, args.duration, scripts[sc_name])
+                runs.setdefault((sc_name, name), []).append(res)
+                print(f"[{sc_name}] rep {rep + 1}/{args.reps} {name:9s} {res['rps']:10.0f} req/s "
+                      f"{res['mibps']:9.1f} MiB/s  non-2xx {res['status']} socket errors {res['socket_errors']}",
+                      flush=True)
+    return runs
+
+
+def summarize(runs: dict) -> list[dict]:
+    """Medians per (scenario, server), ratios to nginx's median in the same run, summed errors."""
+    rows = []
+    for (sc, name), rs in runs.items():
+        rps = [r["rps"] for r in rs]
+        med = statistics.median(rps)
+        rows.append({"scenario": sc, "server": name, "reps": len(rs), "rps": med,
+                     "mibps": statistics.median(r["mibps"] for r in rs),
+                     "spread_pct": 100.0 * (max(rps) - min(rps)) / med if med else 0.0,
+                     "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000.0,
+                     "non2xx": sum(r["status"] for r in rs),
+                     "socket_errors": sum(r["socket_errors"] for r in rs),
+                     "socket_error_kinds": {k: sum(r[k] for r in rs) for k in ("connect", "read", "write", "timeout")}})
+    by_key = {(r["scenario"], r["server"]): r for r in rows}
+    for r in rows:
+        ref = by_key.get((r["scenario"], "nginx"))
+        r["ratio_nginx"] = r["rps"] / ref["rps"] if ref and ref["rps"] else None
+        r["target"] = TARGETS.get(r["scenario"]) if r["server"] == "x15g" else None
+        r["meets_target"] = (r["ratio_nginx"] >= r["target"]
+                             if r["target"] is not None and r["ratio_nginx"] is not None else None)
+    return rows
+
+
+def socket_errors(row: dict) -> str:
+    """Socket error total with its non-zero kinds, e.g. `120 (read 120)`."""
+    kinds = ", ".join(f"{k} {n}" for k, n in row["socket_error_kinds"].items() if n)
+    return f"{row['socket_errors']} ({kinds})" if kinds else "0"
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    """The result table in Markdown, scenario by scenario, plus the x15g/pywsgi ratios."""
+    out = [header, "", "| scenario | server | req/s | MiB/s | × nginx | x15g target | spread | p99 ms "
+           "| non-2xx | socket errors |", "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = f"{r['ratio_nginx']:.2f}" if r["ratio_nginx"] is not None else "–"
+        target = ""
+        if r["target"] is not None:
+            target = f"≥ {r['target']:.2f} {'met' if r['meets_target'] else 'NOT met'}"
+        out.append(f"| {r['scenario']} | {r['server']} | {r['rps']:,.0f} | {r['mibps']:,.1f} | {ratio} "
+                   f"| {target} | {r['spread_pct']:.0f}% | {r['p99_ms']:.2f} | {r['non2xx']} "
+                   f"| {socket_errors(r)} |")
+    by_key = {(r["scenario"], r["server"]): r for r in rows}
+    for sc in dict.fromkeys(r["scenario"] for r in rows):
+        x, p, q = (by_key.get((sc, n)) for n in ("x15g", "pywsgi", "pywsgi-nodelay"))
+        if x and p and p["rps"]:
+            ok = "met" if x["rps"] / p["rps"] >= PYWSGI_TARGET else "NOT met"
+            extra = f"; {x['rps'] / q['rps']:.1f}× pywsgi-nodelay" if q and q["rps"] else ""
+            out.append(f"\n{sc}: x15g = {x['rps'] / p['rps']:.1f}× gevent.pywsgi (target ≥ {PYWSGI_TARGET:.0f}×, "
+                       f"{ok}){extra}")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """Grouped bars of req/s relative to nginx per scenario, with x15g's targets as marks."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot: matplotlib is not installed (.venv/bin/pip install matplotlib); no plot written")
+        return
+    scs = list(dict.fromkeys(r["scenario"] for r in rows))
+    servers = list(dict.fromkeys(r["server"] for r in rows))
+    by_key = {(r["scenario"], r["server"]): r for r in rows}
+    width = 0.8 / max(len(servers), 1)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, name in enumerate(servers):
+        xs = [j + i * width for j in range(len(scs))]
+        ys = [(by_key.get((sc, name)) or {}).get("ratio_nginx") or 0 for sc in scs]
+        ax.bar(xs, ys, width, label=name)
+    for j, sc in enumerate(scs):
+        if sc in TARGETS:
+            ax.hlines(TARGETS[sc], j - width / 2, j + 0.8 - width / 2, colors="black", linestyles="dashed")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(scs))], scs)
+    ax.set_ylabel("req/s relative to nginx (dashed: x15g target)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}")
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
+
+
+def run(args: argparse.Namespace, tmp: str) -> list[dict]:
+    """Build the root, start the servers, measure, and stop every server whatever happens."""
+    dirs = wl.directory_count(args.connections) if args.mix_dirs == "auto" else int(args.mix_dirs)
+    root_dir = os.path.join(tmp, "root")
+    os.makedirs(root_dir)
+    root = wl.build_docroot(root_dir, dirs if "mix" in args.scenario_list else 0)
+    seq = wl.mix_sequence(max(dirs, 1))
+    scripts = {}
+    for sc in args.scenario_list:
+        scripts[sc] = os.path.join(tmp, f"{sc}.lua")
+        with open(scripts[sc], "w") as f:
+            f.write(wl.lua_mix_script(seq) if sc == "mix" else wl.lua_done_script())
+    print(f"document root {root_dir}: mix of {root.mix_dirs} directories ({root.mix_bytes / 1e6:.0f} MB), "
+          f"{len(seq)} URLs, mean body {wl.mean_response_size(seq) / 1000:.1f} KB", flush=True)
+    ctx = srv.Context(root_dir, tmp, args.server_cpu, shlex.split(args.x15g_args))
+    started = {}
+    try:
+        started = start_all(args, ctx, root, answer_checks(root, seq, args.scenario_list))
+        if "nginx" not in started:
+            print("note: nginx is not running, so there are no ratios to nginx", flush=True)
+        return summarize(measure(args, started, scripts))
+    finally:
+        for running, _ in started.values():
+            srv.stop_server(running)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns 0 when the run completed (targets are reported, not enforced)."""
+    args = parse_args(argv)
+    if srv.find_tool("wrk") is None:
+        print(f"wrk is not installed; {srv.INSTALL_HINT}", file=sys.stderr)
+        return 2
+    if args.server_cpu is not None and srv.find_tool("taskset") is None:
+        print("taskset not found (apt-get install -y util-linux): running unpinned", file=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    tmp = tempfile.mkdtemp(prefix="x15g-bench-")
+    started_at = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        rows = run(args, tmp)
+    except KeyboardInterrupt:
+        print("interrupted: all servers stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    m = machine()
+    command = "tools/bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    header = (f"### tools/bench, {started_at}\n\n`{command}`\n\n{m['cpu']}, {m['cpus']} CPUs, Linux {m['kernel']}, "
+              f"Python {m['python']}; servers on CPU {args.server_cpu}, wrk ({args.threads} thread, "
+              f"{args.connections} connections) on CPU {args.client_cpu}; median of {args.reps} × {args.duration} "
+              f"after a {args.warmup} warm-up, servers in alternating order.")
+    print()
+    print(markdown(rows, header))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": command, "started": started_at, "machine": m, "rows": rows}, f, indent=2)
+        print(f"JSON written to {args.json}")
+    if args.plot:
+        plot(rows, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

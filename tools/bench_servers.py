@@ -1,0 +1,218 @@
+"""The servers of tools/bench: how each one is started on a loopback port, checked and stopped.
+
+Every server runs in its own session (process group) pinned to one CPU with taskset, logs to a file
+in the run's temporary directory, and is stopped by its process group id, so nothing outlives the
+benchmark, even on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+PEERS = os.path.join(HERE, "peers")
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+ALL_SERVERS = ("x15g", "nginx", "pywsgi", "pywsgi-nodelay", "granian", "gunicorn")
+INSTALL_HINT = "install it with: sudo tools/install-bench-deps.sh (apt-get install -y wrk nginx; pip install granian gunicorn)"
+
+
+class Unavailable(Exception):
+    """A server that cannot run here (not installed, failed to start, wrong answers): skipped."""
+
+
+@dataclass
+class Context:
+    """What every server command needs: the document root, a scratch directory, extra args."""
+
+    root: str
+    tmp: str
+    server_cpu: str | None
+    x15g_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Running:
+    """A started server: its name, port, process (its pid is its process group id) and log."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen
+    log_path: str
+
+
+def free_port() -> int:
+    """A currently free loopback TCP port (the server binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_tool(name: str) -> str | None:
+    """Path of a system tool, also looking in sbin (nginx lives there and root's PATH may lack it)."""
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/local/sbin/{name}") if os.access(p, os.X_OK)), None)
+
+
+def _venv_tool(name: str) -> str:
+    path = os.path.join(VENV_BIN, name)
+    if not os.access(path, os.X_OK):
+        raise Unavailable(f"{name} is not installed in .venv; {INSTALL_HINT}")
+    return path
+
+
+def nginx_conf(ctx: Context, port: int) -> str:
+    """nginx configured like x15g: one worker, sendfile, no access log, open-file cache revalidated
+    once a second (x15g's cache_revalidate default), same backlog."""
+    prefix = os.path.join(ctx.tmp, "nginx")
+    user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read the temp root
+    return f"""{user}worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+    default_type text/plain;
+    types {{ text/html html; application/octet-stream bin; }}
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    open_file_cache max=10000 inactive=60s;
+    open_file_cache_valid 1s;
+    open_file_cache_errors on;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=2048;
+        root {ctx.root};
+    }}
+}}
+"""
+
+
+def server_command(name: str, ctx: Context, port: int) -> tuple[list[str], dict[str, str]]:
+    """argv and extra environment to start server `name` on 127.0.0.1:`port`; Unavailable if absent."""
+    bind = f"127.0.0.1:{port}"
+    env = {"X15G_BENCH_ROOT": ctx.root, "PYTHONPATH": PEERS}
+    if name == "x15g":
+        return [_venv_tool("x15g"), "--root", ctx.root, "--bind", bind, "--workers", "1", *ctx.x15g_args], {}
+    if name == "nginx":
+        nginx = find_tool("nginx")
+        if nginx is None:
+            raise Unavailable(f"nginx is not installed; {INSTALL_HINT}")
+        prefix = os.path.join(ctx.tmp, "nginx")
+        os.makedirs(prefix, exist_ok=True)
+        conf = os.path.join(prefix, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(nginx_conf(ctx, port))
+        return [nginx, "-p", prefix + "/", "-c", conf, "-e", os.path.join(prefix, "error.log")], {}
+    if name in ("pywsgi", "pywsgi-nodelay"):
+        nodelay = ["--nodelay"] if name == "pywsgi-nodelay" else []
+        return [sys.executable, os.path.join(PEERS, "pywsgi_static.py"), "--root", ctx.root, "--bind", bind,
+                *nodelay], {}
+    if name == "gunicorn":
+        return [_venv_tool("gunicorn"), "-k", "gevent", "-w", "1", "-b", bind, "--backlog", "2048",
+                "--keep-alive", "75", "--chdir", PEERS, "static_wsgi:app"], env
+    if name == "granian":
+        return [_venv_tool("granian"), "--interface", "wsgi", "--http", "1", "--no-ws", "--workers", "1",
+                "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048", "--no-access-log",
+                "--working-dir", PEERS, "static_wsgi:app"], env
+    raise Unavailable(f"unknown server {name!r} (known: {', '.join(ALL_SERVERS)})")
+
+
+def pin(cpu: str | None) -> list[str]:
+    """The taskset prefix that pins a command to `cpu`, or nothing when unpinned/unavailable."""
+    taskset = find_tool("taskset")
+    return [taskset, "-c", cpu] if cpu is not None and taskset else []
+
+
+def start_server(name: str, ctx: Context, timeout: float = 15.0) -> Running:
+    """Start `name` in its own process group and wait until its port accepts connections."""
+    port = free_port()
+    argv, extra_env = server_command(name, ctx, port)
+    log_path = os.path.join(ctx.tmp, f"{name}.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(pin(ctx.server_cpu) + argv, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env={**os.environ, **extra_env},
+                                start_new_session=True)
+    running = Running(name, port, proc, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Unavailable(f"{name} exited with status {proc.returncode} at start:\n{log_tail(log_path)}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return running
+        except OSError:
+            time.sleep(0.1)
+    stop_server(running)
+    raise Unavailable(f"{name} did not accept connections within {timeout:.0f}s:\n{log_tail(log_path)}")
+
+
+def log_tail(path: str, lines: int = 8) -> str:
+    """The last lines of a server log, indented, for error messages."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read()[-4000:].decode("utf-8", "replace")
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty log)"
+
+
+def fetch(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """GET `path` from 127.0.0.1:`port` with http.client; returns (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def check_answers(running: Running, root: str, paths: list[str], headers: dict[str, str] | None = None) -> str | None:
+    """GET each path and compare with the file's bytes; None when all match, else what is wrong."""
+    for path in paths:
+        with open(os.path.join(root, path.lstrip("/")), "rb") as f:
+            expected = f.read()
+        try:
+            status, body = fetch(running.port, path, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            return f"GET {path}: {exc!r}"
+        if status != 200 or body != expected:
+            return f"GET {path}: status {status}, {len(body)} bytes (expected 200, {len(expected)} bytes)"
+    return None
+
+
+def stop_server(running: Running, grace: float = 5.0) -> None:
+    """Stop a server by its process group: SIGTERM, then SIGKILL after `grace` seconds."""
+    pgid = running.proc.pid  # start_new_session made the server its own group leader
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            running.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; make sure no child of the group (e.g. a worker) lingers
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        break

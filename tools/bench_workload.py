@@ -1,0 +1,159 @@
+"""The pure parts of tools/bench: the benchmark document root, the SPECweb99-like URL stream and
+the wrk Lua scripts. Nothing here starts a process or opens a socket, so tests import it freely.
+
+The static mix follows ../shared/specweb99-like.md §2-3: classes 0-3 drawn 35/50/14/1 %, the file
+number by Zipf over ranks mapped through FILE_ORDER, the directory by Zipf over D directories. The
+URL sequence is sampled once with a fixed seed and written into the Lua script, so every server
+receives the identical request stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import random
+from dataclasses import dataclass
+
+ONE_K = "/1k.bin"
+ONE_M = "/1m.bin"
+URLROOT = "file_set"
+CLASS_WEIGHTS = (0.35, 0.50, 0.14, 0.01)
+FILE_ORDER = (4, 3, 5, 2, 6, 1, 7, 8, 0)
+BASE = (1024, 10240, 102400, 1024000)
+MIX_URLS = 10_000
+MIX_SEED = 99
+
+
+@dataclass(frozen=True, slots=True)
+class DocRoot:
+    """A built document root: its path and the relative URL paths of its files by scenario."""
+
+    path: str
+    mix_dirs: int
+    mix_bytes: int
+
+
+def file_size(cls: int, num: int) -> int:
+    """SPECweb99-like size of file classC_F (§2.3)."""
+    return (BASE[cls] * (num + 1)) // 10
+
+
+def directory_count(conns: int) -> int:
+    """Number of directories for N connections: x15g's generator when present, else §2.1."""
+    try:
+        from x15g.specweb.fileset import directory_count as real
+    except ImportError:
+        return int(25 + ((400000.0 / 122000.0) * conns) / 5.0)
+    return real(conns)
+
+
+def mix_file_bytes(d: int, cls: int, num: int, seed: int = 1999) -> bytes:
+    """Contents of dirD/classC_F: x15g's fileset generator if importable, else same-size filler.
+
+    The benchmark only needs the sizes to be right; the exact SPECweb99-like bytes matter to the
+    validating load suite, not here.
+    """
+    try:
+        from x15g.specweb.fileset import file_bytes
+    except ImportError:
+        size = file_size(cls, num)
+        name = "%s/dir%05d/class%d_%d" % (URLROOT, d, cls, num)
+        head = ("%9d %s\n" % (size, name)).encode()
+        filler = hashlib.shake_256(name.encode()).digest(64).hex().encode() + b"\n"
+        return (head + filler * (size // len(filler) + 1))[:size]
+    return file_bytes(d, cls, num, seed)
+
+
+def mix_path(d: int, cls: int, num: int) -> str:
+    """URL path of one file of the set (§2.2)."""
+    return "/%s/dir%05d/class%d_%d" % (URLROOT, d, cls, num)
+
+
+def build_docroot(dest: str, mix_dirs: int) -> DocRoot:
+    """Write 1k.bin, 1m.bin and a `mix_dirs`-directory file set under `dest` (which must exist)."""
+    pattern = bytes(range(256))
+    with open(os.path.join(dest, ONE_K.lstrip("/")), "wb") as f:
+        f.write(pattern * 4)
+    with open(os.path.join(dest, ONE_M.lstrip("/")), "wb") as f:
+        f.write(pattern * 4096)
+    total = 0
+    for d in range(mix_dirs):
+        folder = os.path.join(dest, URLROOT, "dir%05d" % d)
+        os.makedirs(folder, exist_ok=True)
+        for cls, num in itertools.product(range(4), range(9)):
+            data = mix_file_bytes(d, cls, num)
+            with open(os.path.join(folder, "class%d_%d" % (cls, num)), "wb") as f:
+                f.write(data)
+            total += len(data)
+    return DocRoot(dest, mix_dirs, total)
+
+
+def _cumulative(weights: list[float]) -> list[float]:
+    return list(itertools.accumulate(weights))
+
+
+def mix_sequence(mix_dirs: int, count: int = MIX_URLS, seed: int = MIX_SEED) -> list[tuple[int, int, int]]:
+    """Sample `count` (dir, class, file) targets of the static mix with a fixed seed (§3.2)."""
+    rng = random.Random(seed)
+    class_cum = _cumulative(list(CLASS_WEIGHTS))
+    rank_cum = _cumulative([1.0 / r for r in range(1, 10)])
+    dir_cum = _cumulative([1.0 / (d + 1) for d in range(mix_dirs)])
+    classes = rng.choices(range(4), cum_weights=class_cum, k=count)
+    ranks = rng.choices(range(9), cum_weights=rank_cum, k=count)
+    dirs = rng.choices(range(mix_dirs), cum_weights=dir_cum, k=count)
+    return [(d, c, FILE_ORDER[r]) for d, c, r in zip(dirs, classes, ranks)]
+
+
+def mean_response_size(seq: list[tuple[int, int, int]]) -> float:
+    """Mean body bytes of a mix sequence (the spec quotes about 14.7 KB for the true mix)."""
+    return sum(file_size(c, f) for _, c, f in seq) / len(seq)
+
+
+# Printed by every script when wrk finishes; tools/bench parses this line instead of wrk's prose.
+_LUA_DONE = r"""
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"duration_us":%d,"requests":%d,"bytes":%d,"connect":%d,"read":%d,' ..
+    '"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p99_us":%d}\n',
+    summary.duration, summary.requests, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def lua_done_script() -> str:
+    """A wrk script that only reports its summary as one JSON line (no per-request Lua cost)."""
+    return "-- generated by tools/bench.py\n" + _LUA_DONE
+
+
+def lua_mix_script(seq: list[tuple[int, int, int]]) -> str:
+    """A wrk script that replays `seq` in order, cycling, from precomputed request strings."""
+    paths = sorted({mix_path(*t) for t in seq})
+    index = {p: i + 1 for i, p in enumerate(paths)}  # Lua tables are 1-based
+    order = [index[mix_path(*t)] for t in seq]
+    lines = ["-- generated by tools/bench.py: SPECweb99-like static mix, %d requests" % len(seq),
+             "local paths = {"]
+    lines += ['  "%s",' % p for p in paths]
+    lines.append("}")
+    lines.append("local seq = {")
+    lines += ["  " + ",".join(map(str, order[i:i + 20])) + "," for i in range(0, len(order), 20)]
+    lines.append("}")
+    lines.append(_LUA_REPLAY)
+    return "\n".join(lines) + _LUA_DONE
+
+
+_LUA_REPLAY = r"""
+local reqs = {}
+local n = #seq
+local i = 0
+function init(args)
+  for k, p in ipairs(paths) do reqs[k] = wrk.format("GET", p) end
+end
+function request()
+  i = i + 1
+  if i > n then i = 1 end
+  return reqs[seq[i]]
+end
+"""
