@@ -1,0 +1,319 @@
+"""Strict HTTP/1.1 request-head parser (RFC 9112 / RFC 9110), pure: bytes in, `Request` out.
+
+`parse_head(buf, limits)` returns `(Request, consumed)` once the whole head (request line, field
+lines, final CRLFCRLF) is in `buf`, or None while it is incomplete. Every refusal raises
+`ProtocolError(status, reason)`; the connection answers it and closes.
+
+Speed matters (this runs once per request): one `find(b"\\r\\n\\r\\n")`, one `split`, C-level
+`count`/`translate` checks over the whole head instead of per-character loops, and a cache of
+already validated field names (common names are validated and lower-cased once per process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from x15g.errors import HTTPError, ProtocolError
+from x15g.http.messages import Request
+
+CRLF = b"\r\n"
+
+# RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_"
+#                          / "`" / "|" / "~" / DIGIT / ALPHA
+TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# CTLs that may appear nowhere in a head. CR and LF are checked by counting (they are only
+# allowed as CRLF pairs); HTAB is allowed in field values (OWS) and checked in the request line.
+BAD_HEAD_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
+# Bytes allowed in a request-target: printable ASCII (RFC 3986 plus the '"', '<', '>', '\\', '^',
+# '`', '{', '|', '}' that old clients send unencoded and llhttp also accepts; the static path
+# mapper percent-decodes and checks the result anyway). CTLs, SP, DEL and non-ASCII are refused.
+TARGET_BYTES = bytes(range(0x21, 0x7F))
+# Host = uri-host [ ":" port ]; uri-host = IP-literal / IPv4address / reg-name (RFC 3986 §3.2.2):
+# unreserved / pct-encoded / sub-delims, plus ':' and brackets for ports and IP literals.
+HOST_BYTES = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+              b"-._~%!$&'()*+,;=:[]")
+
+# Methods RFC 9110 §9 (and PATCH, RFC 5789) defines. The parser accepts any token; the app answers
+# 501 for methods outside this set and 405 for known ones a resource does not allow.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+                           "PATCH"})
+_METHOD_STR = {m.encode(): m for m in KNOWN_METHODS}
+
+# Fields that must appear at most once: a second line makes the request ambiguous (RFC 9110 §5.3
+# forbids senders to repeat non-list fields; RFC 9112 §3.2 requires 400 for two Host lines).
+SINGLETON_FIELDS = frozenset({b"host", b"content-length", b"content-type", b"authorization",
+                              b"proxy-authorization", b"if-modified-since",
+                              b"if-unmodified-since", b"if-range", b"range", b"user-agent",
+                              b"referer", b"max-forwards"})
+MAX_LEADING_EMPTY_LINES = 4  # RFC 9112 §2.2: SHOULD ignore at least one CRLF before the line
+_NAME_CACHE_SIZE = 512
+_name_cache: dict[bytes, bytes] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Protocol limits (bytes/counts) the parser and body decoders enforce."""
+
+    max_request_line: int = 8190
+    max_header_size: int = 64 * 1024
+    max_header_count: int = 100
+    max_field_size: int = 8190
+    max_body_size: int = 10 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        """Build Limits from a Settings object (attributes of the same names)."""
+        return cls(settings.max_request_line, settings.max_header_size,
+                   settings.max_header_count, settings.max_field_size, settings.max_body_size)
+
+
+def _skip_empty_lines(buf: bytes | bytearray) -> int:
+    """Offset after the empty lines (CRLF) a client may send before the request line."""
+    start = 0
+    while buf.startswith(CRLF, start):
+        start += 2
+        if start > 2 * MAX_LEADING_EMPTY_LINES:
+            raise ProtocolError(400, "too many empty lines before the request")
+    return start
+
+
+def _check_incomplete(buf: bytes | bytearray, start: int, limits: Limits) -> None:
+    """Refuse an incomplete head early when it already breaks a limit or the line rules."""
+    line_end = buf.find(CRLF, start)
+    if line_end < 0 and len(buf) - start > limits.max_request_line:
+        raise ProtocolError(414, "request line too long")
+    if len(buf) - start > limits.max_header_size:
+        raise ProtocolError(431, "request head too large")
+    # A bare LF or CR never becomes valid by waiting (a final CR may still get its LF).
+    pairs = buf.count(CRLF, start)
+    tail_cr = 1 if buf.endswith(b"\r") else 0
+    if buf.count(b"\n", start) != pairs or buf.count(b"\r", start) != pairs + tail_cr:
+        raise ProtocolError(400, "bare CR or LF in the request head")
+
+
+def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | None:
+    """Parse one request head at the start of `buf`.
+
+    Returns `(request, consumed)` where `consumed` counts the bytes of the head including any
+    leading empty lines and the final CRLFCRLF, or None when more bytes are needed. Raises
+    ProtocolError (400/414/431/501/505) for anything RFC 9112 does not allow.
+    """
+    start = _skip_empty_lines(buf) if buf[:2] == CRLF else 0
+    end = buf.find(b"\r\n\r\n", start)
+    if end < 0:
+        _check_incomplete(buf, start, limits)
+        return None
+    if end + 4 - start > limits.max_header_size:
+        raise ProtocolError(431, "request head too large")
+    head = bytes(buf[start:end])
+    lines = head.split(CRLF)
+    n_lines = len(lines)
+    # Only CRLF pairs may end lines (RFC 9112 §2.2: bare CR must be refused; we also refuse a bare
+    # LF, like llhttp's strict mode, so no two parsers disagree on where a line ends).
+    if head.count(b"\n") != n_lines - 1 or head.count(b"\r") != n_lines - 1:
+        raise ProtocolError(400, "bare CR or LF in the request head")
+    if len(head.translate(None, BAD_HEAD_BYTES)) != len(head):
+        raise ProtocolError(400, "control character in the request head")
+    method, target, version = _parse_request_line(lines[0], limits)
+    headers = _parse_fields(lines, limits)
+    request = _build_request(method, target, version, headers, limits)
+    return request, end + 4
+
+
+def _parse_request_line(line: bytes, limits: Limits) -> tuple[str, bytes, int]:
+    """Split `method SP request-target SP HTTP-version` (RFC 9112 §3), exactly single spaces."""
+    if len(line) > limits.max_request_line:
+        raise ProtocolError(414, "request line too long")
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise ProtocolError(400, "malformed request line")
+    raw_method, target, raw_version = parts
+    if raw_version == b"HTTP/1.1":
+        version = 11
+    elif raw_version == b"HTTP/1.0":
+        version = 10
+    else:
+        version = _other_version(raw_version)
+    method = _METHOD_STR.get(raw_method)
+    if method is None:
+        if not raw_method or raw_method.translate(None, TCHAR):
+            raise ProtocolError(400, "invalid method")
+        method = raw_method.decode("ascii")
+    if not target or target.translate(None, TARGET_BYTES):
+        raise ProtocolError(400, "invalid request target")
+    return method, target, version
+
+
+def _other_version(raw: bytes) -> int:
+    """HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3): well-formed but not 1.x -> 505."""
+    if (len(raw) == 8 and raw.startswith(b"HTTP/") and raw[5:6].isdigit() and raw[6:7] == b"."
+            and raw[7:8].isdigit()):
+        raise ProtocolError(505, "HTTP version not supported")
+    raise ProtocolError(400, "malformed HTTP version")
+
+
+def _field_name(name: bytes) -> bytes:
+    """Validate a field name (a token, RFC 9110 §5.1) and return it lower-cased; cached."""
+    if not name or name.translate(None, TCHAR):
+        # Also catches obs-fold (a line starting with SP/HTAB, RFC 9112 §5.2) and whitespace
+        # before the colon (RFC 9112 §5.1: MUST be rejected with 400).
+        raise ProtocolError(400, "invalid header field name")
+    lower = name.lower()
+    if len(_name_cache) < _NAME_CACHE_SIZE:
+        _name_cache[name] = lower
+    return lower
+
+
+def _parse_fields(lines: list[bytes], limits: Limits) -> dict[bytes, bytes]:
+    """Field lines -> dict of lower-case names; repeated fields joined (RFC 9110 §5.3)."""
+    if len(lines) - 1 > limits.max_header_count:
+        raise ProtocolError(431, "too many header fields")
+    max_field = limits.max_field_size
+    headers: dict[bytes, bytes] = {}
+    cache = _name_cache
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if len(line) > max_field:
+            raise ProtocolError(431, "header field too large")
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise ProtocolError(400, "header line without ':'")
+        lname = cache.get(name)
+        if lname is None:
+            lname = _field_name(name)
+        value = value.strip(b" \t")  # OWS around the value (RFC 9112 §5.1)
+        if lname in headers:
+            headers[lname] = _join(lname, headers[lname], value)
+        else:
+            headers[lname] = value
+    return headers
+
+
+def _join(lname: bytes, old: bytes, value: bytes) -> bytes:
+    """Combine a repeated field: list fields with ", ", Cookie with "; " (RFC 9110 §5.3, 6265)."""
+    if lname in SINGLETON_FIELDS:
+        raise ProtocolError(400, f"repeated {lname.decode()} header")
+    if lname == b"cookie":
+        return old + b"; " + value
+    return old + b", " + value
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    """A comma-separated token list, lower-cased, empty elements dropped (RFC 9110 §5.6.1)."""
+    return [t for t in (p.strip(b" \t").lower() for p in value.split(b",")) if t]
+
+
+def _build_request(method: str, target: bytes, version: int, headers: dict[bytes, bytes],
+                   limits: Limits) -> Request:
+    """Apply the framing, Host, Connection and Expect rules to a parsed head."""
+    path, query = _split_target(method, target, headers)
+    host = headers.get(b"host")
+    if host is None:
+        if version == 11:  # RFC 9112 §3.2: MUST answer 400
+            raise ProtocolError(400, "missing Host header")
+    elif host.translate(None, HOST_BYTES):
+        raise ProtocolError(400, "invalid Host header")
+    content_length = None
+    chunked = False
+    te = headers.get(b"transfer-encoding")
+    cl = headers.get(b"content-length")
+    if te is not None:
+        chunked = _check_transfer_encoding(te, version, cl)
+    elif cl is not None:
+        # RFC 9110 §8.6: Content-Length = 1*DIGIT; lists (even "5, 5") are refused.
+        if not cl.isdigit():  # bytes.isdigit() is ASCII-only
+            raise ProtocolError(400, "invalid Content-Length")
+        content_length = int(cl)
+        if content_length > limits.max_body_size:
+            raise HTTPError(413, "request body too large", close=True)
+    conn = headers.get(b"connection")
+    if conn is None:
+        keep_alive = version == 11
+    else:
+        conn = conn.lower()
+        tokens = (conn,) if b"," not in conn else _tokens(conn)
+        keep_alive = b"close" not in tokens if version == 11 else b"keep-alive" in tokens
+    expect = headers.get(b"expect")
+    expect_continue = False
+    if expect is not None:
+        if expect.lower() != b"100-continue":  # RFC 9110 §10.1.1: MAY answer 417
+            raise ProtocolError(417, "unsupported expectation")
+        expect_continue = version == 11
+    return Request(method, target, path, query, version, headers, keep_alive, content_length,
+                   chunked, expect_continue)
+
+
+def _check_transfer_encoding(te: bytes, version: int, cl: bytes | None) -> bool:
+    """Allow only a final `chunked` (RFC 9112 §6.1, §6.3); returns True (chunked)."""
+    if version == 10:  # RFC 9112 §6.1: a 1.0 recipient cannot rely on TE framing
+        raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    if cl is not None:  # RFC 9112 §6.3: request smuggling vector; refuse and close
+        raise ProtocolError(400, "both Transfer-Encoding and Content-Length")
+    codings = _tokens(te)
+    if not codings or codings[-1] != b"chunked":
+        raise ProtocolError(400, "Transfer-Encoding without a final chunked")
+    if codings.count(b"chunked") > 1:  # RFC 9112 §7: MUST NOT apply chunked more than once
+        raise ProtocolError(400, "chunked applied more than once")
+    for coding in codings[:-1]:
+        if coding.translate(None, TCHAR):
+            raise ProtocolError(400, "invalid transfer coding")
+    if len(codings) > 1:  # RFC 9112 §6.1: SHOULD answer 501 for a coding we do not implement
+        raise ProtocolError(501, "unsupported transfer coding")
+    return True
+
+
+def _split_target(method: str, target: bytes, headers: dict[bytes, bytes]) -> tuple[bytes, bytes]:
+    """The four request-target forms of RFC 9112 §3.2 -> (path, query) as raw bytes."""
+    first = target[0]
+    if first == 0x2F and method != "CONNECT":  # "/": origin-form, the common case
+        return _path_query(target)
+    if target == b"*":
+        if method != "OPTIONS":  # RFC 9112 §3.2.4: asterisk-form only for OPTIONS
+            raise ProtocolError(400, "'*' target outside OPTIONS")
+        return b"*", b""
+    if method == "CONNECT":  # RFC 9112 §3.2.3: authority-form, and only for CONNECT
+        _check_authority(target, require_port=True)
+        return b"", b""
+    lower = target[:8].lower()
+    if lower.startswith(b"http://"):
+        rest = target[7:]
+    elif lower.startswith(b"https://"):
+        rest = target[8:]
+    else:
+        raise ProtocolError(400, "invalid request target")
+    # absolute-form (RFC 9112 §3.2.2): the origin server uses the target's authority and ignores
+    # the Host field's value, so we replace it (Host must still be present in HTTP/1.1).
+    cut = len(rest)
+    for sep in (b"/", b"?", b"#"):
+        i = rest.find(sep)
+        if 0 <= i < cut:
+            cut = i
+    authority = rest[:cut]
+    _check_authority(authority, require_port=False)
+    if b"host" in headers:
+        headers[b"host"] = authority
+    path, query = _path_query(rest[cut:])
+    return (path or b"/"), query
+
+
+def _check_authority(authority: bytes, require_port: bool) -> None:
+    """uri-host [":" port] without userinfo (RFC 9110 §4.2.4: userinfo is an error)."""
+    if not authority or b"@" in authority or authority.translate(None, HOST_BYTES):
+        raise ProtocolError(400, "invalid authority in request target")
+    host, colon, port = authority.rpartition(b":")
+    if b"]" in port:  # "[::1]" without a port: the last ':' is inside the IP literal
+        host, colon, port = authority, b"", b""
+    if require_port and (not colon or not port.isdigit() or not host):
+        raise ProtocolError(400, "authority-form needs host:port")
+    if colon and port and not port.isdigit():
+        raise ProtocolError(400, "invalid port in request target")
+
+
+def _path_query(target: bytes) -> tuple[bytes, bytes]:
+    """Split "path?query", dropping a fragment some clients send (it is not part of a target)."""
+    hash_at = target.find(b"#")
+    if hash_at >= 0:
+        target = target[:hash_at]
+    path, _, query = target.partition(b"?")
+    return path, query
