@@ -65,13 +65,15 @@ class StaticResponder:
             entry = self.cache.fill(key, self.loader.load, segments, trailing)
         if entry.__class__ is FileEntry:
             headers = request.headers
-            if _SPECIAL.isdisjoint(headers) and not (entry.codings and b"accept-encoding" in headers):
+            if entry.codings and b"accept-encoding" in headers:
+                entry = _variant(entry, headers[b"accept-encoding"])
+            if _SPECIAL.isdisjoint(headers):
                 if method == "HEAD":
                     return entry.head_response
                 if entry.body is not None:
                     return entry.get_response
                 return self._whole_file(entry)
-            return self._respond_variant(request, entry)
+            return self._respond_checked(request, entry)
         return self._answer(request, entry)
 
     def _whole_file(self, entry: FileEntry) -> Response:
@@ -84,13 +86,9 @@ class StaticResponder:
             raise
         return entry.get_response
 
-    def _respond_variant(self, request: Request, entry: FileEntry) -> Response:
-        """The slow path: pick the encoding, then preconditions, then Range (RFC 9110 §13.2.2)."""
+    def _respond_checked(self, request: Request, entry: FileEntry) -> Response:
+        """The slow path for the chosen variant: preconditions, then Range (RFC 9110 §13.2.2)."""
         headers = request.headers
-        if entry.codings:
-            coding = choose(headers.get(b"accept-encoding"), entry.codings)
-            if coding != IDENTITY:
-                entry = next(variant for name, variant in entry.variants if name == coding)
         outcome = evaluate(request.method, headers, entry.etag, entry.mtime)
         if outcome == NOT_MODIFIED:
             # RFC 9110 §15.4.5: keep ETag, Last-Modified, Cache-Control and Vary; no content.
@@ -162,6 +160,16 @@ class StaticResponder:
             raise HTTPError(403, "permission denied") from None
         head = simple_response_head(200, _HTML, len(body), (("Cache-Control", "no-cache"),))
         return Response(200, head, body, len(body), send_body=send_body)
+
+
+def _variant(entry: FileEntry, accept_encoding: bytes) -> FileEntry:
+    """The sidecar entry Accept-Encoding asks for, or `entry` itself for identity."""
+    coding = choose(accept_encoding, entry.codings)
+    if coding != IDENTITY:
+        for name, variant in entry.variants:
+            if name == coding:
+                return variant
+    return entry
 
 
 def _escape_attr(text: str) -> bytes:
