@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,32 @@ def test_probe_samples_every_stride(tmp_path: Path) -> None:
         assert residency.probe(fd, 5, 1) in (True, None)
     finally:
         os.close(fd)
+
+
+def test_open_fds_are_bounded(tmp_path: Path) -> None:
+    cache, _ = make_cache(tmp_path, small_file_size=0)
+    cache.max_fds = 2
+    entries = []
+    for i in range(4):
+        (tmp_path / f"fd{i}").write_bytes(b"data")
+        entries.append(fill(cache, tmp_path / f"fd{i}"))
+    assert cache.open_fds == 2 and cache.entries == 2
+    assert [entry.retired for entry in entries] == [True, True, False, False]
+
+
+def test_out_of_descriptors_frees_the_cache_and_retries(tmp_path: Path) -> None:
+    cache, _ = make_cache(tmp_path, small_file_size=0)
+    for i in range(40):
+        (tmp_path / f"e{i}").write_bytes(b"data")
+        fill(cache, tmp_path / f"e{i}")
+    calls = []
+
+    def load_once_out_of_fds() -> FileEntry:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return open_entry(str(tmp_path / "e0"), "text/plain", 0)
+
+    entry = cache.fill(b"/retry", load_once_out_of_fds)
+    assert len(calls) == 2 and isinstance(entry, FileEntry)
+    assert cache.open_fds <= 20

@@ -13,7 +13,9 @@ fd is closed when the last of them calls `release` (Response.release).
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import stat as stat_module
 import time
 from collections import OrderedDict
@@ -92,6 +94,11 @@ class FileEntry:
         own = len(self.body) if self.body is not None else 0
         return own + sum(variant.memory for _, variant in self.variants)
 
+    @property
+    def fds(self) -> int:
+        """Open file descriptors this entry (with its variants) holds."""
+        return (self.fd >= 0) + sum(variant.fds for _, variant in self.variants)
+
     def acquire(self) -> None:
         """A response is about to send from this entry's fd."""
         self.refs += 1
@@ -131,6 +138,7 @@ class Answer:
         self.watch: Watch = ()  # nothing to compare: reload after the window
 
     memory = 0
+    fds = 0
 
     def retire(self) -> None:
         pass
@@ -186,7 +194,7 @@ class FileCache:
     memory, by `settings.cache_memory`; revalidated every `settings.cache_revalidate` seconds.
 
     Counters for the metrics endpoint: `hits`, `misses`, `revalidations`, `evictions`, `warms`,
-    `memory` (bytes of bodies held) and `entries` (paths cached).
+    `memory` (bytes of bodies held), `open_fds` and `entries` (paths cached).
     """
 
     def __init__(self, settings: Any, disk: DiskIO, clock: Callable[[], float] = time.monotonic) -> None:
@@ -197,8 +205,12 @@ class FileCache:
         self.max_memory = settings.cache_memory
         self.period = settings.cache_revalidate
         self.keep_body = min(settings.small_file_size, settings.cache_memory)
+        # Open fds of large files are bounded too: a quarter of the process's limit, so
+        # connections keep the rest (nginx's open_file_cache max plays the same role).
+        self.max_fds = max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
         self.hits = self.misses = self.revalidations = self.evictions = self.warms = 0
         self.memory = 0
+        self.open_fds = 0
 
     @property
     def entries(self) -> int:
@@ -240,23 +252,40 @@ class FileCache:
 
     def fill(self, key: bytes, load: Callable[..., Entry], *args: Any) -> Entry:
         """Run `load(*args)` through DiskIO (it may raise HTTPError: not cached) and cache it."""
-        entry = self._disk.run(load, *args)
+        try:
+            entry = self._disk.run(load, *args)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            # Out of descriptors: give back the older half of the cache's and try once more.
+            self.max_fds = max(16, self.open_fds // 2)
+            self._evict()
+            entry = self._disk.run(load, *args)
         entry.fresh_until = self._clock() + self.period
         old = self._map.pop(key, None)
         if old is not None and old is not entry:
-            self.memory -= old.memory
-            old.retire()
+            self._forget(old)
         self._map[key] = entry
         self.memory += entry.memory
-        while len(self._map) > 1 and (len(self._map) > self.max_entries or self.memory > self.max_memory):
-            self._drop(next(iter(self._map)))
-            self.evictions += 1
+        self.open_fds += entry.fds
+        self._evict()
         return entry
 
-    def _drop(self, key: bytes) -> None:
-        entry = self._map.pop(key)
+    def _evict(self) -> None:
+        """Drop least recently used entries until every bound holds (never the newest one)."""
+        while len(self._map) > 1 and (
+            len(self._map) > self.max_entries or self.memory > self.max_memory or self.open_fds > self.max_fds
+        ):
+            self._drop(next(iter(self._map)))
+            self.evictions += 1
+
+    def _forget(self, entry: Entry) -> None:
         self.memory -= entry.memory
+        self.open_fds -= entry.fds
         entry.retire()
+
+    def _drop(self, key: bytes) -> None:
+        self._forget(self._map.pop(key))
 
     def clear(self) -> None:
         """Drop every entry (fds close as their last responses release them)."""

@@ -8,6 +8,7 @@ included, goes through `PathMap.resolve`, so a variant name cannot lead out of t
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import stat as stat_module
@@ -89,6 +90,8 @@ class Loader:
         except PermissionError:
             return Answer("error", 403, "permission denied")
         except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                raise  # not an answer to cache: FileCache.fill frees descriptors and retries
             return Answer("error", 404, exc.strerror or "not found")
         return entry if entry is not None else Answer("error", 404, "not a regular file")
 
@@ -129,7 +132,11 @@ class Loader:
             extra = (("Content-Encoding", coding),) + common + (("Vary", "Accept-Encoding"),)
             try:
                 variant = open_entry(side_real, content_type, self.keep_body, extra, "-" + suffix[1:])
-            except OSError:
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    for _, opened in variants:
+                        opened.retire()
+                    raise
                 continue
             if variant is not None:
                 variants.append((coding, variant))
