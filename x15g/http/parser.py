@@ -25,10 +25,13 @@ TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs
 # CTLs that may appear nowhere in a head. CR and LF are checked by counting (they are only
 # allowed as CRLF pairs); HTAB is allowed in field values (OWS) and checked in the request line.
 BAD_HEAD_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
-# Bytes allowed in a request-target: printable ASCII (RFC 3986 plus the '"', '<', '>', '\\', '^',
-# '`', '{', '|', '}' that old clients send unencoded and llhttp also accepts; the static path
-# mapper percent-decodes and checks the result anyway). CTLs, SP, DEL and non-ASCII are refused.
-TARGET_BYTES = bytes(range(0x21, 0x7F))
+# Deleting every byte that may appear in a head leaves only CR, LF and forbidden CTLs: for a good
+# head of n lines that is exactly CRLF * (n - 1), so one C-level pass checks all line endings.
+_ORDINARY_BYTES = bytes(c for c in range(256) if c not in BAD_HEAD_BYTES and c not in (10, 13))
+_CRLF_RUNS = [b"\r\n" * n for n in range(128)]  # the expected result for a head of n+1 lines
+# A request-target may hold any printable ASCII (RFC 3986 plus the '"', '<', '>', '\\', '^', '`',
+# '{', '|', '}' that old clients send unencoded and llhttp also accepts; the static path mapper
+# percent-decodes and checks the result anyway). CTLs, SP, HTAB, DEL and non-ASCII are refused.
 # Host = uri-host [ ":" port ]; uri-host = IP-literal / IPv4address / reg-name (RFC 3986 §3.2.2):
 # unreserved / pct-encoded / sub-delims, plus ':' and brackets for ports and IP literals.
 HOST_BYTES = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -48,7 +51,8 @@ SINGLETON_FIELDS = frozenset({b"host", b"content-length", b"content-type", b"aut
                               b"referer", b"max-forwards"})
 MAX_LEADING_EMPTY_LINES = 4  # RFC 9112 §2.2: SHOULD ignore at least one CRLF before the line
 _NAME_CACHE_SIZE = 512
-_name_cache: dict[bytes, bytes] = {}
+_name_cache: dict[bytes, bytes] = {}  # raw field name -> validated lower-case name
+_valid_hosts: set[bytes] = set()  # Host values already checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,32 +103,43 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
     leading empty lines and the final CRLFCRLF, or None when more bytes are needed. Raises
     ProtocolError (400/414/431/501/505) for anything RFC 9112 does not allow.
     """
-    start = _skip_empty_lines(buf) if buf[:2] == CRLF else 0
+    start = _skip_empty_lines(buf) if buf.startswith(CRLF) else 0
     end = buf.find(b"\r\n\r\n", start)
     if end < 0:
         _check_incomplete(buf, start, limits)
         return None
     if end + 4 - start > limits.max_header_size:
         raise ProtocolError(431, "request head too large")
-    head = bytes(buf[start:end])
+    head = buf[start:end]
+    if type(head) is not bytes:
+        head = bytes(head)
     lines = head.split(CRLF)
-    n_lines = len(lines)
-    # Only CRLF pairs may end lines (RFC 9112 §2.2: bare CR must be refused; we also refuse a bare
-    # LF, like llhttp's strict mode, so no two parsers disagree on where a line ends).
-    if head.count(b"\n") != n_lines - 1 or head.count(b"\r") != n_lines - 1:
-        raise ProtocolError(400, "bare CR or LF in the request head")
-    if len(head.translate(None, BAD_HEAD_BYTES)) != len(head):
-        raise ProtocolError(400, "control character in the request head")
-    method, target, version = _parse_request_line(lines[0], limits)
-    headers = _parse_fields(lines, limits)
-    request = _build_request(method, target, version, headers, limits)
-    return request, end + 4
+    # Only CRLF pairs may end lines (RFC 9112 §2.2: a bare CR must be refused; we also refuse a
+    # bare LF, like llhttp's strict mode, so no two parsers disagree on where a line ends), and no
+    # CTL but HTAB may appear anywhere (RFC 9110 §5.5).
+    n_fields = len(lines) - 1
+    if n_fields > limits.max_header_count:
+        raise ProtocolError(431, "too many header fields")
+    expected = _CRLF_RUNS[n_fields] if n_fields < 128 else CRLF * n_fields
+    if head.translate(None, _ORDINARY_BYTES) != expected:
+        raise ProtocolError(400, "bare CR/LF or control character in the request head")
+    if len(head) > limits.max_field_size or len(lines[0]) > limits.max_request_line:
+        _check_line_lengths(lines, limits)
+    method, target, version = _parse_request_line(lines[0])
+    headers = _parse_fields(lines) if n_fields else {}
+    return _build_request(method, target, version, headers, limits), end + 4
 
 
-def _parse_request_line(line: bytes, limits: Limits) -> tuple[str, bytes, int]:
-    """Split `method SP request-target SP HTTP-version` (RFC 9112 §3), exactly single spaces."""
-    if len(line) > limits.max_request_line:
+def _check_line_lengths(lines: list[bytes], limits: Limits) -> None:
+    """Refuse a request line longer than allowed (414) or a field line (431)."""
+    if len(lines[0]) > limits.max_request_line:
         raise ProtocolError(414, "request line too long")
+    if max(map(len, lines[1:]), default=0) > limits.max_field_size:
+        raise ProtocolError(431, "header field too large")
+
+
+def _parse_request_line(line: bytes) -> tuple[str, bytes, int]:
+    """Split `method SP request-target SP HTTP-version` (RFC 9112 §3), exactly single spaces."""
     parts = line.split(b" ")
     if len(parts) != 3:
         raise ProtocolError(400, "malformed request line")
@@ -140,7 +155,8 @@ def _parse_request_line(line: bytes, limits: Limits) -> tuple[str, bytes, int]:
         if not raw_method or raw_method.translate(None, TCHAR):
             raise ProtocolError(400, "invalid method")
         method = raw_method.decode("ascii")
-    if not target or target.translate(None, TARGET_BYTES):
+    # CTLs and DEL were refused with the whole head; SP cannot be left after the split.
+    if not target or not target.isascii() or b"\t" in target:
         raise ProtocolError(400, "invalid request target")
     return method, target, version
 
@@ -165,21 +181,38 @@ def _field_name(name: bytes) -> bytes:
     return lower
 
 
-def _parse_fields(lines: list[bytes], limits: Limits) -> dict[bytes, bytes]:
-    """Field lines -> dict of lower-case names; repeated fields joined (RFC 9110 §5.3)."""
-    if len(lines) - 1 > limits.max_header_count:
-        raise ProtocolError(431, "too many header fields")
-    max_field = limits.max_field_size
+def _parse_fields(lines: list[bytes]) -> dict[bytes, bytes]:
+    """Field lines -> dict of lower-case names; repeated fields joined (RFC 9110 §5.3).
+
+    The fast path handles the usual head (every name already validated and cached, no repeats);
+    anything else (a line without ':', a new name, a repeated field) goes to the full rules.
+    """
+    fields = lines[1:]
     headers: dict[bytes, bytes] = {}
     cache = _name_cache
-    for i in range(1, len(lines)):
-        line = lines[i]
-        if len(line) > max_field:
-            raise ProtocolError(431, "header field too large")
+    try:
+        for line in fields:
+            name, colon, value = line.partition(b":")
+            if not colon:
+                raise KeyError(name)
+            # OWS around the value (RFC 9112 §5.1). A bare strip() also removes VT/FF/CR/LF, but
+            # those were already refused with the whole head, so it strips exactly SP and HTAB.
+            headers[cache[name]] = value.strip()
+    except KeyError:
+        return _parse_fields_slowly(fields)
+    if len(headers) != len(fields):  # a repeated field: join or refuse
+        return _parse_fields_slowly(fields)
+    return headers
+
+
+def _parse_fields_slowly(fields: list[bytes]) -> dict[bytes, bytes]:
+    """The complete field-line rules, one line at a time (RFC 9112 §5)."""
+    headers: dict[bytes, bytes] = {}
+    for line in fields:
         name, colon, value = line.partition(b":")
         if not colon:
             raise ProtocolError(400, "header line without ':'")
-        lname = cache.get(name)
+        lname = _name_cache.get(name)
         if lname is None:
             lname = _field_name(name)
         value = value.strip(b" \t")  # OWS around the value (RFC 9112 §5.1)
@@ -206,18 +239,22 @@ def _tokens(value: bytes) -> list[bytes]:
 
 def _build_request(method: str, target: bytes, version: int, headers: dict[bytes, bytes],
                    limits: Limits) -> Request:
-    """Apply the framing, Host, Connection and Expect rules to a parsed head."""
-    path, query = _split_target(method, target, headers)
-    host = headers.get(b"host")
+    """Apply the target, Host, framing, Connection and Expect rules to a parsed head."""
+    if target[0] == 0x2F and method != "CONNECT" and b"#" not in target:  # plain origin-form
+        path, _, query = target.partition(b"?")
+    else:
+        path, query = _split_target(method, target, headers)
+    get = headers.get
+    host = get(b"host")
     if host is None:
         if version == 11:  # RFC 9112 §3.2: MUST answer 400
             raise ProtocolError(400, "missing Host header")
-    elif host.translate(None, HOST_BYTES):
-        raise ProtocolError(400, "invalid Host header")
+    elif host not in _valid_hosts:
+        _check_host(host)
     content_length = None
     chunked = False
-    te = headers.get(b"transfer-encoding")
-    cl = headers.get(b"content-length")
+    te = get(b"transfer-encoding")
+    cl = get(b"content-length")
     if te is not None:
         chunked = _check_transfer_encoding(te, version, cl)
     elif cl is not None:
@@ -227,21 +264,29 @@ def _build_request(method: str, target: bytes, version: int, headers: dict[bytes
         content_length = int(cl)
         if content_length > limits.max_body_size:
             raise HTTPError(413, "request body too large", close=True)
-    conn = headers.get(b"connection")
-    if conn is None:
-        keep_alive = version == 11
+    conn = get(b"connection")
+    if conn is None or conn == b"keep-alive":
+        keep_alive = version == 11 or conn is not None
     else:
         conn = conn.lower()
         tokens = (conn,) if b"," not in conn else _tokens(conn)
         keep_alive = b"close" not in tokens if version == 11 else b"keep-alive" in tokens
-    expect = headers.get(b"expect")
     expect_continue = False
+    expect = get(b"expect")
     if expect is not None:
         if expect.lower() != b"100-continue":  # RFC 9110 §10.1.1: MAY answer 417
             raise ProtocolError(417, "unsupported expectation")
-        expect_continue = version == 11
+        expect_continue = version == 11  # RFC 9110 §10.1.1: ignored in HTTP/1.0
     return Request(method, target, path, query, version, headers, keep_alive, content_length,
                    chunked, expect_continue)
+
+
+def _check_host(host: bytes) -> None:
+    """Host = uri-host [ ":" port ] (RFC 9112 §3.2: an invalid value MUST get 400); cached."""
+    if host.translate(None, HOST_BYTES):
+        raise ProtocolError(400, "invalid Host header")
+    if len(_valid_hosts) < _NAME_CACHE_SIZE:
+        _valid_hosts.add(host)
 
 
 def _check_transfer_encoding(te: bytes, version: int, cl: bytes | None) -> bool:
