@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated servers (default: %(default)s); missing peers are skipped")
     p.add_argument("--scenarios", default=",".join(TARGETS), help="comma-separated (default: %(default)s)")
     p.add_argument("--duration", default="10s", help="wrk duration of one measurement (default: %(default)s)")
-    p.add_argument("--warmup", default="2s", help="wrk duration of the warm-up run per server and scenario")
+    p.add_argument("--warmup", default="2s", help="wrk duration of the warm-up run per server and scenario, 0 for none (default: %(default)s)")
     p.add_argument("--reps", type=int, default=3, help="measurements per server and scenario (default: 3)")
     p.add_argument("--connections", type=int, default=50, help="wrk connections (default: 50)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default: 1, on the client CPU)")
@@ -134,11 +134,21 @@ def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, chec
         except srv.Unavailable as exc:
             print(f"SKIP {name}: {exc}", flush=True)
             continue
+        try:
+            srv.fetch(running.port, wl.ONE_K)
+        except (OSError, srv.http.client.HTTPException) as exc:
+            srv.stop_server(running)
+            print(f"SKIP {name}: no answer to GET {wl.ONE_K} ({exc!r}); its log:\n{srv.log_tail(running.log_path)}")
+            continue
         problems = {sc: srv.check_answers(running, root.path, paths, headers)
                     for sc, (paths, headers) in checks.items()}
         bad = {sc: why for sc, why in problems.items() if why}
         for sc, why in bad.items():
             print(f"SKIP {name} for {sc}: wrong answer: {why}", flush=True)
+        if bad and len(bad) == len(problems):
+            srv.stop_server(running)
+            print(f"SKIP {name}: no scenario answered correctly; its log:\n{srv.log_tail(running.log_path)}")
+            continue
         print(f"started {name} on port {running.port} (pid {running.proc.pid})", flush=True)
         started[name] = (running, problems)
     return started
@@ -163,7 +173,7 @@ def measure(args: argparse.Namespace, started: dict, scripts: dict) -> dict:
     for sc_name in args.scenario_list:
         sc = all_sc[sc_name]
         names = [n for n in started if not started[n][1].get(sc_name)]
-        for name in names:
+        for name in names if seconds(args.warmup) > 0 else ():
             print(f"[{sc_name}] warm-up {name} ({args.warmup})", flush=True)
             run_wrk(args, sc, started[name][0].port, args.warmup, scripts[sc_name])
         for rep in range(args.reps):
@@ -281,8 +291,10 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
         scripts[sc] = os.path.join(tmp, f"{sc}.lua")
         with open(scripts[sc], "w") as f:
             f.write(wl.lua_mix_script(seq) if sc == "mix" else wl.lua_done_script())
-    print(f"document root {root_dir}: mix of {root.mix_dirs} directories ({root.mix_bytes / 1e6:.0f} MB), "
-          f"{len(seq)} URLs, mean body {wl.mean_response_size(seq) / 1000:.1f} KB", flush=True)
+    print(f"document root {root_dir}", flush=True)
+    if "mix" in args.scenario_list:
+        print(f"mix: {root.mix_dirs} directories ({root.mix_bytes / 1e6:.0f} MB), a stream of {len(seq)} URLs, "
+              f"mean body {wl.mean_response_size(seq) / 1000:.1f} KB", flush=True)
     ctx = srv.Context(root_dir, tmp, args.server_cpu, shlex.split(args.x15g_args))
     started = {}
     try:

@@ -122,7 +122,8 @@ def server_command(name: str, ctx: Context, port: int) -> tuple[list[str], dict[
         return [nginx, "-p", prefix + "/", "-c", conf, "-e", os.path.join(prefix, "error.log")], {}
     if name in ("pywsgi", "pywsgi-nodelay"):
         nodelay = ["--nodelay"] if name == "pywsgi-nodelay" else []
-        return [sys.executable, os.path.join(PEERS, "pywsgi_static.py"), "--root", ctx.root, "--bind", bind,
+        python = os.path.join(VENV_BIN, "python")
+        return [python if os.access(python, os.X_OK) else sys.executable, os.path.join(PEERS, "pywsgi_static.py"), "--root", ctx.root, "--bind", bind,
                 *nodelay], {}
     if name == "gunicorn":
         return [_venv_tool("gunicorn"), "-k", "gevent", "-w", "1", "-b", bind, "--backlog", "2048",
@@ -173,9 +174,9 @@ def log_tail(path: str, lines: int = 8) -> str:
     return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty log)"
 
 
-def fetch(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def fetch(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
     """GET `path` from 127.0.0.1:`port` with http.client; returns (status, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
@@ -186,6 +187,8 @@ def fetch(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[
 
 def check_answers(running: Running, root: str, paths: list[str], headers: dict[str, str] | None = None) -> str | None:
     """GET each path and compare with the file's bytes; None when all match, else what is wrong."""
+    if not paths:
+        return "nothing to check"
     for path in paths:
         with open(os.path.join(root, path.lstrip("/")), "rb") as f:
             expected = f.read()
