@@ -89,11 +89,12 @@ def _check_incomplete(buf: bytes | bytearray, start: int, limits: Limits) -> Non
         raise ProtocolError(414, "request line too long")
     if len(buf) - start > limits.max_header_size:
         raise ProtocolError(431, "request head too large")
-    # A bare LF or CR never becomes valid by waiting (a final CR may still get its LF).
-    pairs = buf.count(CRLF, start)
-    tail_cr = 1 if buf.endswith(b"\r") else 0
-    if buf.count(b"\n", start) != pairs or buf.count(b"\r", start) != pairs + tail_cr:
-        raise ProtocolError(400, "bare CR or LF in the request head")
+    # A bare LF or CR or a CTL never becomes valid by waiting (a final CR may still get its LF).
+    special = bytes(buf[start:]).translate(None, _ORDINARY_BYTES)
+    if buf.endswith(b"\r"):
+        special = special[:-1]
+    if special.replace(CRLF, b""):
+        raise ProtocolError(400, "bare CR/LF or control character in the request head")
 
 
 def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | None:
