@@ -140,3 +140,24 @@ def test_chunked_crlf_split_across_reads() -> None:
     for piece in (b"5\r", b"\nhello\r", b"\n0\r", b"\n\r", b"\n"):
         assert body.feed(piece) == len(piece)
     assert body.done and body.take() == b"hello"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CHUNKED = b"5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nX: y\r\n\r\nNEXT"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, len(CHUNKED) - 1), st.binary(max_size=3), st.integers(0, 2),
+       st.integers(1, 8))
+def test_mutated_chunked_never_crashes(at: int, insert: bytes, drop: int, step: int) -> None:
+    raw = CHUNKED[:at] + insert + CHUNKED[at + drop:]
+    body = ChunkedBody(LIMITS)
+    try:
+        consumed = feed_all(body, raw, step)
+    except HTTPError:
+        return
+    assert consumed <= len(raw)
+    if body.done:
+        assert raw[consumed - 2:consumed] == b"\r\n"

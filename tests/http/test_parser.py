@@ -330,3 +330,26 @@ def test_many_cached_and_uncached_names() -> None:
     for _ in range(2):  # first pass fills the name cache, second uses it
         request, _ = parse(raw)
         assert len(request.headers) == 51
+
+
+# --- robustness: arbitrary bytes either parse, wait for more, or raise HTTPError -------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+BASE = b"POST /p?q HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, len(BASE) - 1), st.binary(min_size=0, max_size=4), st.integers(0, 3))
+def test_mutated_heads_never_crash(at: int, insert: bytes, drop: int) -> None:
+    raw = BASE[:at] + insert + BASE[at + drop:]
+    try:
+        result = parse_head(raw, LIMITS)
+    except HTTPError:
+        return
+    if result is not None:
+        request, consumed = result
+        assert 0 < consumed <= len(raw)
+        assert raw[consumed - 4:consumed] == b"\r\n\r\n"
+        assert request.version in (10, 11)

@@ -85,7 +85,7 @@ def _skip_empty_lines(buf: bytes | bytearray) -> int:
 def _check_incomplete(buf: bytes | bytearray, start: int, limits: Limits) -> None:
     """Refuse an incomplete head early when it already breaks a limit or the line rules."""
     line_end = buf.find(CRLF, start)
-    if line_end < 0 and len(buf) - start > limits.max_request_line:
+    if (line_end if line_end >= 0 else len(buf)) - start > limits.max_request_line:
         raise ProtocolError(414, "request line too long")
     if len(buf) - start > limits.max_header_size:
         raise ProtocolError(431, "request head too large")
