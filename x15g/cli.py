@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if check_only:
         sys.stdout.write(describe(settings))
         return 0
-    gevent.config.loop = settings.loop
+    gevent.config.loop = "libev-cext" if settings.loop == "libev" else "libuv"
     setup_logging(settings.error_log, settings.log_level)
     from x15g.server.supervisor import Supervisor
 

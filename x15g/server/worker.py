@@ -81,8 +81,6 @@ class Worker:
         self._last_accept_error = 0.0
 
     def serve(self) -> int:
-        for listener in self.listeners:
-            listener.setblocking(False)
         acceptors = [gevent.spawn(self._accept_loop, listener) for listener in self.listeners]
         gevent.signal_handler(signal.SIGTERM, self.stop, True)
         gevent.signal_handler(signal.SIGINT, self.stop, True)
