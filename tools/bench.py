@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import signal
@@ -99,14 +100,23 @@ def seconds(duration: str) -> float:
     return float(duration)
 
 
-def run_wrk(args: argparse.Namespace, sc: Scenario, port: int, duration: str, script: str) -> dict:
-    """One wrk run against 127.0.0.1:`port`; returns the parsed summary with req/s and MiB/s."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk runs are our only reaped children
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(args: argparse.Namespace, sc: Scenario, port: int, duration: str, script: str,
+            server_pgid: int | None = None) -> dict:
+    """One wrk run against 127.0.0.1:`port`; returns the parsed summary with req/s and MiB/s, and
+    the CPU share used by wrk and by the server's process group (100% = one core busy)."""
     wrk = srv.find_tool("wrk")
     argv = srv.pin(args.client_cpu) + [wrk, f"-t{args.threads}", f"-c{sc.conns}", f"-d{duration}",
                                        "--timeout", "5s", "-s", script]
     for header in sc.headers:
         argv += ["-H", header]
     argv.append(f"http://127.0.0.1:{port}{sc.path}")
+    client_before = _children_cpu()
+    server_before = srv.group_cpu_seconds(server_pgid) if server_pgid else 0.0
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=seconds(duration) + 60)
@@ -114,6 +124,8 @@ def run_wrk(args: argparse.Namespace, sc: Scenario, port: int, duration: str, sc
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    server_cpu = srv.group_cpu_seconds(server_pgid) - server_before if server_pgid else 0.0
+    client_cpu = _children_cpu() - client_before
     line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary (exit {proc.returncode}):\n{out[-2000:]}")
@@ -122,6 +134,10 @@ def run_wrk(args: argparse.Namespace, sc: Scenario, port: int, duration: str, sc
     res["rps"] = res["requests"] / secs
     res["mibps"] = res["bytes"] / secs / 2**20
     res["socket_errors"] = res["connect"] + res["read"] + res["write"] + res["timeout"]
+    res["client_cpu_pct"] = 100.0 * client_cpu / secs
+    res["server_cpu_pct"] = 100.0 * server_cpu / secs
+    # requests per CPU-second of the server: less sensitive than req/s to other load on its CPU
+    res["req_per_cpu_s"] = res["requests"] / server_cpu if server_cpu > 0 else 0.0
     return res
 
 
@@ -179,10 +195,12 @@ def measure(args: argparse.Namespace, started: dict, scripts: dict) -> dict:
         for rep in range(args.reps):
             order = names if rep % 2 == 0 else names[::-1]
             for name in order:
-                res = run_wrk(args, sc, started[name][0].port, args.duration, scripts[sc_name])
+                running = started[name][0]
+                res = run_wrk(args, sc, running.port, args.duration, scripts[sc_name], running.proc.pid)
                 runs.setdefault((sc_name, name), []).append(res)
                 print(f"[{sc_name}] rep {rep + 1}/{args.reps} {name:9s} {res['rps']:10.0f} req/s "
-                      f"{res['mibps']:9.1f} MiB/s  non-2xx {res['status']} socket errors {res['socket_errors']}",
+                      f"{res['mibps']:9.1f} MiB/s  non-2xx {res['status']} socket errors {res['socket_errors']}  "
+                      f"CPU server {res['server_cpu_pct']:.0f}% wrk {res['client_cpu_pct']:.0f}%",
                       flush=True)
     return runs
 
@@ -197,6 +215,9 @@ def summarize(runs: dict) -> list[dict]:
                      "mibps": statistics.median(r["mibps"] for r in rs),
                      "spread_pct": 100.0 * (max(rps) - min(rps)) / med if med else 0.0,
                      "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000.0,
+                     "server_cpu_pct": statistics.median(r["server_cpu_pct"] for r in rs),
+                     "client_cpu_pct": statistics.median(r["client_cpu_pct"] for r in rs),
+                     "req_per_cpu_s": statistics.median(r["req_per_cpu_s"] for r in rs),
                      "non2xx": sum(r["status"] for r in rs),
                      "socket_errors": sum(r["socket_errors"] for r in rs),
                      "socket_error_kinds": {k: sum(r[k] for r in rs) for k in ("connect", "read", "write", "timeout")}})
@@ -219,14 +240,16 @@ def socket_errors(row: dict) -> str:
 def markdown(rows: list[dict], header: str) -> str:
     """The result table in Markdown, scenario by scenario, plus the x15g/pywsgi ratios."""
     out = [header, "", "| scenario | server | req/s | MiB/s | × nginx | x15g target | spread | p99 ms "
-           "| non-2xx | socket errors |", "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+           "| CPU server/wrk | req/CPU-s | non-2xx | socket errors |",
+           "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = f"{r['ratio_nginx']:.2f}" if r["ratio_nginx"] is not None else "–"
         target = ""
         if r["target"] is not None:
             target = f"≥ {r['target']:.2f} {'met' if r['meets_target'] else 'NOT met'}"
         out.append(f"| {r['scenario']} | {r['server']} | {r['rps']:,.0f} | {r['mibps']:,.1f} | {ratio} "
-                   f"| {target} | {r['spread_pct']:.0f}% | {r['p99_ms']:.2f} | {r['non2xx']} "
+                   f"| {target} | {r['spread_pct']:.0f}% | {r['p99_ms']:.2f} "
+                   f"| {r['server_cpu_pct']:.0f}%/{r['client_cpu_pct']:.0f}% | {r['req_per_cpu_s']:,.0f} | {r['non2xx']} "
                    f"| {socket_errors(r)} |")
     by_key = {(r["scenario"], r["server"]): r for r in rows}
     for sc in dict.fromkeys(r["scenario"] for r in rows):
@@ -318,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     tmp = tempfile.mkdtemp(prefix="x15g-bench-")
     started_at = time.strftime("%Y-%m-%d %H:%M:%S")
+    load_before = os.getloadavg()[0]
     try:
         rows = run(args, tmp)
     except KeyboardInterrupt:
@@ -333,12 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"### tools/bench, {started_at}\n\n`{command}`\n\n{m['cpu']}, {m['cpus']} CPUs, Linux {m['kernel']}, "
               f"Python {m['python']}; servers on CPU {args.server_cpu}, wrk ({args.threads} thread, "
               f"{args.connections} connections) on CPU {args.client_cpu}; median of {args.reps} × {args.duration} "
-              f"after a {args.warmup} warm-up, servers in alternating order.")
+              f"after a {args.warmup} warm-up, servers in alternating order. Load average "
+              f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the machine skews "
+              f"absolute figures; the ratios were measured side by side).")
     print()
     print(markdown(rows, header))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"command": command, "started": started_at, "machine": m, "rows": rows}, f, indent=2)
+            json.dump({"command": command, "started": started_at, "machine": m, "load_before": load_before,
+                       "load_after": os.getloadavg()[0], "rows": rows}, f, indent=2)
         print(f"JSON written to {args.json}")
     if args.plot:
         plot(rows, args.plot)

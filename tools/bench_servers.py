@@ -201,6 +201,22 @@ def check_answers(running: Running, root: str, paths: list[str], headers: dict[s
     return None
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group `pgid`."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)"
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields: state ppid pgrp session ... utime(11) stime(12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def stop_server(running: Running, grace: float = 5.0) -> None:
     """Stop a server by its process group: SIGTERM, then SIGKILL after `grace` seconds."""
     pgid = running.proc.pid  # start_new_session made the server its own group leader

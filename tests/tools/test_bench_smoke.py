@@ -80,7 +80,8 @@ def test_nginx_config_matches_the_brief(tmp_path):
 
 def test_summary_ratios_and_table():
     run = {"duration_us": 1_000_000, "bytes": 2**20, "connect": 0, "read": 2, "write": 0, "status": 1,
-           "timeout": 0, "p50_us": 100, "p99_us": 900, "socket_errors": 2}
+           "timeout": 0, "p50_us": 100, "p99_us": 900, "socket_errors": 2, "server_cpu_pct": 99.0,
+           "client_cpu_pct": 60.0, "req_per_cpu_s": 5000.0}
     runs = {("1k", "nginx"): [dict(run, rps=1000.0, mibps=1.0)],
             ("1k", "x15g"): [dict(run, rps=700.0, mibps=0.7), dict(run, rps=500.0, mibps=0.5),
                              dict(run, rps=600.0, mibps=0.6)]}
@@ -89,6 +90,7 @@ def test_summary_ratios_and_table():
     assert rows["x15g"]["meets_target"] is False and rows["nginx"]["target"] is None
     table = bench.markdown(list(rows.values()), "# t")
     assert "| 1k | x15g | 600 |" in table and "NOT met" in table and "6 (read 6)" in table
+    assert "99%/60%" in table
 
 
 @pytest.mark.skipif(not (bench_servers.find_tool("wrk") and bench_servers.find_tool("nginx")),
