@@ -10,9 +10,9 @@ from x15g.http.writer import build_head, status_line
 
 def error_response(error: HTTPError, head_only: bool = False) -> Response:
     """A short text/plain answer: `<status> <reason phrase>` plus the error's reason."""
-    phrase = status_line(error.status)[9:-2].decode("ascii")
+    phrase = status_line(error.status)[13:-2].decode("ascii")
     text = f"{error.status} {phrase}"
-    if error.reason and error.reason != phrase:
+    if error.reason and error.reason.lower() != phrase.lower():
         text += f": {error.reason}"
     body = (text + "\n").encode("utf-8", "replace")
     headers = (("Content-Type", "text/plain; charset=utf-8"),) + tuple(error.headers)
