@@ -92,6 +92,7 @@ def test_bad_get(responder, qs: bytes, status: int) -> None:
 
 def test_cad_get_substitutes_ads(responder) -> None:
     qs = b"/file_set/dir00001/class2_8"
+    responder.respond(req("GET", b"/specweb99?" + qs))  # cached by a standard GET first
     # user 0 after ad 0: universal ad 10 (33, expired); see test_specweb_tables for the arithmetic
     resp = responder.respond(req("GET", b"/specweb99?" + qs, {b"cookie": b"my_cookie=user_id=10000&last_ad=0"}))
     assert headers_of(resp)["Set-Cookie"] == "found_cookie=Ad_id=10&Ad_weight=33&Expired=1"

@@ -24,20 +24,19 @@ class CachedFile:
     """The bytes of one file, where its ad fields are, and what stat said when it was read."""
 
     data: bytes
-    offsets: tuple[int, ...]
+    offsets: tuple[int, ...] | None  # None until a caller asks for them
     ident: tuple[int, int, int]
     checked: float
 
 
-def _read(path: str, with_tags: bool) -> CachedFile | None:
+def _read(path: str) -> CachedFile | None:
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             data = f.read()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    offsets = tuple(tag_offsets(data)) if with_tags else ()
-    return CachedFile(data, offsets, (st.st_ino, st.st_mtime_ns, st.st_size), time.monotonic())
+    return CachedFile(data, None, (st.st_ino, st.st_mtime_ns, st.st_size), time.monotonic())
 
 
 def _ident(path: str) -> tuple[int, int, int] | None:
@@ -61,7 +60,16 @@ class FileCache:
         self.misses = 0
 
     def get(self, path: str, with_tags: bool = False) -> CachedFile:
-        """The cached file at absolute `path` (read through DiskIO on a miss or a change)."""
+        """The cached file at absolute `path` (read through DiskIO on a miss or a change).
+
+        With `with_tags`, `offsets` holds the ad-field offsets (found once, then kept).
+        """
+        entry = self._lookup(path)
+        if with_tags and entry.offsets is None:
+            entry.offsets = tuple(tag_offsets(entry.data))
+        return entry
+
+    def _lookup(self, path: str) -> CachedFile:
         entry = self._entries.get(path)
         if entry is not None:
             if time.monotonic() - entry.checked < self.revalidate:
@@ -75,7 +83,7 @@ class FileCache:
                 return entry
             self._drop(path)
         self.misses += 1
-        entry = self.disk.run(_read, path, with_tags)
+        entry = self.disk.run(_read, path)
         if entry is None:
             raise HTTPError(404, "no such file")
         self._store(path, entry)
