@@ -37,6 +37,7 @@ def server(request, tmp_path_factory):
     root = make_root(base)
     with ServerProcess(root, "--specweb", "--cgi-dir", "/cgi/=" + str(base / "cgi"), "--cgi-timeout", "1",
                        workers=request.param) as proc:
+        proc.nworkers = request.param
         yield proc
 
 
@@ -144,9 +145,13 @@ def test_reset_reaches_every_worker(server) -> None:
         _, headers, _ = get(server, "/specweb99?/file_set/dir00000/class1_0", {"Cookie": "my_cookie=user_id=10000&last_ad=0"})
         assert headers["Set-Cookie"].startswith("found_cookie=Ad_id=11&")
     reset(server)
-    for _ in range(12):
+    pids = set()
+    for _ in range(24):
         _, headers, _ = get(server, "/specweb99?/file_set/dir00000/class1_0", {"Cookie": "my_cookie=user_id=10000&last_ad=0"})
         assert headers["Set-Cookie"] == "found_cookie=Ad_id=10&Ad_weight=33&Expired=1"
+        stats = get(server, "/specweb99?command/Stats")[2]
+        pids.add([line for line in stats.split(b"\n") if line.startswith(b"pid ")][0])
+    assert len(pids) == server.nworkers  # the kernel spread the connections over every worker
 
 
 def test_cgi_timeout(server) -> None:
