@@ -297,6 +297,9 @@ class SpecwebUser(FastHttpUser):
             error = check_cad(status, cookies, content, qs.encode(), DYN.encode(), files,
                               (target.d, target.cls, target.num), want)
             self.last_ad = want.ad  # §7.4: after each CAD reply, L = A
+            if error == "CAD GET tags" and os.environ.get("SPECWEB_DEBUG"):
+                with open(os.environ["SPECWEB_DEBUG"], "ab") as f:
+                    f.write(repr((target, want, cookies, list(resp.headers.items()), getattr(resp, "_sent_request", None), len(content), content[330:420])).encode() + b"\n")
             return error
         if op == POST:
             return check_post(status, cookies, content, DYN.encode(), self.uid, expected)

@@ -37,7 +37,7 @@ class UserMeter:
     """One simulated connection's measured bits and seconds (busy + pacing sleep) (§4)."""
 
     started: float
-    bits: int = 0
+    bits: float = 0.0
     seconds: float = 0.0
     requests: int = 0
 
@@ -69,10 +69,17 @@ class Tally:
         self.requests += 1
         if error:
             self.errors[error] += 1
-        if not self.window[0] <= done < self.window[1]:
-            return  # warm-up and ramp-down are not measured (§4)
-        meter.bits += 8 * nbytes
-        meter.seconds += (done - started) + sleep
+        # The request occupies [started, done + sleep] and delivers its bits evenly over that span;
+        # only the part inside the measurement interval counts (§4: warm-up and ramp-down are not
+        # measured), so a long paced sleep straddling a boundary is split, not lost or doubled.
+        ws, we = self.window
+        end = done + sleep
+        overlap = min(end, we) - max(started, ws)
+        if overlap > 0:
+            meter.bits += 8 * nbytes * overlap / (end - started)
+            meter.seconds += overlap
+        if not ws <= done < we:
+            return
         meter.requests += 1
         self.ops[op] += 1
         self.latency_sum[op] += latency_ms

@@ -28,8 +28,17 @@ def test_window_excludes_warmup_and_rampdown():
     tally.record(meter, STATIC, 150.0, 150.5, 1000, 0.5, 5.0, "x")
     tally.record(meter, STATIC, 199.9, 200.1, 1000, 0.0, 5.0, None)  # ends in ramp-down
     assert tally.requests == 3 and tally.errors == Counter({"x": 1})
-    assert (meter.bits, meter.seconds, meter.requests) == (8000, 1.0, 1)
-    assert tally.ops[STATIC] == 1
+    # all of the second request, half of the third (its span straddles the window end)
+    assert meter.bits == pytest.approx(8000 + 4000) and meter.seconds == pytest.approx(1.1)
+    assert meter.requests == 1 and tally.ops[STATIC] == 1
+
+
+def test_long_paced_request_straddling_the_window_start_counts_pro_rata():
+    tally = Tally(window=WINDOW)
+    meter = tally.add_user("0:0", 0.0)
+    tally.record(meter, STATIC, 90.0, 90.5, 1_000_000, 19.5, 5.0, None)  # 8 Mbit over [90, 110]
+    assert meter.bits == pytest.approx(4e6) and meter.seconds == pytest.approx(10.0)
+    assert meter.rate() == pytest.approx(400_000)
 
 
 @pytest.mark.parametrize("rates,conforming,valid", [

@@ -108,3 +108,13 @@ def test_request_texts():
     assert post_body(Target(3, 1, 4), 17) == b"urlroot=/file_set/&dir=00003&class=1&num=4&client=17"
     assert reset_query(20, 40, 5, 300, 1700000000) == (
         "command/Reset&maxload=20&pttime=40&maxthread=20&exp=5,300&urlroot=/file_set/&now=1700000000")
+
+
+@pytest.mark.parametrize("args,expected", [
+    ((10, 10, 30, 30), [(30.0, 10), (60.0, 20), (90.0, 30)]),
+    ((5, 10, 10, 20), [(10.0, 5), (20.0, 15), (30.0, 20)]),
+    ((7, 1, 1, 7), [(1.0, 7)]),
+])
+def test_step_table(args, expected):
+    from loadtests.shapes import step_table
+    assert step_table(*args) == expected
