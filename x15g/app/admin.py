@@ -1,0 +1,153 @@
+"""The admin endpoints under `--admin-prefix` (default `/-/`): health, status and metrics.
+
+- `health`: 200 `ok` while the worker serves, 503 while it drains (a load balancer stops sending).
+- `status`: JSON for people and scripts: version, uptime, workers, connections, requests, bytes,
+  cache, and one entry per worker.
+- `metrics`: Prometheus text format 0.0.4, summed over all workers (see observability/metrics.py).
+
+`--admin-access loopback` answers only peers in 127.0.0.0/8 and ::1 (an IPv4-mapped loopback
+counts); everyone else, unix-socket peers included, gets the same 404 as for a missing file, so
+the endpoints are not advertised. Behind a proxy on the same host every request comes from
+loopback: block the prefix in the proxy (the guide shows how).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import time
+from typing import Any, Iterable
+
+from x15g import __version__
+from x15g.diskio import DiskIO
+from x15g.errors import HTTPError
+from x15g.http.messages import Request, Response
+from x15g.http.writer import simple_response_head
+from x15g.observability import metrics
+from x15g.observability.counters import Counters
+
+log = logging.getLogger("x15g.admin")
+_NO_STORE = (("Cache-Control", "no-store"),)
+_ALLOW = (("Allow", "GET, HEAD"),)
+
+
+class StandaloneState:
+    """What the admin responder reads when no worker context is given (tests, tools)."""
+
+    def __init__(self) -> None:
+        self.counters = Counters()
+        self.metrics = metrics.RequestMetrics()
+        self.connections: set[Any] = set()
+        self.draining = False
+
+
+def is_loopback(peer: str) -> bool:
+    """True for `127.x.y.z:port`, `[::1]:port` and `[::ffff:127.x.y.z]:port`; False for `unix`."""
+    if peer.startswith("["):
+        host = peer[1:peer.find("]")]
+    else:
+        host = peer.rpartition(":")[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+class AdminResponder:
+    """Answers `<prefix>health`, `<prefix>status` and `<prefix>metrics` (GET and HEAD)."""
+
+    def __init__(self, settings: Any, disk: DiskIO, state: Any = None, caches: Iterable[Any] = (),
+                 run_dir: str | None = None, worker_id: int = 0) -> None:
+        self.prefix = settings.admin_prefix.encode()
+        self.loopback_only = settings.admin_access == "loopback"
+        self.disk = disk
+        self.state = state if state is not None else StandaloneState()
+        self.caches = list(caches)
+        self.run_dir = run_dir
+        self.worker_id = worker_id
+        self.started = time.time()
+        self._pages = {b"health": self._health, b"status": self._status, b"metrics": self._metrics}
+
+    def respond(self, request: Request) -> Response:
+        if self.loopback_only and not is_loopback(request.peer):
+            raise HTTPError(404, "not found")
+        page = self._pages.get(request.path[len(self.prefix):])
+        if page is None:
+            raise HTTPError(404, "not found")
+        if request.method not in ("GET", "HEAD"):
+            raise HTTPError(405, "method not allowed", headers=_ALLOW)
+        status, content_type, body = page()
+        head = simple_response_head(status, content_type, len(body), _NO_STORE)
+        return Response(status, head, body, len(body), send_body=request.method == "GET")
+
+    # --- periodic publishing (the worker calls this once a second) ---
+
+    def snapshot(self) -> dict[str, Any]:
+        return metrics.worker_snapshot(self.state, self.caches, self.worker_id)
+
+    def publish(self) -> None:
+        """Write this worker's snapshot to the run directory, off the hub."""
+        if self.run_dir:
+            try:
+                self.disk.run(metrics.publish, self.run_dir, self.snapshot())
+            except OSError as exc:  # e.g. the master removed the directory while we stop
+                log.debug("metrics not published: %s", exc)
+
+    # --- pages ---
+
+    def _gather(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(master record, snapshots of every live worker, this one's live numbers included)."""
+        own = self.snapshot()
+        if not self.run_dir:
+            return {"pid": os.getpid(), "started": self.started}, [own]
+        master, others = self.disk.run(metrics.read_run_dir, self.run_dir, own["pid"])
+        return master or {"pid": os.getppid(), "started": self.started}, [own] + others
+
+    def _health(self) -> tuple[int, str, bytes]:
+        if self.state.draining:
+            return 503, "text/plain; charset=utf-8", b"draining\n"
+        return 200, "text/plain; charset=utf-8", b"ok\n"
+
+    def _status(self) -> tuple[int, str, bytes]:
+        master, snaps = self._gather()
+        total = metrics.aggregate(snaps)
+        counters, cache = total["counters"], total["cache"]
+        started = master.get("started", self.started)
+        document = {
+            "version": __version__,
+            "master_pid": master.get("pid"),
+            "uptime": round(time.time() - started, 3),
+            "workers": len(snaps),
+            "connections": {"open": counters.get("connections_open", 0), "idle": counters.get("connections_idle", 0)},
+            "requests": counters.get("requests", 0),
+            "responses": {k: counters.get(f"responses_{k}", 0) for k in metrics.STATUS_CLASSES},
+            "bytes": counters.get("bytes_sent", 0),
+            "bodies": {"memory": counters.get("bodies_memory", 0), "sendfile": counters.get("bodies_sendfile", 0)},
+            "cache": cache,
+            "per_worker": [_worker_entry(s) for s in sorted(snaps, key=lambda s: (s["worker_id"], s["pid"]))],
+        }
+        body = (json.dumps(document, indent=1) + "\n").encode()
+        return 200, "application/json", body
+
+    def _metrics(self) -> tuple[int, str, bytes]:
+        master, snaps = self._gather()
+        text = metrics.render_prometheus(metrics.aggregate(snaps), len(snaps), master.get("started", self.started))
+        return 200, metrics.CONTENT_TYPE, text.encode()
+
+
+def _worker_entry(snap: dict[str, Any]) -> dict[str, Any]:
+    counters = snap["counters"]
+    return {
+        "pid": snap["pid"],
+        "worker_id": snap["worker_id"],
+        "uptime": round(time.time() - counters.get("started", time.time()), 3),
+        "draining": snap.get("draining", False),
+        "connections": {"open": counters.get("connections_open", 0), "idle": counters.get("connections_idle", 0)},
+        "requests": counters.get("requests", 0),
+        "bytes": counters.get("bytes_sent", 0),
+        "cache": snap["cache"],
+    }
