@@ -29,6 +29,7 @@ from x15g.http.parser import Limits
 from x15g.observability.accesslog import AccessLog
 from x15g.observability.counters import Counters
 from x15g.observability.logs import reopen_logs
+from x15g.observability.metrics import RequestMetrics
 from x15g.server.connection import Connection
 
 log = logging.getLogger("x15g.worker")
@@ -47,6 +48,9 @@ class ServingContext:
         self.access_log = access_log
         self.connections: set[Connection] = set()
         self.draining = False
+        self.metrics = RequestMetrics()  # duration histogram, requests by method (connection._send)
+        self.periodic: list[Callable[[], None]] = []  # run once a second by housekeeping (metrics publishing)
+        self.worker_id = 0
         self.header_timeout = settings.header_timeout
         self.keepalive_timeout = settings.keepalive_timeout
         self.body_timeout = settings.body_timeout
@@ -73,7 +77,9 @@ class Worker:
         self.on_ready = on_ready
         self.disk = DiskIO(settings.threadpool_size)
         access_log = AccessLog(settings.access_log, settings.access_log_format) if settings.access_log else None
-        self.ctx = ServingContext(settings, build_app(settings, self.disk), access_log)
+        self.ctx = ServingContext(settings, None, access_log)
+        self.ctx.worker_id = worker_id
+        self.ctx.app = build_app(settings, self.disk, self.ctx)  # the admin endpoints read ctx
         self.pool = Pool(settings.max_connections)
         self.stop_event = Event()
         self.graceful = True
@@ -165,6 +171,8 @@ class Worker:
         while True:
             gevent.sleep(1.0)
             self._flush_access_log()
+            for task in self.ctx.periodic:
+                task()
             if self.parent and os.getppid() != self.parent:
                 log.error("master process is gone; worker %d stopping", self.worker_id)
                 self.stop(True)
