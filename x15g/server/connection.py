@@ -205,6 +205,7 @@ class Connection:
                 response.release()
             if request is not None:
                 ctx.counters.count_response(response.status, sent)
+                ctx.metrics.observe(request.method, response.status, _monotonic() - started)
                 if ctx.access_log is not None:
                     ctx.access_log.log(request, response.status, sent, started, time.time())
 
