@@ -44,13 +44,13 @@ READY_TIMEOUT = 30.0
 class ListenerSet:
     """The sockets for one configuration: per-worker reuse-port specs and shared sockets."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, inherited: list[socket.socket] | None = None) -> None:
         self.reuse_port = settings.reuse_port and reuse_port_available()
         self.backlog = settings.backlog
         self.per_worker: list[BindSpec] = []
-        self.shared: list[socket.socket] = []
+        self.shared: list[socket.socket] = list(inherited or ())  # systemd socket activation
         self.reservations: list[socket.socket] = []
-        for text in settings.bind:
+        for text in settings.bind if not inherited else ():
             spec = parse_bind(text)
             if self.reuse_port and not spec.is_unix:
                 self.per_worker.append(spec)
@@ -102,11 +102,12 @@ class Supervisor:
     """Run `settings.workers` worker processes; `run()` returns the exit status."""
 
     def __init__(self, settings: Settings, reload_settings: Callable[[], Settings],
-                 run_worker: Callable[[Settings, list[socket.socket], int, int], int]) -> None:
+                 run_worker: Callable[[Settings, list[socket.socket], int, int], int],
+                 inherited: list[socket.socket] | None = None) -> None:
         self.settings = settings
         self.reload_settings = reload_settings
         self.run_worker = run_worker
-        self.listeners = ListenerSet(settings)
+        self.listeners = ListenerSet(settings, inherited)
         self.workers: dict[int, WorkerProcess] = {}
         self.generation = 0
         self.target = settings.workers
