@@ -43,24 +43,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     gevent.config.loop = "libev-cext" if settings.loop == "libev" else "libuv"
     setup_logging(settings.error_log, settings.log_level)
+    from x15g.observability import metrics
+    from x15g.server.activation import describe as describe_fds, listen_fds
     from x15g.server.supervisor import Supervisor
 
     def reload_settings() -> Settings:
         return load_settings(args)[0]
 
+    inherited = listen_fds(os.environ)  # systemd socket activation replaces --bind
     try:
-        supervisor = Supervisor(settings, reload_settings, run_worker)
+        supervisor = Supervisor(settings, reload_settings, run_worker, inherited)
     except ConfigError as exc:
         sys.stderr.write(f"x15g: error: {exc}\n")
         return 2
+    metrics.run_dir = metrics.make_run_dir()  # workers publish their counters here (admin endpoints)
     if settings.pid_file:
         with open(settings.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")
     log.info("x15g master %d serving %s on %s with %d worker(s)", os.getpid(), settings.root,
-             ", ".join(settings.bind), settings.workers)
+             ", ".join(describe_fds(inherited) if inherited else settings.bind), settings.workers)
     try:
         return supervisor.run()
     finally:
+        metrics.remove_run_dir(metrics.run_dir)
         if settings.pid_file:
             try:
                 os.unlink(settings.pid_file)
