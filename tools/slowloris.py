@@ -22,6 +22,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -122,7 +123,8 @@ def client_rate(port: int, duration: float, path: str = "/hello.txt") -> float:
 
 
 def experiment(conns: int, duration: float, header_timeout: float) -> dict:
-    """Start x15g, measure a normal client alone then under `conns` slowloris connections."""
+    """Start x15g, measure a normal client alone, under `conns` slowloris connections (the
+    attacker is a separate process so it does not share the client's GIL), then alone again."""
     sys.path.insert(0, REPO)
     from tests.serverproc import ServerProcess
 
@@ -133,17 +135,19 @@ def experiment(conns: int, duration: float, header_timeout: float) -> dict:
             f.write(b"hello, world\n")
         with ServerProcess(root, "--header-timeout", str(header_timeout)) as server:
             client_rate(server.port, 1.0)  # warm the cache
-            alone = client_rate(server.port, duration / 2)
-            attack = Slowloris(server.port, conns, header_timeout / 4)
-            thread = threading.Thread(target=attack.run, args=(duration + 5,), daemon=True)
-            thread.start()
-            while len(attack.selector.get_map()) < conns:
-                time.sleep(0.05)
+            before = client_rate(server.port, duration / 2)
+            attacker = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--port", str(server.port), "--conns", str(conns),
+                 "--interval", str(header_timeout / 4), "--duration", str(duration * 3)],
+                stdout=subprocess.PIPE, text=True)
+            time.sleep(2.0)  # ramp up
             under = client_rate(server.port, duration)
-            attack.stop.set()
-            thread.join(10)
+            attacker.send_signal(signal.SIGTERM)
+            stats = json.loads(attacker.communicate(timeout=30)[0])
+            after = client_rate(server.port, duration / 2)
+    alone = (before + after) / 2
     return {"rate_alone": round(alone, 1), "rate_under_attack": round(under, 1),
-            "ratio": round(under / alone, 3), **attack.stats()}
+            "ratio": round(under / alone, 3), "loadavg_1min": os.getloadavg()[0], **stats}
 
 
 def main() -> int:

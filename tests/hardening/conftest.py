@@ -23,3 +23,12 @@ def hroot(tmp_path: Path) -> Path:
     os.chmod(root, 0o755)
     os.chmod(tmp_path, 0o755)
     return root
+
+
+@pytest.fixture
+def server_default(hroot: Path):
+    """x15g with default settings and one worker serving `hroot`."""
+    from tests.serverproc import ServerProcess
+
+    with ServerProcess(hroot) as proc:
+        yield proc
