@@ -274,6 +274,7 @@ class SpecwebUser(FastHttpUser):
                     if resp.status_code == 200:
                         self.col.posts.append(rec)
                 if error:
+                    _log_failure(error, method, url, resp)
                     resp.failure(error)
                 else:
                     resp.success()
@@ -297,9 +298,6 @@ class SpecwebUser(FastHttpUser):
             error = check_cad(status, cookies, content, qs.encode(), DYN.encode(), files,
                               (target.d, target.cls, target.num), want)
             self.last_ad = want.ad  # §7.4: after each CAD reply, L = A
-            if error == "CAD GET tags" and os.environ.get("SPECWEB_DEBUG"):
-                with open(os.environ["SPECWEB_DEBUG"], "ab") as f:
-                    f.write(repr((target, want, cookies, list(resp.headers.items()), getattr(resp, "_sent_request", None), len(content), content[330:420])).encode() + b"\n")
             return error
         if op == POST:
             return check_post(status, cookies, content, DYN.encode(), self.uid, expected)
@@ -310,6 +308,19 @@ class SpecwebUser(FastHttpUser):
         """Drop the pooled socket so the next request opens a new TCP connection (§3.3)."""
         self.client.client.clientpool.close()
         self.plan.abandon()
+
+
+_FAILURES_LOGGED: dict[str, int] = {}
+
+
+def _log_failure(error: str, method: str, url: str, resp) -> None:
+    """Log the first few failures of each check with what came back, to make them debuggable."""
+    seen = _FAILURES_LOGGED[error] = _FAILURES_LOGGED.get(error, 0) + 1
+    if seen <= 3:
+        body = resp.content or b""
+        log.warning("%s: %s %s -> %s, %d bytes, Set-Cookie %s, body starts %r", error, method, url,
+                    resp.status_code, len(body), resp.headers.getlist("set-cookie") if resp.headers else [],
+                    body[:120])
 
 
 def _response_bytes(resp) -> int:

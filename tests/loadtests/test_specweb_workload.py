@@ -8,7 +8,7 @@ from loadtests.specweb_workload import (
     CAD, CGI, DYNAMIC, FILE_ORDER, KEEPALIVE_Q, OP_SHARES, OPERATIONS, POST, STATIC, ConnectionPlan,
     Target, Workload, cumulative, draw, pacing_sleep, post_body, reset_query, user_id, user_rng, zipf_table)
 
-DRAWS = 200_000
+DRAWS = 100_000
 
 
 def test_cumulative_ends_at_one_and_draw_edges():
@@ -26,7 +26,7 @@ def test_zipf_table_h9():
 def test_operation_mix(op, share):
     w, rng = Workload(3), user_rng(1, 0, 0)
     counts = Counter(w.operation(rng) for _ in range(DRAWS))
-    assert counts[op] / DRAWS == pytest.approx(share, abs=0.004)
+    assert counts[op] / DRAWS == pytest.approx(share, abs=0.005)
 
 
 def test_operation_names():
@@ -42,7 +42,7 @@ def test_target_distribution(what, key, expected):
     w, rng = Workload(4), user_rng(2, 0, 0)
     targets = [w.target(rng) for _ in range(DRAWS)]
     counts = Counter({"class": t.cls, "num": t.num, "dir": t.d}[what] for t in targets)
-    assert counts[key] / DRAWS == pytest.approx(expected, abs=0.005)
+    assert counts[key] / DRAWS == pytest.approx(expected, abs=0.007)
 
 
 def test_target_stays_in_the_file_set():
