@@ -9,8 +9,9 @@ from x15g.diskio import DiskIO
 from x15g.static.responder import StaticResponder
 
 
-def build_app(settings: Settings, disk: DiskIO) -> Router:
-    """The router for one worker process."""
+def build_app(settings: Settings, disk: DiskIO, state: object = None) -> Router:
+    """The router for one worker process; `state` is the worker's serving context (counters,
+    connections, draining, metrics, periodic) that the admin endpoints report on."""
     routes: list[Route] = []
     type_overrides: dict[str, str] = {}
     if settings.specweb:
@@ -26,4 +27,33 @@ def build_app(settings: Settings, disk: DiskIO) -> Router:
         prefix = "/" + prefix.strip("/") + "/"
         routes.append(Route(prefix.encode(), CgiResponder(settings, prefix, directory=directory)))
     static = StaticResponder(settings, disk, type_overrides=type_overrides)
+    if settings.admin_prefix:
+        from x15g.app.admin import AdminResponder
+        from x15g.observability import metrics
+
+        admin = AdminResponder(settings, disk, state, [static.cache], metrics.run_dir, getattr(state, "worker_id", 0))
+        routes.append(Route(settings.admin_prefix.encode(), admin))
+        if hasattr(state, "periodic"):
+            state.periodic.append(admin.publish)  # type: ignore[attr-defined]
+    if settings.wsgi:
+        return _with_wsgi(settings, routes, static)
+    return Router(routes, static)
+
+
+def _with_wsgi(settings: Settings, routes: list[Route], static: StaticResponder) -> Router:
+    """Mount the WSGI app: at a prefix it owns `/prefix` and `/prefix/...`; at `/` a static file
+    that exists wins for GET/HEAD and everything else goes to the app (see docs/guide.md)."""
+    import logging
+
+    from x15g.app.wsgi import StaticOrApp, WsgiResponder, app_inside_root, load_app
+
+    app = load_app(settings.wsgi)
+    if app_inside_root(app, settings.root):
+        logging.getLogger("x15g.wsgi").warning(
+            "the WSGI app's source lies under --root %s: its files can be downloaded", settings.root)
+    wsgi = WsgiResponder(settings, app, settings.wsgi_prefix)
+    prefix = settings.wsgi_prefix.rstrip("/").encode()
+    if not prefix:
+        return Router(routes, StaticOrApp(static, wsgi))
+    routes += [Route(prefix, wsgi, exact=True), Route(prefix + b"/", wsgi)]
     return Router(routes, static)
