@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     inherited = listen_fds(os.environ)  # systemd socket activation replaces --bind
     try:
+        if settings.wsgi:
+            from x15g.app.wsgi import check_app_spec
+
+            check_app_spec(settings.wsgi)
         supervisor = Supervisor(settings, reload_settings, run_worker, inherited)
     except ConfigError as exc:
         sys.stderr.write(f"x15g: error: {exc}\n")
