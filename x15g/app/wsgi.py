@@ -282,7 +282,8 @@ def app_inside_root(app: Any, root: str) -> bool:
 
 class StaticOrApp:
     """The mount at `/`: a GET or HEAD for a file that exists under --root is a static answer;
-    a 404 from the static responder, and every other method, goes to the app."""
+    when the static responder refuses (404, or 403 for a directory without index or a hidden
+    file) the app answers instead, and every other method goes to the app."""
 
     def __init__(self, static: Any, app: WsgiResponder) -> None:
         self.static = static
@@ -293,7 +294,7 @@ class StaticOrApp:
             try:
                 return self.static.respond(request)
             except HTTPError as error:
-                if error.status != 404:
+                if error.status not in (403, 404):
                     raise
         return self.app.respond(request)
 
