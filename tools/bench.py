@@ -6,6 +6,11 @@ Every server serves the same temporary document root on its own loopback port, p
 measured in the same run, because on small shared machines only side-by-side ratios are stable.
 
 It installs nothing: a missing wrk stops it with the install command, a missing peer is skipped.
+Install everything with `sudo tools/install-bench-deps.sh` (apt-get install -y wrk nginx curl, and
+granian + gunicorn into .venv); `--plot` needs matplotlib (`.venv/bin/pip install matplotlib`).
+Columns: CPU server/wrk is the share of one core each used during the run (a server well below
+100% was starved by other load or waited on the client); req/CPU-s is requests per CPU-second of the
+server, steadier than req/s on a busy machine.
 
     tools/bench --duration 10s --reps 3
     tools/bench --servers x15g,nginx --scenarios 1k,mix --json out.json --plot out.png
@@ -36,6 +41,7 @@ import bench_workload as wl  # noqa: E402
 # Targets of issue 3: x15g's req/s as a multiple of nginx's.
 TARGETS = {"1k": 0.65, "mix": 0.65, "1m": 1.0, "1k-close": 0.55}
 PYWSGI_TARGET = 20.0
+PYWSGI_TARGET_SCENARIOS = ("1k", "mix")
 
 
 @dataclass(frozen=True)
@@ -252,13 +258,17 @@ def markdown(rows: list[dict], header: str) -> str:
                    f"| {r['server_cpu_pct']:.0f}%/{r['client_cpu_pct']:.0f}% | {r['req_per_cpu_s']:,.0f} | {r['non2xx']} "
                    f"| {socket_errors(r)} |")
     by_key = {(r["scenario"], r["server"]): r for r in rows}
+    out.append("")
     for sc in dict.fromkeys(r["scenario"] for r in rows):
         x, p, q = (by_key.get((sc, n)) for n in ("x15g", "pywsgi", "pywsgi-nodelay"))
         if x and p and p["rps"]:
-            ok = "met" if x["rps"] / p["rps"] >= PYWSGI_TARGET else "NOT met"
+            # the 20x goal is about request handling; the sendfile-bound and close scenarios have none
+            target = ""
+            if sc in PYWSGI_TARGET_SCENARIOS:
+                ok = "met" if x["rps"] / p["rps"] >= PYWSGI_TARGET else "NOT met"
+                target = f" (target ≥ {PYWSGI_TARGET:.0f}×, {ok})"
             extra = f"; {x['rps'] / q['rps']:.1f}× pywsgi-nodelay" if q and q["rps"] else ""
-            out.append(f"\n{sc}: x15g = {x['rps'] / p['rps']:.1f}× gevent.pywsgi (target ≥ {PYWSGI_TARGET:.0f}×, "
-                       f"{ok}){extra}")
+            out.append(f"{sc}: x15g = {x['rps'] / p['rps']:.1f}× gevent.pywsgi{target}{extra}")
     return "\n".join(out)
 
 

@@ -33,7 +33,8 @@ def test_help_runs_through_the_wrapper():
 @pytest.mark.parametrize("cls, num, size", [(0, 0, 102), (0, 8, 921), (1, 0, 1024), (2, 4, 51200), (3, 8, 921600)])
 def test_file_sizes_follow_the_spec(cls, num, size):
     assert wl.file_size(cls, num) == size
-    assert len(wl.mix_file_bytes(0, cls, num)) == size
+    data = wl.mix_file_bytes(3, cls, num)
+    assert len(data) == size and data.startswith(b"%9d file_set/dir00003/class%d_%d\n" % (size, cls, num))
 
 
 def test_docroot_has_the_fixed_files_and_the_file_set(tmp_path):
