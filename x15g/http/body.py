@@ -16,6 +16,10 @@ from x15g.http.parser import BAD_HEAD_BYTES, TCHAR, Limits
 CRLF = b"\r\n"
 MAX_SIZE_DIGITS = 16  # 16 hex digits = 64 bits; more is an overflow attempt
 MAX_EXTENSION = 4096  # bytes of chunk extensions accepted per chunk line
+# Framing bytes (size lines, extensions, CRLFs) beyond 16 per chunk plus twice its data may add up
+# to this much, no more: many tiny chunks with long extensions would otherwise let a client make
+# the server parse unbounded non-data (Go net/http's rule after CVE-2023-39326; llhttp CVE-2024-22019).
+MAX_OVERHEAD = 16 * 1024
 _HEX = b"0123456789abcdefABCDEF"
 
 # chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string
@@ -71,7 +75,7 @@ class ChunkedBody:
     """The chunked transfer coding (RFC 9112 §7.1), with trailer fields (§7.1.2)."""
 
     __slots__ = ("limits", "_state", "_line", "_remaining", "_total", "_parts", "trailers",
-                 "_trailer_bytes")
+                 "_trailer_bytes", "_overhead")
 
     _SIZE, _DATA, _DATA_CRLF, _TRAILER, _DONE = range(5)
 
@@ -84,6 +88,7 @@ class ChunkedBody:
         self._parts: list[bytes] = []
         self.trailers: dict[bytes, bytes] = {}
         self._trailer_bytes = 0
+        self._overhead = 0
 
     @property
     def done(self) -> bool:
@@ -164,6 +169,9 @@ class ChunkedBody:
             if len(ext) > MAX_EXTENSION or not _EXTENSIONS.fullmatch(ext):
                 raise ProtocolError(400, "invalid chunk extension")
         size = int(digits, 16)
+        self._overhead = max(0, self._overhead + len(line) + 4 - 16 - 2 * size)
+        if self._overhead > MAX_OVERHEAD:
+            raise ProtocolError(400, "chunked body with too much non-data (chunk extensions)")
         if size == 0:
             self._state = self._TRAILER
             return
