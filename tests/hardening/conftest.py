@@ -10,8 +10,7 @@ import pytest
 from tests.hardening.helpers import BIG_SIZE
 
 
-@pytest.fixture
-def hroot(tmp_path: Path) -> Path:
+def make_root(tmp_path: Path) -> Path:
     """tmp/root (served) next to tmp/secret (must never be served)."""
     root = tmp_path / "root"
     (root / "sub").mkdir(parents=True)
@@ -23,6 +22,21 @@ def hroot(tmp_path: Path) -> Path:
     os.chmod(root, 0o755)
     os.chmod(tmp_path, 0o755)
     return root
+
+
+@pytest.fixture
+def hroot(tmp_path: Path) -> Path:
+    """A fresh root per test (see make_root)."""
+    return make_root(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One x15g (defaults, one worker) for a whole module of short tests."""
+    from tests.serverproc import ServerProcess
+
+    with ServerProcess(make_root(tmp_path_factory.mktemp("shared"))) as proc:
+        yield proc
 
 
 @pytest.fixture
