@@ -45,9 +45,18 @@ _HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "prox
 _SERVER_SET = frozenset(("content-length", "date", "server"))
 
 
+def _import_from_cwd() -> None:
+    """Let `--wsgi myapp:app` find `myapp.py` in the working directory, as `python -m` and
+    gunicorn do (the `x15g` console script's sys.path starts with its own bin directory)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def load_app(spec: str) -> Callable[..., Any]:
     """`package.module:attribute` (attribute may be dotted) -> the WSGI callable."""
     module_name, _, attr = spec.partition(":")
+    _import_from_cwd()
     try:
         target: Any = importlib.import_module(module_name)
         for part in attr.split("."):
@@ -304,6 +313,7 @@ def check_app_spec(spec: str) -> None:
     (workers import it after fork); raises ConfigError so a typo stops startup with one line
     instead of workers failing in a loop."""
     module_name = spec.partition(":")[0]
+    _import_from_cwd()
     try:
         found = importlib.util.find_spec(module_name)
     except (ImportError, ValueError) as exc:
