@@ -149,6 +149,7 @@ class Worker:
         ctx.draining = True
         gevent.killall(acceptors)
         for listener in self.listeners:
+            self._accept_pending(listener)
             listener.close()
         if not self.graceful:
             self.pool.kill(block=True, timeout=1)
@@ -158,6 +159,24 @@ class Worker:
         if len(self.pool):
             log.warning("graceful timeout: closing %d busy connections", len(self.pool))
             self.pool.kill(block=True, timeout=1)
+
+    def _accept_pending(self, listener: socket.socket) -> None:
+        """Serve the connections already queued on `listener` before closing it: their clients
+        sent a request before the stop, and closing a listener resets its queue (a lost request).
+        No yield between the last accept and the close, so the window for a new arrival is tiny."""
+        ctx = self.ctx
+        listener.settimeout(0.0)
+        while True:
+            try:
+                sock, address = listener.accept()
+            except OSError:  # BlockingIOError: queue empty; anything else: nothing to drain
+                return
+            if listener.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.pool.full():
+                sock.close()  # no slot: the client retries, as for any refused connection
+                continue
+            self.pool.spawn(Connection(sock, _peer_name(address), ctx).run)
 
     def _close_idle(self) -> None:
         for greenlet in list(self.pool.greenlets):
