@@ -103,3 +103,83 @@ def wait_for(predicate, timeout: float = 5.0, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return bool(predicate())
+
+
+class Hammer:
+    """Client threads sending GETs until stopped; counts successes, failures and retries.
+
+    `fresh` threads open a new connection per request (they go through accept: the path a dying
+    listener can break); `keepalive` threads reuse one connection and, like real clients (RFC 9112
+    §9.3.1), retry an idempotent request once on a fresh connection when a REUSED connection closes
+    before any byte of the answer (the server closed it as idle): that is a retry, not a failure.
+    """
+
+    def __init__(self, port: int, fresh: int = 4, keepalive: int = 4, path: str = "/hello.txt",
+                 expect: bytes = b"hello, world\n") -> None:
+        import threading
+
+        self.port, self.path, self.expect = port, path, expect
+        self.ok = self.failed = self.retried = 0
+        self.errors: list[str] = []
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._fresh, daemon=True) for _ in range(fresh)]
+        self.threads += [threading.Thread(target=self._keepalive, daemon=True) for _ in range(keepalive)]
+
+    def __enter__(self) -> "Hammer":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(15)
+
+    def _count(self, ok: bool, error: str = "") -> None:
+        with self.lock:
+            if ok:
+                self.ok += 1
+            else:
+                self.failed += 1
+                self.errors.append(error)
+
+    def _fresh(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                status, body = get(self.port, self.path, timeout=10)
+                self._count(status == 200 and body == self.expect, f"status {status}")
+            except (OSError, http.client.HTTPException) as exc:
+                self._count(False, repr(exc))
+
+    def _keepalive(self) -> None:
+        conn = None
+        while not self.stop_event.is_set():
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                conn.request("GET", self.path)
+                response = conn.getresponse()
+                body = response.read()
+                self._count(response.status == 200 and body == self.expect, f"status {response.status}")
+                if response.will_close:
+                    conn.close()
+                    conn = None
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                conn.close()
+                conn = None
+                if reused:
+                    with self.lock:
+                        self.retried += 1
+                else:
+                    self._count(False, repr(exc))
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = None
+                self._count(False, repr(exc))
+        if conn is not None:
+            conn.close()
