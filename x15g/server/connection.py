@@ -111,8 +111,10 @@ class Connection:
         sock = self.sock
         deadline = 0.0
         if not buf:
-            self.idle = True
-            if ctx.draining:
+            # Only a keep-alive connection between requests counts as idle (closed at once on
+            # drain); a new connection's first request is always awaited and answered.
+            self.idle = not first
+            if ctx.draining and not first:
                 return None, b""
             sock.settimeout(ctx.header_timeout if first else ctx.keepalive_timeout)
         else:

@@ -14,7 +14,6 @@ remove one worker. SIGTERM/SIGINT drain everything within `graceful_timeout`; SI
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
@@ -42,49 +41,53 @@ READY_TIMEOUT = 30.0
 
 
 class ListenerSet:
-    """The sockets for one configuration: per-worker reuse-port specs and shared sockets."""
+    """The listening sockets: one SO_REUSEPORT socket per worker slot and address, plus shared ones.
+
+    The master opens a slot's reuse-port sockets before forking that slot's worker and keeps them
+    open. The kernel balances new connections across the slots' queues, and because the master
+    holds every queue, a worker that is replaced (crash or SIGHUP reload) hands its queue to its
+    successor instead of dropping the connections waiting in it: a socket a worker had bound
+    itself would reset them on close.
+    """
 
     def __init__(self, settings: Settings, inherited: list[socket.socket] | None = None) -> None:
         self.reuse_port = settings.reuse_port and reuse_port_available()
         self.backlog = settings.backlog
         self.per_worker: list[BindSpec] = []
+        self.slots: dict[int, list[socket.socket]] = {}
         self.shared: list[socket.socket] = list(inherited or ())  # systemd socket activation
-        self.reservations: list[socket.socket] = []
         for text in settings.bind if not inherited else ():
             spec = parse_bind(text)
             if self.reuse_port and not spec.is_unix:
                 self.per_worker.append(spec)
-                self.reservations.append(_reserve(spec))
             else:
                 self.shared.append(open_listener(spec, settings.backlog, reuse_port=False))
+        for slot in range(settings.workers):
+            self.open_slot(slot)
 
-    def for_worker(self) -> list[socket.socket]:
-        """Called in the child after fork: its own reuse-port listeners plus the shared ones."""
-        return [open_listener(spec, self.backlog, reuse_port=True) for spec in self.per_worker] + list(self.shared)
+    def open_slot(self, slot: int) -> list[socket.socket]:
+        """The reuse-port sockets of `slot`, opened on first use (in the master)."""
+        if slot not in self.slots:
+            self.slots[slot] = [open_listener(spec, self.backlog, reuse_port=True) for spec in self.per_worker]
+        return self.slots[slot]
 
-    def close(self) -> None:
-        for sock in self.shared + self.reservations:
+    def for_worker(self, slot: int) -> list[socket.socket]:
+        """Called in the child after fork: close the other slots' sockets, keep ours and the shared."""
+        for other, sockets in self.slots.items():
+            if other != slot:
+                for sock in sockets:
+                    sock.close()
+        return list(self.slots.get(slot, ())) + list(self.shared)
+
+    def close_slot(self, slot: int) -> None:
+        for sock in self.slots.pop(slot, ()):
             sock.close()
 
-
-def _reserve(spec: BindSpec) -> socket.socket:
-    """Bind without listening: validates the address and holds the port; never receives SYNs."""
-    sock = socket.socket(spec.family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if spec.family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(spec.address)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"cannot bind {spec.text}: address already in use") from None
-        raise ConfigError(f"cannot bind {spec.text}: {exc.strerror or exc}") from None
-    # Probe-listen on a second socket so "in use by a non-reuse-port server" is caught now.
-    probe = open_listener(spec, 1, reuse_port=True)
-    probe.close()
-    return sock
+    def close(self) -> None:
+        for slot in list(self.slots):
+            self.close_slot(slot)
+        for sock in self.shared:
+            sock.close()
 
 
 class WorkerProcess:
@@ -175,6 +178,11 @@ class Supervisor:
                 self._spawn(worker_id)
 
     def _spawn(self, worker_id: int) -> None:
+        try:
+            self.listeners.open_slot(worker_id)
+        except ConfigError as exc:
+            log.error("cannot start worker %d: %s", worker_id, exc)
+            return
         ready_r, ready_w = os.pipe()
         pid = _fork()
         if pid == 0:
@@ -188,9 +196,7 @@ class Supervisor:
                 os.close(self.wakeup_w)
                 for name in SIGNALS:
                     _signal(getattr(signal, "SIG" + name), signal.SIG_DFL)
-                for sock in self.listeners.reservations:
-                    sock.close()
-                sockets = self.listeners.for_worker()
+                sockets = self.listeners.for_worker(worker_id)
                 code = self.run_worker(self.settings, sockets, worker_id, ready_w)
             except BaseException:
                 log.exception("worker %d failed", worker_id)
@@ -212,6 +218,8 @@ class Supervisor:
             if worker is None:
                 continue
             os.close(worker.ready_fd)
+            if worker.worker_id >= self.target and all(w.worker_id != worker.worker_id for w in self.workers.values()):
+                self.listeners.close_slot(worker.worker_id)
             if not self.stopping and worker.generation == self.generation:
                 log.warning("worker %d (pid %d) exited with status %s; replacing it",
                             worker.worker_id, pid, os.waitstatus_to_exitcode(status))
