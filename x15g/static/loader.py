@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import logging
 import os
 import stat as stat_module
 from typing import Any, Mapping
@@ -19,6 +20,20 @@ from x15g.static.filecache import Answer, Entry, FileEntry, open_entry, stat_sta
 from x15g.static.mimetypes import MimeMap
 from x15g.static.pathmap import PathMap
 from x15g.static.precompressed import SIDECARS
+
+log = logging.getLogger("x15g.static")
+
+# errnos that mean "no such file to serve" (404); any other failure to stat/open/read a file that
+# exists is the server's fault (EIO, EINVAL, ...): 500 (RFC 9110 §15.6.1), cached only for the
+# revalidation window like other answers, so a failing disk is not hammered on every request.
+_NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.ENXIO})
+
+
+def _os_error_answer(real: str, exc: OSError) -> Answer:
+    if exc.errno in _NOT_FOUND:
+        return Answer("error", 404, exc.strerror or "not found")
+    log.error("cannot read %s: %s", real, exc)
+    return Answer("error", 500, "cannot read the file")
 
 
 def parse_cache_control(rules: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -61,7 +76,7 @@ class Loader:
         except PermissionError:
             return Answer("error", 403, "permission denied")
         except OSError as exc:
-            return Answer("error", 404, exc.strerror or "not found")
+            return _os_error_answer("/" + "/".join(segments), exc)
         if stat_module.S_ISDIR(st.st_mode):
             return self._directory(segments, trailing, real)
         if trailing or not stat_module.S_ISREG(st.st_mode):
@@ -92,7 +107,7 @@ class Loader:
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 raise  # not an answer to cache: FileCache.fill frees descriptors and retries
-            return Answer("error", 404, exc.strerror or "not found")
+            return _os_error_answer(real, exc)
         return entry if entry is not None else Answer("error", 404, "not a regular file")
 
     def _file(self, segments: tuple[str, ...], real: str) -> FileEntry | None:
