@@ -146,3 +146,16 @@ def reset_query(users: int, pttime: int, exp1: int, exp2: int, now: int, urlroot
     """The query string of command/Reset (§5.7, §7.1), with the `now` extension."""
     return "command/Reset&maxload=%d&pttime=%d&maxthread=%d&exp=%d,%d&urlroot=%s&now=%d" % (
         users, pttime, users, exp1, exp2, urlroot, now)
+
+
+def step_table(start: int, step: int, step_time: float, max_users: int) -> list[tuple[float, int]]:
+    """[(end time of the stage in s, users)] for a staircase from start to max_users."""
+    if start < 1 or step < 1 or step_time <= 0 or max_users < start:
+        raise ValueError("need 1 <= start <= max_users, step >= 1 and step_time > 0")
+    stages, users, t = [], start, 0.0
+    while users < max_users:
+        t += step_time
+        stages.append((t, users))
+        users += step
+    stages.append((t + step_time, max_users))
+    return stages

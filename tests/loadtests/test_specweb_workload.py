@@ -116,5 +116,6 @@ def test_request_texts():
     ((7, 1, 1, 7), [(1.0, 7)]),
 ])
 def test_step_table(args, expected):
-    from loadtests.shapes import step_table
+    from loadtests.specweb_workload import step_table
+
     assert step_table(*args) == expected
