@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     inherited = listen_fds(os.environ)  # systemd socket activation replaces --bind
     try:
+        if settings.user is not None or settings.group is not None:
+            from x15g.server.privileges import target_ids
+
+            target_ids(settings.user, settings.group)  # an unknown user is a config error: exit 2
         if settings.wsgi:
             from x15g.app.wsgi import check_app_spec
 
@@ -61,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"x15g: error: {exc}\n")
         return 2
     metrics.run_dir = metrics.make_run_dir()  # workers publish their counters here (admin endpoints)
+    if settings.user is not None or settings.group is not None:
+        from x15g.server.privileges import target_ids
+
+        os.chown(metrics.run_dir, *target_ids(settings.user, settings.group))  # workers drop to these
     if settings.pid_file:
         with open(settings.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")

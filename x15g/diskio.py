@@ -34,4 +34,16 @@ class DiskIO:
         """Call `func(*args)` off the hub and return its result (exceptions propagate)."""
         if self.inline:
             return func(*args)
-        return self._threadpool().apply(func, args)
+        # Exceptions travel back as values: gevent's threadpool would print a traceback for each
+        # one raised in a thread, flooding the error log under EMFILE or a failing disk.
+        ok, value = self._threadpool().apply(_capture, (func, args))
+        if ok:
+            return value
+        raise value
+
+
+def _capture(func: Callable[..., Any], args: tuple) -> tuple[bool, Any]:
+    try:
+        return True, func(*args)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the calling greenlet
+        return False, exc

@@ -139,8 +139,6 @@ def test_emfile_on_accept_backs_off_with_one_log_line(hroot) -> None:
     assert "Too many open files" in log
 
 
-@pytest.mark.xfail(strict=True, reason="gevent's threadpool prints a traceback for every exception raised "
-                   "through DiskIO.run (here: metrics publishing once a second under EMFILE); fix in x15g/diskio.py")
 def test_emfile_does_not_flood_the_log_with_tracebacks(hroot) -> None:
     log = _exhaust_descriptors(hroot)
     assert "Traceback" not in log, log

@@ -9,18 +9,25 @@ import pwd
 from x15g.errors import ConfigError
 
 
+def target_ids(user: str | None, group: str | None) -> tuple[int, int]:
+    """(uid, gid) the workers will run as; -1 for "unchanged" (as os.chown takes it)."""
+    gid = _gid(group) if group is not None else (_uid_entry(user).pw_gid if user else -1)
+    uid = _uid_entry(user).pw_uid if user is not None else -1
+    return uid, gid
+
+
 def drop_privileges(user: str | None, group: str | None) -> None:
     """Switch to `group` then `user` (names or numeric ids); a no-op when both are unset."""
     if user is None and group is None:
         return
     if os.geteuid() != 0:
         raise ConfigError("--user/--group need the server to be started as root")
-    gid = _gid(group) if group is not None else (_uid_entry(user).pw_gid if user else None)
-    if gid is not None:
+    uid, gid = target_ids(user, group)
+    if gid != -1:
         os.setgroups([])
         os.setgid(gid)
-    if user is not None:
-        os.setuid(_uid_entry(user).pw_uid)
+    if uid != -1:
+        os.setuid(uid)
 
 
 def _uid_entry(user: str) -> pwd.struct_passwd:
