@@ -54,6 +54,14 @@ _NAME_CACHE_SIZE = 512
 _name_cache: dict[bytes, bytes] = {}  # raw field name -> validated lower-case name
 _valid_hosts: set[bytes] = set()  # Host values already checked
 
+# Parsed heads by their exact bytes (the X15 idea applied to requests: clients repeat the same
+# head, and identical bytes always parse the same way). Bounded; cleared when full or when a
+# caller uses other Limits. Only heads that parsed without error are kept.
+_HEAD_CACHE_SIZE = 2048
+_HEAD_CACHE_MAX_LEN = 2048
+_parsed_heads: dict[bytes, tuple] = {}
+_parsed_for: list[object] = [None]  # the Limits the cache was filled under
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -114,6 +122,28 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
     head = buf[start:end]
     if type(head) is not bytes:
         head = bytes(head)
+    cached = _parsed_heads.get(head)
+    if cached is not None and _parsed_for[0] is limits:
+        method, target, path, query, version, headers, keep_alive, length, chunked, expect = cached
+        return Request(method, target, path, query, version, dict(headers), keep_alive, length, chunked,
+                       expect), end + 4
+    request = _parse_new_head(head, limits)
+    if len(head) <= _HEAD_CACHE_MAX_LEN:
+        _remember(head, request, limits)
+    return request, end + 4
+
+
+def _remember(head: bytes, request: Request, limits: Limits) -> None:
+    if _parsed_for[0] is not limits or len(_parsed_heads) >= _HEAD_CACHE_SIZE:
+        _parsed_heads.clear()
+        _parsed_for[0] = limits
+    _parsed_heads[head] = (request.method, request.target, request.path, request.query, request.version,
+                           dict(request.headers), request.keep_alive, request.content_length,
+                           request.chunked, request.expect_continue)
+
+
+def _parse_new_head(head: bytes, limits: Limits) -> Request:
+    """The full RFC 9112 rules for a head not seen before (without its final CRLFCRLF)."""
     lines = head.split(CRLF)
     # Only CRLF pairs may end lines (RFC 9112 §2.2: a bare CR must be refused; we also refuse a
     # bare LF, like llhttp's strict mode, so no two parsers disagree on where a line ends), and no
@@ -128,7 +158,7 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
         _check_line_lengths(lines, limits)
     method, target, version = _parse_request_line(lines[0])
     headers = _parse_fields(lines) if n_fields else {}
-    return _build_request(method, target, version, headers, limits), end + 4
+    return _build_request(method, target, version, headers, limits)
 
 
 def _check_line_lengths(lines: list[bytes], limits: Limits) -> None:

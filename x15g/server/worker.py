@@ -30,11 +30,13 @@ from x15g.observability.accesslog import AccessLog
 from x15g.observability.counters import Counters
 from x15g.observability.logs import reopen_logs
 from x15g.observability.metrics import RequestMetrics
-from x15g.server.connection import Connection
+from x15g.server.connection import INF, Connection, ConnectionTimeout
 
 log = logging.getLogger("x15g.worker")
 
 _BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# How often the sweeper looks for connections past their deadline: the timeouts' resolution.
+SWEEP_INTERVAL = 0.25
 
 
 class ServingContext:
@@ -47,6 +49,7 @@ class ServingContext:
         self.counters = Counters()
         self.access_log = access_log
         self.connections: set[Connection] = set()
+        self.wait = gevent.get_hub().wait  # connections block on socket watchers through this
         self.draining = False
         self.metrics = RequestMetrics()  # duration histogram, requests by method (connection._send)
         self.periodic: list[Callable[[], None]] = []  # run once a second by housekeeping (metrics publishing)
@@ -93,11 +96,14 @@ class Worker:
         gevent.signal_handler(signal.SIGQUIT, self.stop, False)
         gevent.signal_handler(signal.SIGUSR1, self._reopen_logs)
         housekeeping = gevent.spawn(self._housekeeping)
+        sweeper = gevent.get_hub().loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
+        sweeper.start(self._sweep)
         log.info("worker %d (pid %d) serving", self.worker_id, os.getpid())
         if self.on_ready is not None:
             self.on_ready()
         self.stop_event.wait()
         self._drain(acceptors)
+        sweeper.stop()
         housekeeping.kill()
         self._flush_access_log()
         log.info("worker %d (pid %d) stopped", self.worker_id, os.getpid())
@@ -184,6 +190,18 @@ class Worker:
             owner = getattr(connection, "__self__", None)
             if isinstance(owner, Connection) and owner.idle:
                 greenlet.kill(block=False)
+
+    def _sweep(self) -> None:
+        """Hub timer callback: throw ConnectionTimeout into connections past their deadline.
+
+        Runs in the hub like gevent's own Timeout, so the throw happens while the connection is
+        still parked in the wait that set the deadline (no race with it waking up)."""
+        now = time.monotonic()
+        for connection in [c for c in self.ctx.connections if c.deadline < now]:
+            connection.deadline = INF
+            greenlet = connection.greenlet
+            if greenlet is not None and not greenlet.dead:
+                greenlet.throw(ConnectionTimeout)
 
     def _housekeeping(self) -> None:
         """Once a second: flush the access log off the hub; notice the master's death."""
