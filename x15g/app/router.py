@@ -40,14 +40,17 @@ class Router:
     def __init__(self, routes: Sequence[Route], default: Responder) -> None:
         self.routes = sorted(routes, key=lambda r: (-len(r.prefix), not r.exact))
         self.default = default
+        # Hot path: most requests match no route, so test every prefix in one C call first.
+        self._any_prefix = tuple(route.prefix for route in self.routes)
 
     def respond(self, request: Request) -> Response:
         if request.method not in KNOWN_METHODS:
             raise HTTPError(501, f"method {request.method} is not implemented")
+        path = request.path
+        if self._any_prefix and path.startswith(self._any_prefix):
+            for route in self.routes:
+                if route.matches(path):
+                    return route.responder.respond(request)
         if request.target == b"*":
             return Response(200, _OPTIONS_STAR, b"", 0)
-        path = request.path
-        for route in self.routes:
-            if route.matches(path):
-                return route.responder.respond(request)
         return self.default.respond(request)

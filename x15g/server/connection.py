@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from gevent import getcurrent
+from gevent import sleep as _yield
 
 from x15g.app.errorpage import error_response
 from x15g.errors import HTTPError
@@ -126,6 +127,10 @@ class Connection:
             self._send(response, request, keep, started)
             if not keep:
                 return response.close
+            if not served & 31:
+                # A client whose next request is always already there never makes us wait; let
+                # the other connections (and the accept loop) run now and then.
+                _yield()
 
     def _wait(self, event: Any, deadline: float) -> None:
         """Block until `event` (a read or write watcher) fires; the sweeper enforces `deadline`."""
