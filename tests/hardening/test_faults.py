@@ -52,7 +52,7 @@ def test_truncated_while_sending_closes_with_a_true_prefix(hroot) -> None:
         assert body[:cut] == original[:min(cut, len(body))], "wrong bytes under the old length"
         # Bytes past the cut that sendfile had already queued in the socket buffers reference page
         # cache pages the truncation dropped: the kernel delivers them as zeros (zero-copy; nginx
-        # has the same caveat). Never other bytes; documented in docs/limits.md.
+        # has the same caveat). Never other bytes; documented in the README (Limits and guarantees).
         tail = body[cut:]
         assert all(b == o or b == 0 for b, o in zip(tail, original[cut:])), "bytes from nowhere"
         assert "closing the connection" in server.log()

@@ -5,7 +5,7 @@ real x15g (so no client library normalises the path first) and the secret must n
 encoded traversal in every form, Windows separators, overlong UTF-8, NUL, symlinks out of the
 root (followed or not), and a hypothesis property test generating paths. A HARD link inside the
 root to a file outside is, by filesystem semantics, a file inside the root: it is served (see
-docs/limits.md); only who may write the root can create one.
+the README (Limits and guarantees)); only who may write the root can create one.
 """
 
 from __future__ import annotations

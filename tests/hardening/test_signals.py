@@ -6,7 +6,7 @@
   connections are closed at once, a download in flight completes, the master exits within
   --graceful-timeout even with a client that never reads.
 - SIGHUP under load (3 reloads): 0 failed requests (the kernel queue of a replaced worker must
-  not be reset: see docs/limits.md).
+  not be reset: see the README (Limits and guarantees)).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Follow docs/guide.md for real: every command below must appear verbatim in the guide, and is
+"""Follow the README's guide for real: every command below must appear verbatim in the guide, and is
 then run with a free port for 8000/8080 and a temporary folder for ./public."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from tests.ops.helpers import fetch, fetch_json, wait_for
 from tests.serverproc import REPO, ServerProcess, free_port
 
-GUIDE = (REPO / "docs" / "guide.md").read_text()
+GUIDE = (REPO / "README.md").read_text()
 BIN = Path(sys.executable).parent
 
 SERVE = "x15g --root ./public --bind 127.0.0.1:8000 --workers 2"

@@ -42,7 +42,7 @@ def build_app(settings: Settings, disk: DiskIO, state: object = None) -> Router:
 
 def _with_wsgi(settings: Settings, routes: list[Route], static: StaticResponder) -> Router:
     """Mount the WSGI app: at a prefix it owns `/prefix` and `/prefix/...`; at `/` a static file
-    that exists wins for GET/HEAD and everything else goes to the app (see docs/guide.md)."""
+    that exists wins for GET/HEAD and everything else goes to the app (see the README guide)."""
     import logging
 
     from x15g.app.wsgi import StaticOrApp, WsgiResponder, app_inside_root, load_app

@@ -1,0 +1,49 @@
+"""The import rules of design.md §2, checked by walking every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "x15g"
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return {name for name in names if name == "x15g" or name.startswith("x15g.")}
+
+
+def modules(under: str) -> list[Path]:
+    return sorted((PACKAGE / under).rglob("*.py")) if under else sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules("http"), ids=lambda p: p.name)
+def test_http_is_pure(path: Path) -> None:
+    allowed = {"x15g", "x15g.errors"}
+    bad = {name for name in imports_of(path) if name not in allowed and not name.startswith("x15g.http")}
+    assert not bad, f"{path.name} imports {bad}"
+    text = path.read_text()
+    assert "import gevent" not in text and "import socket" not in text
+
+
+@pytest.mark.parametrize("path", modules("static") + modules("specweb") + modules("app"), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_responders_never_import_the_server(path: Path) -> None:
+    assert not {name for name in imports_of(path) if name.startswith("x15g.server")}
+
+
+@pytest.mark.parametrize("path", [p for p in modules("") if p.name not in ("cli.py", "__main__.py")], ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_nothing_imports_the_cli(path: Path) -> None:
+    assert "x15g.cli" not in imports_of(path)
+
+
+def test_monkey_patching_happens_only_in_the_cli() -> None:
+    patched = [p for p in modules("") if "patch_all(" in p.read_text()]
+    assert [p.name for p in patched] == ["cli.py"]
