@@ -4,6 +4,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import importlib.util  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if check_only:
         sys.stdout.write(describe(settings))
         return 0
+    if settings.loop == "libuv" and importlib.util.find_spec("_cffi_backend") is None:
+        sys.stderr.write("x15g: error: --loop libuv needs cffi (pip install cffi)\n")
+        return 2
     gevent.config.loop = "libev-cext" if settings.loop == "libev" else "libuv"
     setup_logging(settings.error_log, settings.log_level)
     from x15g.observability import metrics

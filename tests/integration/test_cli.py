@@ -85,3 +85,11 @@ def test_ipv6_and_unix_binds(docroot: Path, tmp_path: Path) -> None:
         with six:
             six.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert six.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+def test_libuv_loop_serves(docroot: Path) -> None:
+    pytest.importorskip("_cffi_backend", reason="--loop libuv needs cffi (the libuv extra)")
+    with ServerProcess(docroot, "--loop", "libuv") as proc:
+        conn = proc.http()
+        conn.request("GET", "/big.bin")
+        assert conn.getresponse().read() == (docroot / "big.bin").read_bytes()
