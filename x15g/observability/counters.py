@@ -10,30 +10,19 @@ class Counters:
 
     __slots__ = (
         "started", "connections_total", "connections_open", "connections_idle", "requests",
-        "responses_1xx", "responses_2xx", "responses_3xx", "responses_4xx", "responses_5xx",
-        "bytes_sent", "bodies_memory", "bodies_sendfile", "errors_protocol", "timeouts",
+        "by_class", "bytes_sent", "bodies_memory", "bodies_sendfile", "errors_protocol", "timeouts",
         "accept_errors",
     )
+    # snapshot() reports by_class (1xx..5xx, filled by RequestMetrics.observe) under these keys.
+    CLASS_KEYS = ("responses_1xx", "responses_2xx", "responses_3xx", "responses_4xx", "responses_5xx")
 
     def __init__(self) -> None:
         self.started = time.time()
         for name in self.__slots__[1:]:
             setattr(self, name, 0)
-
-    def count_response(self, status: int, sent: int) -> None:
-        self.requests += 1
-        self.bytes_sent += sent
-        klass = status // 100
-        if klass == 2:
-            self.responses_2xx += 1
-        elif klass == 3:
-            self.responses_3xx += 1
-        elif klass == 4:
-            self.responses_4xx += 1
-        elif klass == 5:
-            self.responses_5xx += 1
-        else:
-            self.responses_1xx += 1
+        self.by_class = [0, 0, 0, 0, 0]
 
     def snapshot(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        out = {name: getattr(self, name) for name in self.__slots__ if name != "by_class"}
+        out.update(zip(self.CLASS_KEYS, self.by_class))
+        return out

@@ -38,27 +38,47 @@ MASTER_FILE = "master.json"
 
 
 class RequestMetrics:
-    """Per-worker duration histogram and request counts by (method, status class)."""
+    """Per-worker duration histogram and request counts by (method, status class).
 
-    __slots__ = ("buckets", "sum_us", "by_method")
+    Given the worker's `Counters`, `observe` also counts the request there (requests, bytes sent,
+    responses by class): one call per request instead of two, measured at ~1.4 us of a ~6 us
+    Python path per cached request before folding.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("buckets", "sum_us", "by_method", "counters")
+
+    def __init__(self, counters: Any = None) -> None:
         self.buckets = [0] * (len(_BOUNDS_US) + 1)  # the last one is +Inf
         self.sum_us = 0
         self.by_method: dict[str, list[int]] = {}
+        self.counters = counters
 
-    def observe(self, method: str, status: int, seconds: float) -> None:
-        """Count one answered request that took `seconds` (hot path: keep it short)."""
+    def observe(self, method: str, status: int, seconds: float, sent: int = 0) -> None:
+        """Count one answered request that took `seconds` and sent `sent` body bytes (hot path)."""
         us = int(seconds * 1_000_000)
         self.buckets[bisect_left(_BOUNDS_US, us)] += 1
         self.sum_us += us
+        row = self.by_method.get(method)
+        if row is None:
+            row = self._row(method)
+        klass = status // 100 - 1
+        if not 0 <= klass < 5:
+            klass = 4
+        row[klass] += 1
+        counters = self.counters
+        if counters is not None:
+            counters.requests += 1
+            counters.bytes_sent += sent
+            counters.by_class[klass] += 1
+
+    def _row(self, method: str) -> list[int]:
+        """The counts row of `method`, created on first use; unknown methods share OTHER."""
         if method not in _KNOWN:
             method = "OTHER"
         row = self.by_method.get(method)
         if row is None:
             row = self.by_method[method] = [0, 0, 0, 0, 0]
-        klass = status // 100 - 1
-        row[klass if 0 <= klass < 5 else 4] += 1
+        return row
 
     def snapshot(self) -> dict[str, Any]:
         return {"buckets": list(self.buckets), "sum_us": self.sum_us,

@@ -269,8 +269,7 @@ class Connection:
             if response.release is not None:
                 response.release()
             if request is not None:
-                ctx.counters.count_response(response.status, sent)
-                ctx.metrics.observe(request.method, response.status, _monotonic() - started)
+                ctx.metrics.observe(request.method, response.status, _monotonic() - started, sent)
                 if ctx.access_log is not None:
                     ctx.access_log.log(request, response.status, sent, started, time.time())
 

@@ -51,7 +51,8 @@ class ServingContext:
         self.connections: set[Connection] = set()
         self.wait = gevent.get_hub().wait  # connections block on socket watchers through this
         self.draining = False
-        self.metrics = RequestMetrics()  # duration histogram, requests by method (connection._send)
+        # Duration histogram, requests by method; also counts requests into `counters` (connection._send).
+        self.metrics = RequestMetrics(self.counters)
         self.periodic: list[Callable[[], None]] = []  # run once a second by housekeeping (metrics publishing)
         self.worker_id = 0
         self.header_timeout = settings.header_timeout
