@@ -12,9 +12,10 @@ throws `ConnectionTimeout` into connections whose deadline passed, so no timer o
 per request.
 
 Speed: gevent's socket wrapper costs more per call than everything else a cached request needs
-(measured: a bare server answered 46k req/s through it, 74k on the real socket). So the loop
-calls the real non-blocking socket (`sock._sock`) and, on EAGAIN, waits on the wrapper's own
-libev watchers through `hub.wait`, which is what the wrapper does internally.
+(measured: a bare server answered 46k req/s through it, 74k on the real socket), and building and
+closing one per connection was a third of a `Connection: close` request. So connections get the
+real non-blocking socket from the worker's accept loop and, on EAGAIN, wait on libev watchers of
+their own through `hub.wait`, which is what the wrapper does internally.
 """
 
 from __future__ import annotations
@@ -58,13 +59,12 @@ class ConnectionTimeout(Exception):
 class Connection:
     """Serve one accepted socket until it closes; `ctx` is the worker's shared `ServingContext`."""
 
-    __slots__ = ("sock", "raw", "read_event", "write_event", "peer", "ctx", "idle", "deadline", "greenlet")
+    __slots__ = ("raw", "read_event", "write_event", "peer", "ctx", "idle", "deadline", "greenlet")
 
-    def __init__(self, sock: socket.socket, peer: str, ctx: Any) -> None:
-        self.sock = sock
-        self.raw = sock._sock  # the real socket, non-blocking (see the module docstring)
-        self.read_event = sock._read_event
-        self.write_event = sock._write_event
+    def __init__(self, raw: Any, peer: str, ctx: Any) -> None:
+        self.raw = raw  # a real non-blocking socket, not gevent's wrapper (see the module docstring)
+        self.read_event: Any = None  # libev watchers, made on first use (many answers never wait)
+        self.write_event: Any = None
         self.peer = peer
         self.ctx = ctx
         self.idle = False
@@ -85,9 +85,11 @@ class Connection:
         except Exception:  # a bug must cost one connection, never the worker
             log.exception("connection from %s failed", self.peer)
         finally:
-            ctx.connections.discard(self)
-            ctx.counters.connections_open -= 1
-            self._close(linger)
+            try:
+                self._close(linger)  # still in ctx.connections: the sweeper bounds a lingering close
+            finally:
+                ctx.connections.discard(self)
+                ctx.counters.connections_open -= 1
 
     def _serve(self) -> bool:
         """The request loop; returns True when the close should linger (an error answer)."""
@@ -140,6 +142,12 @@ class Connection:
         finally:
             self.deadline = INF
 
+    def _wait_readable(self, deadline: float) -> None:
+        event = self.read_event
+        if event is None:
+            event = self.read_event = self.ctx.loop.io(self.raw.fileno(), 1)
+        self._wait(event, deadline)
+
     def _recv(self, deadline: float, wait_first: bool = False) -> bytes:
         """The next bytes from the client (b"" at EOF); raises ConnectionTimeout or OSError.
 
@@ -148,12 +156,12 @@ class Connection:
         calls failed with EAGAIN), and a failed recv costs a syscall plus an exception."""
         recv = self.raw.recv
         if wait_first:
-            self._wait(self.read_event, deadline)
+            self._wait_readable(deadline)
         while True:
             try:
                 return recv(RECV_SIZE)
             except BlockingIOError:
-                self._wait(self.read_event, deadline)
+                self._wait_readable(deadline)
 
     def _read_head(self, buf: bytes, first: bool) -> tuple[Any, bytes]:
         """recv until a whole head parses; (None, b"") when the client went away while idle."""
@@ -239,7 +247,10 @@ class Connection:
                 pass
 
     def _wait_writable(self) -> None:
-        self._wait(self.write_event, _monotonic() + self.ctx.send_timeout)
+        event = self.write_event
+        if event is None:
+            event = self.write_event = self.ctx.loop.io(self.raw.fileno(), 2)
+        self._wait(event, _monotonic() + self.ctx.send_timeout)
 
     def _send(self, response: Response, request: Request | None, keep: bool, started: float) -> None:
         """Write head (+ Date, Connection) and body; count and log it."""
@@ -297,16 +308,17 @@ class Connection:
     def _close(self, linger: bool) -> None:
         """Close; after an error answer, half-close and drain briefly so the client reads it
         instead of getting a reset (RFC 9112 §9.6, nginx's lingering close)."""
-        sock = self.sock
+        raw = self.raw
         try:
             if linger:
-                sock.shutdown(socket.SHUT_WR)
-                sock.settimeout(0.5)
+                raw.shutdown(socket.SHUT_WR)
                 deadline = _monotonic() + 1.0
-                while _monotonic() < deadline and sock.recv(RECV_SIZE):
+                while self._recv(deadline):
                     pass
-        except OSError:
+        except (OSError, ConnectionTimeout):
             pass
         finally:
-            sock.close()
-
+            for event in (self.read_event, self.write_event):
+                if event is not None:
+                    event.close()
+            raw.close()

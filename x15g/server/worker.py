@@ -15,8 +15,9 @@ import os
 import signal
 import socket
 import time
-from typing import Callable
+from typing import Any, Callable
 
+import _socket  # the C socket type (no gevent wrapper); see _accept_raw
 import gevent
 from gevent.event import Event
 from gevent.pool import Pool
@@ -34,6 +35,7 @@ from x15g.server.connection import INF, Connection, ConnectionTimeout
 
 log = logging.getLogger("x15g.worker")
 
+_RealSocket = _socket.socket  # the C socket type: no gevent wrapper, no Python-level __init__
 _BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 # How often the sweeper looks for connections past their deadline: the timeouts' resolution.
 SWEEP_INTERVAL = 0.25
@@ -50,6 +52,7 @@ class ServingContext:
         self.access_log = access_log
         self.connections: set[Connection] = set()
         self.wait = gevent.get_hub().wait  # connections block on socket watchers through this
+        self.loop = gevent.get_hub().loop  # ... which they create from this loop
         self.draining = False
         # Duration histogram, requests by method; also counts requests into `counters` (connection._send).
         self.metrics = RequestMetrics(self.counters)
@@ -61,6 +64,21 @@ class ServingContext:
         self.send_timeout = settings.send_timeout
         # keepalive_timeout 0 disables keep-alive: every answer closes.
         self.max_requests = settings.max_keepalive_requests if settings.keepalive_timeout > 0 else 1
+
+
+def _accept_raw(listener: socket.socket) -> tuple[Any, object]:
+    """Accept on the real listening socket: a real non-blocking client socket and its address.
+
+    gevent's `accept` builds a wrapper socket per connection; its construction and close cost a
+    third of a `Connection: close` request, and connections wait on watchers of their own.
+    Raises BlockingIOError when nothing is queued.
+    """
+    fd, address = listener._sock._accept()
+    raw = _RealSocket(listener.family, socket.SOCK_STREAM, 0, fd)
+    raw.setblocking(False)
+    if listener.family != socket.AF_UNIX:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return raw, address
 
 
 def _peer_name(address: object) -> str:
@@ -118,20 +136,22 @@ class Worker:
         max_accept = self.settings.max_accept
         pool = self.pool
         ctx = self.ctx
-        nodelay = listener.family != socket.AF_UNIX
+        wait = ctx.wait
+        ready = listener._read_event  # gevent's watcher on the listening socket
         accepted = 0
         while not ctx.draining:
             pool.wait_available()
             try:
-                sock, address = listener.accept()
+                raw, address = _accept_raw(listener)
+            except BlockingIOError:
+                wait(ready)
+                continue
             except OSError as exc:
                 if ctx.draining or exc.errno == errno.EBADF:
                     return
                 self._accept_failed(exc)
                 continue
-            if nodelay:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            pool.spawn(Connection(sock, _peer_name(address), ctx).run)
+            pool.spawn(Connection(raw, _peer_name(address), ctx).run)
             accepted += 1
             if accepted >= max_accept:
                 # Let the connections just accepted run before taking more, so several workers
@@ -172,18 +192,15 @@ class Worker:
         sent a request before the stop, and closing a listener resets its queue (a lost request).
         No yield between the last accept and the close, so the window for a new arrival is tiny."""
         ctx = self.ctx
-        listener.settimeout(0.0)
         while True:
             try:
-                sock, address = listener.accept()
+                raw, address = _accept_raw(listener)
             except OSError:  # BlockingIOError: queue empty; anything else: nothing to drain
                 return
-            if listener.family != socket.AF_UNIX:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.pool.full():
-                sock.close()  # no slot: the client retries, as for any refused connection
+                raw.close()  # no slot: the client retries, as for any refused connection
                 continue
-            self.pool.spawn(Connection(sock, _peer_name(address), ctx).run)
+            self.pool.spawn(Connection(raw, _peer_name(address), ctx).run)
 
     def _close_idle(self) -> None:
         for greenlet in list(self.pool.greenlets):
