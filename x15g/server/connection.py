@@ -137,9 +137,11 @@ class Connection:
     def _wait(self, event: Any, deadline: float) -> None:
         """Block until `event` (a read or write watcher) fires; the sweeper enforces `deadline`."""
         self.deadline = deadline
+        event.start(self.greenlet.switch)  # the hub switches back here when the socket is ready
         try:
-            self.ctx.wait(event)
+            self.ctx.hub_switch()
         finally:
+            event.stop()
             self.deadline = INF
 
     def _wait_readable(self, deadline: float) -> None:

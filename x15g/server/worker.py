@@ -53,6 +53,7 @@ class ServingContext:
         self.connections: set[Connection] = set()
         self.wait = gevent.get_hub().wait  # connections block on socket watchers through this
         self.loop = gevent.get_hub().loop  # ... which they create from this loop
+        self.hub_switch = gevent.get_hub().switch
         self.draining = False
         # Duration histogram, requests by method; also counts requests into `counters` (connection._send).
         self.metrics = RequestMetrics(self.counters)
