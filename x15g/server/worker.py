@@ -204,11 +204,26 @@ class Worker:
             self.pool.spawn(Connection(raw, _peer_name(address), ctx).run)
 
     def _close_idle(self) -> None:
-        for greenlet in list(self.pool.greenlets):
-            connection = getattr(greenlet, "_run", None)
-            owner = getattr(connection, "__self__", None)
-            if isinstance(owner, Connection) and owner.idle:
-                greenlet.kill(block=False)
+        """Close keep-alive connections waiting between requests, unless a request just arrived.
+
+        The peek and the shutdown happen together, without yielding, so a request that reached
+        the socket before the drain is answered (the connection wakes, serves it with
+        `Connection: close`), and the window for one racing the close is as small as it can be.
+        """
+        peek = socket.MSG_PEEK | socket.MSG_DONTWAIT
+        for connection in list(self.ctx.connections):
+            if not connection.idle:
+                continue
+            raw = connection.raw
+            try:
+                if raw.recv(1, peek):
+                    continue
+            except OSError:  # BlockingIOError: nothing there; anything else: close anyway
+                pass
+            try:
+                raw.shutdown(socket.SHUT_RDWR)  # its greenlet wakes on EOF and closes
+            except OSError:
+                pass
 
     def _sweep(self) -> None:
         """Hub timer callback: throw ConnectionTimeout into connections past their deadline.
