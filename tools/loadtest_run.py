@@ -14,7 +14,6 @@ code is locust's: 0 for a valid run. Extra locust arguments go after `--`.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
