@@ -119,7 +119,7 @@ class Hammer:
         import threading
 
         self.port, self.path, self.expect = port, path, expect
-        self.ok = self.failed = self.retried = 0
+        self.ok = self.failed = self.retried = self.refused = 0
         self.errors: list[str] = []
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
@@ -147,11 +147,19 @@ class Hammer:
                 self.failed += 1
                 self.errors.append(error)
 
+    def _refused(self) -> None:
+        """connect() refused: no request was sent, so none failed; tests that need the port open
+        throughout (reload, respawn) assert `refused == 0`."""
+        with self.lock:
+            self.refused += 1
+
     def _fresh(self) -> None:
         while not self.stop_event.is_set():
             try:
                 status, body = get(self.port, self.path, timeout=10)
                 self._count(status == 200 and body == self.expect, f"status {status}")
+            except ConnectionRefusedError:
+                self._refused()
             except (OSError, http.client.HTTPException) as exc:
                 self._count(False, repr(exc))
 
@@ -169,6 +177,10 @@ class Hammer:
                 if response.will_close:
                     conn.close()
                     conn = None
+            except ConnectionRefusedError:
+                conn.close()
+                conn = None
+                self._refused()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 conn.close()
                 conn = None

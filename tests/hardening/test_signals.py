@@ -41,6 +41,7 @@ def test_sigkill_worker_replaced_within_a_second(hroot) -> None:
               f"(the killed worker's in-flight requests), {hammer.retried} retried")
         assert survivor in worker_pids(server.pid)
         assert hammer.failed == failed_after_replacement, hammer.errors
+        assert hammer.refused == 0  # the master keeps every slot's socket open
         assert hammer.failed <= 4, hammer.errors  # at most one in flight per client thread
 
 
@@ -92,7 +93,7 @@ def test_sigterm_under_load(hroot) -> None:
         server.proc.wait(10)
         exited_after = time.monotonic() - sent_at
         stuck.close()
-    print(f"SIGTERM: {hammer.ok} ok, {hammer.failed} failed, {hammer.retried} retried; idle closed "
+    print(f"SIGTERM: {hammer.ok} ok, {hammer.failed} failed, {hammer.retried} retried, {hammer.refused} refused after the stop; idle closed "
           f"{[round(t, 3) for _, t in closed_idle]}; exit after {exited_after:.2f}s")
     assert hammer.failed == 0, hammer.errors
     assert all(closed and at < 0.5 for closed, at in closed_idle), closed_idle
@@ -115,5 +116,6 @@ def test_sighup_reload_under_load_loses_nothing(hroot) -> None:
         print(f"3 reloads: {hammer.ok} ok, {hammer.failed} failed, {hammer.retried} retried")
         assert not set(worker_pids(server.pid)) & first
         assert hammer.failed == 0, hammer.errors[:5]
+        assert hammer.refused == 0  # the port never closes during a reload
         assert hammer.ok > 100
         assert get(server.port, "/hello.txt") == (200, b"hello, world\n")

@@ -239,14 +239,20 @@ class Supervisor:
 
     def handle_term(self) -> None:
         log.info("SIGTERM: draining workers")
-        self.stopping = True
-        self._signal_workers(signal.SIGTERM)
+        self._stop(signal.SIGTERM)
 
     handle_int = handle_term
 
     def handle_quit(self) -> None:
+        self._stop(signal.SIGQUIT)
+
+    def _stop(self, signum: int) -> None:
+        """Close the master's copies of the listening sockets first: each worker accepts what is
+        already queued and closes its own copy, after which new clients are refused at once
+        instead of waiting in a queue nobody will accept from (reset when the master exits)."""
         self.stopping = True
-        self._signal_workers(signal.SIGQUIT)
+        self.listeners.close()
+        self._signal_workers(signum)
 
     def handle_usr1(self) -> None:
         from x15g.observability.logs import reopen_logs
