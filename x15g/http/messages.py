@@ -65,7 +65,9 @@ class Response:
 
     `body` is bytes, a FileRange, or a list of parts sent in order. `close` forces the connection
     to close after this response. `release` is called once the body is sent or abandoned (e.g. to
-    drop a reference to a cached open file).
+    drop a reference to a cached open file). `fresh`, when set, says the response answers any
+    request with the same head bytes while `fresh.fresh_until` (monotonic) is ahead and
+    `fresh.retired` is false (the open-file cache's entries; see server/answers.py).
     """
 
     status: int
@@ -75,3 +77,4 @@ class Response:
     close: bool = False
     send_body: bool = True
     release: object = None
+    fresh: object = None

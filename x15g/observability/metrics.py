@@ -200,6 +200,7 @@ _COUNTERS = (
     ("protocol_errors_total", "errors_protocol", "Requests refused by the parser (4xx before routing)."),
     ("timeouts_total", "timeouts", "Header, keep-alive and body read timeouts."),
     ("accept_errors_total", "accept_errors", "accept(2) failures."),
+    ("ready_answers_total", "ready_answers", "Requests answered from ready bytes (repeated heads; no parse, no lookup)."),
 )
 _CACHE = (
     ("cache_hits_total", "hits", "counter", "Open-file cache hits."),

@@ -31,6 +31,7 @@ from x15g.observability.accesslog import AccessLog
 from x15g.observability.counters import Counters
 from x15g.observability.logs import reopen_logs
 from x15g.observability.metrics import RequestMetrics
+from x15g.server.answers import ReadyAnswers
 from x15g.server.connection import INF, Connection, ConnectionTimeout
 
 log = logging.getLogger("x15g.worker")
@@ -50,6 +51,9 @@ class ServingContext:
         self.dates = DateCache()
         self.counters = Counters()
         self.access_log = access_log
+        # Repeated keep-alive requests answered from ready bytes; off with an access log, whose
+        # lines need the parsed request.
+        self.answers = ReadyAnswers(settings.ready_answers) if access_log is None and settings.ready_answers else None
         self.connections: set[Connection] = set()
         self.wait = gevent.get_hub().wait  # connections block on socket watchers through this
         self.loop = gevent.get_hub().loop  # ... which they create from this loop

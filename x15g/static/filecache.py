@@ -78,8 +78,10 @@ class FileEntry:
                         ("Accept-Ranges", "bytes")) + tuple(extra)
         head = build_head(200, self.headers, self.size)
         full = body if body is not None else FileRange(fd, 0, self.size)
-        self.get_response = Response(200, head, full, self.size, release=None if body is not None else self.release)
-        self.head_response = Response(200, head, b"", self.size, send_body=False)
+        # Both depend only on the request head and this entry: stored as ready answers while fresh.
+        self.get_response = Response(200, head, full, self.size, release=None if body is not None else self.release,
+                                     fresh=self if body is not None else None)
+        self.head_response = Response(200, head, b"", self.size, send_body=False, fresh=self)
         self.variants: tuple[tuple[str, FileEntry], ...] = ()
         self.codings: tuple[str, ...] = ()
         self.watch: Watch = ((path, stamp_of(st)),)

@@ -1,0 +1,171 @@
+"""Ready answers through a real server: repeated keep-alive requests answered by the hub from
+stored bytes must be byte-for-byte what the full path sends, and every rule of the full path
+(revalidation, keep-alive limits and timeouts, framing, partial writes, logging) still holds."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+from tests.serverproc import ServerProcess
+
+GET_HELLO = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def read_response(sock: socket.socket, head_only: bool = False) -> tuple[bytes, bytes]:
+    """One response from `sock`: (head, body), the body read by Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = 0 if head_only else int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+    while len(rest) < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, "connection closed inside a body"
+        rest += chunk
+    assert len(rest) == length, "more bytes than the response announced"
+    return head, rest
+
+
+def without_date(head: bytes) -> bytes:
+    return re.sub(rb"\r\nDate: [^\r]*", b"", head)
+
+
+def metric(server: ServerProcess, name: str, timeout: float = 4.0) -> float:
+    """Read one metric, waiting for the once-a-second publication to reach `minimum`."""
+    with server.connect() as sock:
+        sock.sendall(b"GET /-/metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        _, body = read_response(sock)
+    match = re.search(rb"^x15g_%s (\S+)$" % name.encode(), body, re.M)
+    assert match, body.decode()
+    return float(match.group(1))
+
+
+def wait_metric(server: ServerProcess, name: str, minimum: float, timeout: float = 4.0) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric(server, name)
+        if value >= minimum or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def test_repeated_requests_get_the_same_bytes_from_the_hub(docroot: Path) -> None:
+    with ServerProcess(docroot) as server, server.connect() as sock:
+        answers = []
+        for _ in range(20):
+            sock.sendall(GET_HELLO)
+            answers.append(read_response(sock))
+        assert {body for _, body in answers} == {b"hello, world\n"}
+        assert len({without_date(head) for head, _ in answers}) == 1
+        assert answers[0][0].startswith(b"HTTP/1.1 200 OK\r\n")
+        # The first request took the full path and stored the answer; the other 19 were ready.
+        assert wait_metric(server, "ready_answers_total", 19) == 19
+        assert wait_metric(server, "requests_total{method=\"GET\",code=\"2xx\"}", 20) >= 20
+
+
+def test_disabled_by_setting(docroot: Path) -> None:
+    with ServerProcess(docroot, "--ready-answers", "0") as server, server.connect() as sock:
+        for _ in range(5):
+            sock.sendall(GET_HELLO)
+            assert read_response(sock)[1] == b"hello, world\n"
+        assert metric(server, "ready_answers_total") == 0
+
+
+def test_a_changed_file_is_served_after_the_revalidation_window(docroot: Path) -> None:
+    with ServerProcess(docroot, "--cache-revalidate", "0.2") as server, server.connect() as sock:
+        for _ in range(5):
+            sock.sendall(GET_HELLO)
+            assert read_response(sock)[1] == b"hello, world\n"
+        (docroot / "hello.txt").write_bytes(b"HELLO, WORLD\n")  # same size, new content and mtime
+        time.sleep(0.4)
+        for _ in range(3):
+            sock.sendall(GET_HELLO)
+            assert read_response(sock)[1] == b"HELLO, WORLD\n"
+        (docroot / "hello.txt").unlink()
+        time.sleep(0.4)
+        sock.sendall(GET_HELLO)
+        assert read_response(sock)[0].startswith(b"HTTP/1.1 404 ")
+
+
+def test_keepalive_request_limit_counts_ready_answers(docroot: Path) -> None:
+    with ServerProcess(docroot, "--max-keepalive-requests", "5") as server, server.connect() as sock:
+        heads = []
+        for _ in range(5):
+            sock.sendall(GET_HELLO)
+            heads.append(read_response(sock)[0])
+        assert [b"Connection: close" in head for head in heads] == [False] * 4 + [True]
+        assert sock.recv(1) == b""
+
+
+def test_keepalive_timeout_still_closes_after_ready_answers(docroot: Path) -> None:
+    with ServerProcess(docroot, "--keepalive-timeout", "0.5") as server, server.connect() as sock:
+        for _ in range(4):
+            sock.sendall(GET_HELLO)
+            read_response(sock)
+        started = time.monotonic()
+        sock.settimeout(5)
+        assert sock.recv(1) == b""
+        assert time.monotonic() - started < 2.0
+
+
+def test_answer_larger_than_the_socket_buffer_is_finished_by_the_connection(docroot: Path) -> None:
+    body = os.urandom(8 << 20)  # more than the largest send buffer (tcp_wmem max: 4 MiB)
+    (docroot / "large.bin").write_bytes(body)
+    request = b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+    with ServerProcess(docroot, "--small-file-size", str(16 << 20), "--cache-revalidate", "60") as server:
+        with server.connect() as sock:
+            sock.sendall(request)
+            assert read_response(sock)[1] == body
+            for _ in range(2):
+                sock.sendall(request)
+                time.sleep(0.3)  # the hub's one send fills the socket buffers and stops short
+                assert read_response(sock)[1] == body
+            sock.sendall(GET_HELLO)
+            assert read_response(sock)[1] == b"hello, world\n"
+        assert wait_metric(server, "ready_answers_total", 2) >= 2
+
+
+def test_a_chunked_request_is_never_answered_by_its_head_alone(docroot: Path) -> None:
+    head = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with ServerProcess(docroot) as server, server.connect() as sock:
+        for _ in range(3):
+            sock.sendall(head)
+            time.sleep(0.1)  # the head arrives alone, the empty body later
+            sock.sendall(b"0\r\n\r\n")
+            response_head, body = read_response(sock)
+            assert response_head.startswith(b"HTTP/1.1 200 ") and body == b"hello, world\n"
+        sock.sendall(GET_HELLO)
+        assert read_response(sock)[0].startswith(b"HTTP/1.1 200 ")
+
+
+def test_http10_keepalive_and_head_keep_their_framing(docroot: Path) -> None:
+    get10 = b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    head11 = b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+    with ServerProcess(docroot) as server, server.connect() as sock:
+        for _ in range(3):
+            sock.sendall(get10)
+            response_head, body = read_response(sock)
+            assert b"Connection: keep-alive" in response_head and body == b"hello, world\n"
+            sock.sendall(head11)
+            response_head, body = read_response(sock, head_only=True)
+            assert b"Content-Length: 13" in response_head and body == b""
+        sock.sendall(GET_HELLO)
+        assert read_response(sock)[1] == b"hello, world\n"  # nothing stray was left on the wire
+
+
+def test_every_request_is_logged_with_an_access_log(docroot: Path, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    with ServerProcess(docroot, "--access-log", str(log)) as server, server.connect() as sock:
+        for _ in range(6):
+            sock.sendall(GET_HELLO)
+            read_response(sock)
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and log.read_text().count("/hello.txt") < 6:
+            time.sleep(0.2)
+        assert log.read_text().count("GET /hello.txt HTTP/1.1") == 6

@@ -1,0 +1,88 @@
+"""Ready answers: whole responses on the wire, keyed by the exact bytes of the request head.
+
+X15 and TUX answered a repeated request for a cached file by sending bytes prepared before it
+arrived. Here that is the last step of the caches: the open-file cache already holds a prebuilt
+`Response` per file, and a keep-alive client (a browser, a load generator, a proxy) sends the same
+head bytes for the same file again and again. When the head read from a socket is exactly one we
+answered before, and the file entry behind the answer is still inside its revalidation window,
+the connection sends the stored bytes (head, Date, Connection and body in one buffer) without
+parsing, routing or building anything (see connection.Connection._on_readable).
+
+Only responses whose producer marked them with `Response.fresh` are stored (the static
+responder's in-memory 200 and HEAD answers): they depend on nothing but the request head and the
+entry, which stays unchanged while `fresh.fresh_until` is ahead and `fresh.retired` is false.
+The Date line is rebuilt once a second. Bounded by entry count (oldest dropped first); a head is
+only stored when it is short, so a client cannot fill memory with huge heads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from x15g.http.messages import Response
+
+MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
+
+
+class ReadyAnswer:
+    """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
+
+    __slots__ = ("response", "method", "tail", "date", "wire", "sent")
+
+    def __init__(self, response: Response, method: str, tail: bytes) -> None:
+        self.response = response
+        self.method = method
+        self.tail = tail  # the Connection part that ends the head (depends on the HTTP version)
+        self.date = b""
+        self.wire = b""
+        self.sent = len(response.body) if response.send_body and method != "HEAD" else 0  # type: ignore[arg-type]
+
+    def wire_for(self, date: bytes) -> bytes:
+        """The bytes to send, rebuilt when the Date line changed (once a second)."""
+        if date is not self.date:
+            response = self.response
+            body = response.body if self.sent else b""
+            self.wire = response.head + date + self.tail + body  # type: ignore[operator]
+            self.date = date
+        return self.wire
+
+
+class ReadyAnswers:
+    """The per-worker map from request head bytes to `ReadyAnswer` (see the module doc)."""
+
+    __slots__ = ("_map", "max_entries")
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._map: dict[bytes, ReadyAnswer] = {}
+        self.max_entries = max_entries
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def lookup(self, head: bytes, now: float) -> ReadyAnswer | None:
+        """The stored answer for these exact head bytes if its file entry is still fresh."""
+        answer = self._map.get(head)
+        if answer is None:
+            return None
+        fresh = answer.response.fresh
+        if now < fresh.fresh_until and not fresh.retired:
+            return answer
+        del self._map[head]  # the next slow-path answer stores a fresh one
+        return None
+
+    def remember(self, head: bytes, response: Response, method: str, tail: bytes, now: float) -> None:
+        """Store `response` for `head` when it is marked reusable and still fresh (cheap if not)."""
+        fresh: Any = response.fresh
+        if fresh is None or len(head) > MAX_HEAD or response.close:
+            return
+        if not now < fresh.fresh_until or fresh.retired:
+            return
+        if type(response.body) is not bytes:
+            return
+        answers = self._map
+        if len(answers) >= self.max_entries:
+            del answers[next(iter(answers))]
+        answers[head] = ReadyAnswer(response, method, tail)
+
+    def clear(self) -> None:
+        self._map.clear()
