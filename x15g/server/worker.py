@@ -17,10 +17,9 @@ import socket
 import time
 from typing import Any, Callable
 
-import _socket  # the C socket type (no gevent wrapper); see _accept_raw
+import _socket  # the C socket type (no gevent wrapper); see Acceptor
 import gevent
 from gevent.event import Event
-from gevent.pool import Pool
 
 from x15g.app.build import build_app
 from x15g.config import Settings
@@ -33,6 +32,7 @@ from x15g.observability.logs import reopen_logs
 from x15g.observability.metrics import RequestMetrics
 from x15g.server.answers import ReadyAnswers
 from x15g.server.connection import INF, Connection, ConnectionTimeout
+from x15g.server.runners import Runners
 
 log = logging.getLogger("x15g.worker")
 
@@ -71,19 +71,29 @@ class ServingContext:
         self.max_requests = settings.max_keepalive_requests if settings.keepalive_timeout > 0 else 1
 
 
-def _accept_raw(listener: socket.socket) -> tuple[Any, object]:
-    """Accept on the real listening socket: a real non-blocking client socket and its address.
+class Acceptor:
+    """accept(2) on the real socket under one listener, giving real non-blocking client sockets.
 
     gevent's `accept` builds a wrapper socket per connection; its construction and close cost a
     third of a `Connection: close` request, and connections wait on watchers of their own.
-    Raises BlockingIOError when nothing is queued.
+    TCP_NODELAY is set once on the listener: Linux copies it to every accepted socket.
     """
-    fd, address = listener._sock._accept()
-    raw = _RealSocket(listener.family, socket.SOCK_STREAM, 0, fd)
-    raw.setblocking(False)
-    if listener.family != socket.AF_UNIX:
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return raw, address
+
+    __slots__ = ("listener", "_accept", "_family")
+
+    def __init__(self, listener: socket.socket) -> None:
+        self.listener = listener
+        self._accept = listener._sock._accept  # type: ignore[attr-defined]
+        self._family = int(listener.family)  # the property builds an enum on every read
+        if self._family != socket.AF_UNIX:
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def accept(self) -> tuple[Any, object]:
+        """The next queued connection and its address; raises BlockingIOError when none is."""
+        fd, address = self._accept()
+        raw = _RealSocket(self._family, socket.SOCK_STREAM, 0, fd)
+        raw.setblocking(False)
+        return raw, address
 
 
 def _peer_name(address: object) -> str:
@@ -107,14 +117,14 @@ class Worker:
         self.ctx = ServingContext(settings, None, access_log)
         self.ctx.worker_id = worker_id
         self.ctx.app = build_app(settings, self.disk, self.ctx)  # the admin endpoints read ctx
-        self.pool = Pool(settings.max_connections)
+        self.pool = Runners(settings.max_connections)
         self.stop_event = Event()
         self.graceful = True
         self.parent = os.getppid() if watch_parent else 0
         self._last_accept_error = 0.0
 
     def serve(self) -> int:
-        acceptors = [gevent.spawn(self._accept_loop, listener) for listener in self.listeners]
+        acceptors = [gevent.spawn(self._accept_loop, Acceptor(listener)) for listener in self.listeners]
         gevent.signal_handler(signal.SIGTERM, self.stop, True)
         gevent.signal_handler(signal.SIGINT, self.stop, True)
         gevent.signal_handler(signal.SIGQUIT, self.stop, False)
@@ -137,17 +147,17 @@ class Worker:
         self.graceful = graceful
         self.stop_event.set()
 
-    def _accept_loop(self, listener: socket.socket) -> None:
+    def _accept_loop(self, acceptor: Acceptor) -> None:
         max_accept = self.settings.max_accept
         pool = self.pool
         ctx = self.ctx
         wait = ctx.wait
-        ready = listener._read_event  # gevent's watcher on the listening socket
+        ready = acceptor.listener._read_event  # gevent's watcher on the listening socket
         accepted = 0
         while not ctx.draining:
             pool.wait_available()
             try:
-                raw, address = _accept_raw(listener)
+                raw, address = acceptor.accept()
             except BlockingIOError:
                 wait(ready)
                 continue
@@ -156,7 +166,7 @@ class Worker:
                     return
                 self._accept_failed(exc)
                 continue
-            pool.spawn(Connection(raw, _peer_name(address), ctx).run)
+            pool.start(Connection(raw, _peer_name(address), ctx))
             accepted += 1
             if accepted >= max_accept:
                 # Let the connections just accepted run before taking more, so several workers
@@ -181,31 +191,31 @@ class Worker:
         ctx.draining = True
         gevent.killall(acceptors)
         for listener in self.listeners:
-            self._accept_pending(listener)
+            self._accept_pending(Acceptor(listener))
             listener.close()
         if not self.graceful:
-            self.pool.kill(block=True, timeout=1)
+            self.pool.kill(timeout=1)
             return
         self._close_idle()
         self.pool.join(timeout=self.settings.graceful_timeout)
         if len(self.pool):
             log.warning("graceful timeout: closing %d busy connections", len(self.pool))
-            self.pool.kill(block=True, timeout=1)
+            self.pool.kill(timeout=1)
 
-    def _accept_pending(self, listener: socket.socket) -> None:
-        """Serve the connections already queued on `listener` before closing it: their clients
+    def _accept_pending(self, acceptor: Acceptor) -> None:
+        """Serve the connections already queued on the listener before closing it: their clients
         sent a request before the stop, and closing a listener resets its queue (a lost request).
         No yield between the last accept and the close, so the window for a new arrival is tiny."""
         ctx = self.ctx
         while True:
             try:
-                raw, address = _accept_raw(listener)
+                raw, address = acceptor.accept()
             except OSError:  # BlockingIOError: queue empty; anything else: nothing to drain
                 return
             if self.pool.full():
                 raw.close()  # no slot: the client retries, as for any refused connection
                 continue
-            self.pool.spawn(Connection(raw, _peer_name(address), ctx).run)
+            self.pool.start(Connection(raw, _peer_name(address), ctx))
 
     def _close_idle(self) -> None:
         """Close keep-alive connections waiting between requests, unless a request just arrived.
