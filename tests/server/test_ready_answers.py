@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import time
 from pathlib import Path
 
+from tests.hardening.helpers import worker_pids
 from tests.serverproc import ServerProcess
 
 GET_HELLO = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -169,3 +171,64 @@ def test_every_request_is_logged_with_an_access_log(docroot: Path, tmp_path: Pat
         while time.monotonic() < deadline and log.read_text().count("/hello.txt") < 6:
             time.sleep(0.2)
         assert log.read_text().count("GET /hello.txt HTTP/1.1") == 6
+
+
+def _queued_clients(server: ServerProcess, requests: list[bytes]) -> list[socket.socket]:
+    """Connect and send `requests` while the worker is stopped, so each first request is already
+    in the socket when the worker accepts it (the case answer_first serves from the accept loop)."""
+    (worker,) = worker_pids(server.pid)
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        clients = []
+        for request in requests:
+            sock = server.connect()
+            sock.sendall(request)
+            clients.append(sock)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    return clients
+
+
+def test_first_requests_already_there_at_accept_are_answered_there(docroot: Path) -> None:
+    close11 = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    plain10 = b"GET /hello.txt HTTP/1.0\r\n\r\n"
+    with ServerProcess(docroot) as server:
+        for request in (close11, plain10, GET_HELLO):  # the full path stores the answers
+            with server.connect() as sock:
+                sock.sendall(request)
+                read_response(sock)
+        before = metric(server, "ready_answers_total")
+        clients = _queued_clients(server, [close11, plain10, GET_HELLO] * 5)
+        for index, sock in enumerate(clients):
+            with sock:
+                head, body = read_response(sock)
+                assert head.startswith(b"HTTP/1.") and body == b"hello, world\n"
+                if index % 3 == 2:  # keep-alive: the connection goes on with a runner
+                    assert b"Connection: close" not in head
+                    sock.sendall(GET_HELLO)
+                    assert read_response(sock)[1] == b"hello, world\n"
+                else:
+                    assert b"Connection: close" in head
+                    assert sock.recv(1) == b""
+        assert wait_metric(server, "ready_answers_total", before + 15) >= before + 15
+
+
+def test_a_large_first_answer_is_finished_by_the_runner(docroot: Path) -> None:
+    body = os.urandom(8 << 20)
+    (docroot / "large.bin").write_bytes(body)
+    close = b"GET /large.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    keep = b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+    with ServerProcess(docroot, "--small-file-size", str(16 << 20), "--cache-revalidate", "60") as server:
+        for request in (close, keep):
+            with server.connect() as sock:
+                sock.sendall(request)
+                assert read_response(sock)[1] == body
+        for sock in _queued_clients(server, [close, keep]):
+            with sock:
+                head, got = read_response(sock)
+                assert got == body
+                if b"Connection: close" in head:
+                    assert sock.recv(1) == b""
+                else:
+                    sock.sendall(GET_HELLO)
+                    assert read_response(sock)[1] == b"hello, world\n"

@@ -127,6 +127,7 @@ class AdminResponder:
             "responses": {k: counters.get(f"responses_{k}", 0) for k in metrics.STATUS_CLASSES},
             "bytes": counters.get("bytes_sent", 0),
             "bodies": {"memory": counters.get("bodies_memory", 0), "sendfile": counters.get("bodies_sendfile", 0)},
+            "ready_answers": counters.get("ready_answers", 0),  # repeated heads answered without the cache lookup
             "cache": cache,
             "per_worker": [_worker_entry(s) for s in sorted(snaps, key=lambda s: (s["worker_id"], s["pid"]))],
         }

@@ -27,12 +27,13 @@ MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated 
 class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
-    __slots__ = ("response", "method", "tail", "date", "wire", "sent")
+    __slots__ = ("response", "method", "tail", "keep", "date", "wire", "sent")
 
-    def __init__(self, response: Response, method: str, tail: bytes) -> None:
+    def __init__(self, response: Response, method: str, tail: bytes, keep: bool) -> None:
         self.response = response
         self.method = method
         self.tail = tail  # the Connection part that ends the head (depends on the HTTP version)
+        self.keep = keep  # False: the request asked to close (the tail says Connection: close)
         self.date = b""
         self.wire = b""
         self.sent = len(response.body) if response.send_body and method != "HEAD" else 0  # type: ignore[arg-type]
@@ -70,7 +71,7 @@ class ReadyAnswers:
         del self._map[head]  # the next slow-path answer stores a fresh one
         return None
 
-    def remember(self, head: bytes, response: Response, method: str, tail: bytes, now: float) -> None:
+    def remember(self, head: bytes, response: Response, method: str, tail: bytes, keep: bool, now: float) -> None:
         """Store `response` for `head` when it is marked reusable and still fresh (cheap if not)."""
         fresh: Any = response.fresh
         if fresh is None or len(head) > MAX_HEAD or response.close:
@@ -82,7 +83,7 @@ class ReadyAnswers:
         answers = self._map
         if len(answers) >= self.max_entries:
             del answers[next(iter(answers))]
-        answers[head] = ReadyAnswer(response, method, tail)
+        answers[head] = ReadyAnswer(response, method, tail, keep)
 
     def clear(self) -> None:
         self._map.clear()

@@ -62,6 +62,14 @@ class ConnectionTimeout(Exception):
     """Thrown into a waiting connection by the worker's sweeper when its deadline passed."""
 
 
+def peer_name(address: object) -> str:
+    """accept()'s address as "host:port", "[v6]:port" or "unix"."""
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return "unix"
+
+
 class _Unsent:
     """What the hub hands a connection's greenlet when a ready answer did not fit the socket."""
 
@@ -74,18 +82,80 @@ class _Unsent:
 class Connection:
     """Serve one accepted socket until it closes; `ctx` is the worker's shared `ServingContext`."""
 
-    __slots__ = ("raw", "read_event", "write_event", "peer", "ctx", "idle", "deadline", "greenlet", "served")
+    __slots__ = ("raw", "read_event", "write_event", "address", "_peer", "ctx", "idle", "deadline", "greenlet",
+                 "served", "pending", "unsent", "close_after_unsent")
 
-    def __init__(self, raw: Any, peer: str, ctx: Any) -> None:
+    def __init__(self, raw: Any, address: object, ctx: Any) -> None:
         self.raw = raw  # a real non-blocking socket, not gevent's wrapper (see the module docstring)
         self.read_event: Any = None  # libev watchers, made on first use (many answers never wait)
         self.write_event: Any = None
-        self.peer = peer
+        self.address = address  # as accept() returned it; `peer` formats it when first needed
+        self._peer = ""
         self.ctx = ctx
         self.idle = False
         self.deadline = INF  # when the current wait must end; INF while not waiting
         self.greenlet: Any = None
         self.served = 0  # requests answered, by this greenlet or by the hub (_on_readable)
+        self.pending = b""  # bytes read by answer_first that the request loop must parse
+        self.unsent = b""  # the rest of an answer answer_first could not send at once
+        self.close_after_unsent = False
+
+    @property
+    def peer(self) -> str:
+        """The client as "host:port" ("[v6]:port", "unix"), for logs and applications."""
+        if not self._peer:
+            self._peer = peer_name(self.address)
+        return self._peer
+
+    def answer_first(self) -> bool:
+        """Run by the accept loop before the connection gets a runner: if the first request is
+        already there and has a ready answer, send it from here, without any greenlet switch
+        (a `Connection: close` client is then served by accept, recv, send, close). Returns
+        True when the connection is finished; else `run` continues where this stopped."""
+        ctx = self.ctx
+        raw = self.raw
+        try:
+            data = raw.recv(RECV_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            ctx.counters.connections_total += 1
+            raw.close()
+            return True
+        started = _monotonic()
+        answer = ctx.answers.lookup(data, started)
+        if answer is None or ctx.draining or (answer.keep and ctx.max_requests <= 1):
+            self.pending = data
+            return False
+        wire = answer.wire_for(ctx.dates.header())
+        try:
+            sent = raw.send(wire)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            sent = -1
+        if sent >= 0:
+            self._count_ready(answer, started)
+            if sent < len(wire):
+                self.unsent = wire[sent:]
+                self.close_after_unsent = not answer.keep
+                return False
+            if answer.keep:
+                return False
+        ctx.counters.connections_total += 1
+        raw.close()
+        return True
+
+    def _count_ready(self, answer: Any, started: float) -> None:
+        self.served += 1
+        ctx = self.ctx
+        counters = ctx.counters
+        counters.ready_answers += 1
+        if answer.sent:
+            counters.bodies_memory += 1
+        ctx.metrics.observe(answer.method, answer.response.status, _monotonic() - started, answer.sent)
 
     def run(self) -> None:
         ctx = self.ctx
@@ -95,6 +165,10 @@ class Connection:
         ctx.connections.add(self)
         linger = False
         try:
+            if self.unsent:
+                self._finish_unsent()
+                if self.close_after_unsent:
+                    return
             linger = self._serve()
         except (PeerGone, ConnectionTimeout):
             pass
@@ -113,7 +187,7 @@ class Connection:
         limits = ctx.limits
         app = ctx.app
         answers = ctx.answers
-        buf = b""
+        buf, self.pending = self.pending, b""
         while True:
             try:
                 parsed = parse_head(buf, limits) if buf else None
@@ -145,9 +219,11 @@ class Connection:
             keep = (request.keep_alive and not response.close and not ctx.draining
                     and served < ctx.max_requests)
             tail = self._send(response, request, keep, started)
-            if response.fresh is not None and keep and answers is not None and not (
-                    request.chunked or request.content_length):  # the key must be the whole request
-                answers.remember(head, response, request.method, tail, started)
+            # Stored when the Connection part follows from the request alone (not from a drain
+            # or the request limit), and the head is the whole request (no body).
+            if response.fresh is not None and answers is not None and (keep or not request.keep_alive) and not (
+                    request.chunked or request.content_length):
+                answers.remember(head, response, request.method, tail, keep, started)
             if not keep:
                 return response.close
             if not served & 31:
@@ -205,11 +281,16 @@ class Connection:
             if type(got) is bytes:
                 return got
             # The hub answered but the socket took only part of it: finish sending here.
-            try:
-                self._send_bytes(got.rest)
-            except (OSError, ConnectionTimeout):
-                raise PeerGone() from None
+            self.unsent = got.rest
+            self._finish_unsent()
             deadline = _monotonic() + self.ctx.keepalive_timeout
+
+    def _finish_unsent(self) -> None:
+        try:
+            self._send_bytes(self.unsent)
+        except (OSError, ConnectionTimeout):
+            raise PeerGone() from None
+        self.unsent = b""
 
     def _on_readable(self) -> None:
         """Watcher callback, run in the hub: answer a repeated request from the ready answers
@@ -237,8 +318,8 @@ class Connection:
         ctx = self.ctx
         started = _monotonic()
         answer = ctx.answers.lookup(data, started)
-        if answer is None or ctx.draining or self.served + 1 >= ctx.max_requests:
-            return data  # the last request of a connection says Connection: close: full path
+        if answer is None or not answer.keep or ctx.draining or self.served + 1 >= ctx.max_requests:
+            return data  # answers that close the connection take the full path
         wire = answer.wire_for(ctx.dates.header())
         try:
             sent = self.raw.send(wire)
@@ -246,12 +327,7 @@ class Connection:
             sent = 0
         except OSError:
             return b""
-        self.served += 1
-        counters = ctx.counters
-        counters.ready_answers += 1
-        if answer.sent:
-            counters.bodies_memory += 1
-        ctx.metrics.observe(answer.method, answer.response.status, _monotonic() - started, answer.sent)
+        self._count_ready(answer, started)
         if sent < len(wire):
             return _Unsent(wire[sent:])
         self.deadline = started + ctx.keepalive_timeout

@@ -96,13 +96,6 @@ class Acceptor:
         return raw, address
 
 
-def _peer_name(address: object) -> str:
-    if isinstance(address, tuple):
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return "unix"
-
-
 class Worker:
     """Serve `listeners` until told to stop; `serve()` returns the exit status."""
 
@@ -152,6 +145,7 @@ class Worker:
         pool = self.pool
         ctx = self.ctx
         wait = ctx.wait
+        answers = ctx.answers
         ready = acceptor.listener._read_event  # gevent's watcher on the listening socket
         accepted = 0
         while not ctx.draining:
@@ -166,7 +160,9 @@ class Worker:
                     return
                 self._accept_failed(exc)
                 continue
-            pool.start(Connection(raw, _peer_name(address), ctx))
+            connection = Connection(raw, address, ctx)
+            if answers is None or not connection.answer_first():
+                pool.start(connection)
             accepted += 1
             if accepted >= max_accept:
                 # Let the connections just accepted run before taking more, so several workers
@@ -215,7 +211,7 @@ class Worker:
             if self.pool.full():
                 raw.close()  # no slot: the client retries, as for any refused connection
                 continue
-            self.pool.start(Connection(raw, _peer_name(address), ctx))
+            self.pool.start(Connection(raw, address, ctx))
 
     def _close_idle(self) -> None:
         """Close keep-alive connections waiting between requests, unless a request just arrived.
