@@ -16,6 +16,7 @@ class Owner:
 
     def __init__(self, fresh_until: float) -> None:
         self.fresh_until = fresh_until
+        self.resident_until = fresh_until
         self.retired = False
 
 
@@ -41,11 +42,11 @@ def test_head_method_sends_no_body() -> None:
     assert answer.wire_for(DATE1).endswith(b"Date: one\r\n\r\n")
 
 
-def test_only_fresh_marked_in_memory_answers_with_short_heads_are_stored() -> None:
+def test_only_fresh_marked_whole_answers_with_short_heads_are_stored() -> None:
     answers = ReadyAnswers()
     answers.remember(HEAD, response(None), "GET", TAIL, True, now=1.0)  # not marked reusable
     answers.remember(HEAD, response(Owner(1.0)), "GET", TAIL, True, now=1.0)  # window already over
-    answers.remember(HEAD, response(Owner(10.0), body=FileRange(3, 0, 4)), "GET", TAIL, True, now=1.0)
+    answers.remember(HEAD, response(Owner(10.0), body=[b"--b", FileRange(3, 0, 4)]), "GET", TAIL, True, now=1.0)
     answers.remember(HEAD, response(Owner(10.0), close=True), "GET", TAIL, True, now=1.0)
     long_head = b"GET /a HTTP/1.1\r\nX: " + b"a" * MAX_HEAD + b"\r\n\r\n"
     answers.remember(long_head, response(Owner(10.0)), "GET", TAIL, True, now=1.0)
@@ -91,3 +92,15 @@ def test_a_closing_answer_is_stored_with_its_tail() -> None:
     answer = answers.lookup(head, now=1.0)
     assert answer is not None and not answer.keep
     assert answer.wire_for(DATE1).endswith(b"Date: one\r\nConnection: close\r\n\r\nbody")
+
+
+def test_a_file_answer_is_its_head_then_the_range_and_needs_resident_pages() -> None:
+    answers = ReadyAnswers()
+    owner = Owner(10.0)
+    owner.resident_until = 3.0
+    part = FileRange(7, 0, 4)
+    answers.remember(HEAD, response(owner, body=part), "GET", TAIL, True, now=1.0)
+    answer = answers.lookup(HEAD, now=2.0)
+    assert answer is not None and answer.file == part and answer.sent == 4
+    assert answer.wire_for(DATE1).endswith(b"Date: one\r\n\r\n")  # the body goes by sendfile
+    assert answers.lookup(HEAD, now=3.5) is None  # pages not known to be cached: the full path warms them

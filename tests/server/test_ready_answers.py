@@ -232,3 +232,67 @@ def test_a_large_first_answer_is_finished_by_the_runner(docroot: Path) -> None:
                 else:
                     sock.sendall(GET_HELLO)
                     assert read_response(sock)[1] == b"hello, world\n"
+
+
+GET_BIG = b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def test_large_files_are_ready_answers_by_sendfile(docroot: Path) -> None:
+    body = (docroot / "big.bin").read_bytes()  # larger than small_file_size: sent by sendfile
+    with ServerProcess(docroot) as server, server.connect() as sock:
+        for _ in range(5):
+            sock.sendall(GET_BIG)
+            assert read_response(sock)[1] == body
+        assert wait_metric(server, "ready_answers_total", 4) >= 4
+        assert metric(server, 'response_bodies_total{kind="sendfile"}') >= 5
+
+
+def test_a_slow_reader_gets_the_rest_of_a_file_from_its_runner(docroot: Path) -> None:
+    body = os.urandom(8 << 20)  # more than the socket buffers take at once
+    (docroot / "large.bin").write_bytes(body)
+    request = b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+    with ServerProcess(docroot, "--cache-revalidate", "60") as server, server.connect() as sock:
+        for _ in range(3):
+            sock.sendall(request)
+            time.sleep(0.3)
+            assert read_response(sock)[1] == body
+        sock.sendall(GET_HELLO)
+        assert read_response(sock)[1] == b"hello, world\n"
+        assert wait_metric(server, "ready_answers_total", 2) >= 2
+
+
+def test_a_replaced_large_file_is_served_after_the_window(docroot: Path) -> None:
+    with ServerProcess(docroot, "--cache-revalidate", "0.2") as server, server.connect() as sock:
+        for _ in range(3):
+            sock.sendall(GET_BIG)
+            read_response(sock)
+        new = os.urandom(200_000)
+        (docroot / "big.new").write_bytes(new)
+        os.replace(docroot / "big.new", docroot / "big.bin")
+        time.sleep(0.4)
+        for _ in range(2):
+            sock.sendall(GET_BIG)
+            assert read_response(sock)[1] == new
+
+
+def test_a_file_truncated_in_place_closes_the_connection_early(docroot: Path) -> None:
+    size = (docroot / "big.bin").stat().st_size
+    with ServerProcess(docroot, "--cache-revalidate", "60") as server:
+        with server.connect() as sock:
+            for _ in range(2):
+                sock.sendall(GET_BIG)
+                read_response(sock)
+            os.truncate(docroot / "big.bin", 1000)  # same inode: the cache cannot know yet
+            sock.sendall(GET_BIG)
+            data = b""
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, got = data.partition(b"\r\n\r\n")
+            assert b"Content-Length: %d" % size in head and len(got) < size  # short, then closed
+        with server.connect() as sock:  # the worker is fine
+            sock.sendall(GET_HELLO)
+            assert read_response(sock)[1] == b"hello, world\n"
+        assert "file ended" in server.log()

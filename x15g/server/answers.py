@@ -9,8 +9,10 @@ the connection sends the stored bytes (head, Date, Connection and body in one bu
 parsing, routing or building anything (see connection.Connection._on_readable).
 
 Only responses whose producer marked them with `Response.fresh` are stored (the static
-responder's in-memory 200 and HEAD answers): they depend on nothing but the request head and the
-entry, which stays unchanged while `fresh.fresh_until` is ahead and `fresh.retired` is false.
+responder's plain 200 and HEAD answers): they depend on nothing but the request head and the
+entry, which stays unchanged while `fresh.fresh_until` is ahead and `fresh.retired` is false. A
+large file's answer is the head plus a sendfile of the entry's open fd, used only while the
+entry's pages are known to be in memory (`fresh.resident_until`), so the hub never waits on disk.
 The Date line is rebuilt once a second. Bounded by entry count (oldest dropped first); a head is
 only stored when it is short, so a client cannot fill memory with huge heads.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from x15g.http.messages import Response
+from x15g.http.messages import FileRange, Response
 
 MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
 
@@ -27,7 +29,7 @@ MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated 
 class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
-    __slots__ = ("response", "method", "tail", "keep", "date", "wire", "sent")
+    __slots__ = ("response", "method", "tail", "keep", "date", "wire", "sent", "file")
 
     def __init__(self, response: Response, method: str, tail: bytes, keep: bool) -> None:
         self.response = response
@@ -36,13 +38,16 @@ class ReadyAnswer:
         self.keep = keep  # False: the request asked to close (the tail says Connection: close)
         self.date = b""
         self.wire = b""
-        self.sent = len(response.body) if response.send_body and method != "HEAD" else 0  # type: ignore[arg-type]
+        body = response.body if response.send_body and method != "HEAD" else b""
+        # A large file's body goes by sendfile after `wire` (then only the head).
+        self.file = body if type(body) is FileRange else None
+        self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
 
     def wire_for(self, date: bytes) -> bytes:
         """The bytes to send, rebuilt when the Date line changed (once a second)."""
         if date is not self.date:
             response = self.response
-            body = response.body if self.sent else b""
+            body = response.body if self.sent and self.file is None else b""
             self.wire = response.head + date + self.tail + body  # type: ignore[operator]
             self.date = date
         return self.wire
@@ -66,7 +71,7 @@ class ReadyAnswers:
         if answer is None:
             return None
         fresh = answer.response.fresh
-        if now < fresh.fresh_until and not fresh.retired:
+        if now < fresh.fresh_until and not fresh.retired and (answer.file is None or now < fresh.resident_until):
             return answer
         del self._map[head]  # the next slow-path answer stores a fresh one
         return None
@@ -78,7 +83,7 @@ class ReadyAnswers:
             return
         if not now < fresh.fresh_until or fresh.retired:
             return
-        if type(response.body) is not bytes:
+        if type(response.body) is not bytes and type(response.body) is not FileRange:
             return
         answers = self._map
         if len(answers) >= self.max_entries:

@@ -27,6 +27,7 @@ greenlet gets everything else (other requests, EOF, the rest of an answer the so
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from typing import Any
@@ -71,12 +72,15 @@ def peer_name(address: object) -> str:
 
 
 class _Unsent:
-    """What the hub hands a connection's greenlet when a ready answer did not fit the socket."""
+    """The part of a ready answer the socket did not take at once, for the greenlet to finish:
+    bytes, then a file range; `release` drops the reference that keeps the file open."""
 
-    __slots__ = ("rest",)
+    __slots__ = ("rest", "file", "release")
 
-    def __init__(self, rest: bytes) -> None:
+    def __init__(self, rest: bytes, file: FileRange | None = None, release: Any = None) -> None:
         self.rest = rest
+        self.file = file
+        self.release = release
 
 
 class Connection:
@@ -97,7 +101,7 @@ class Connection:
         self.greenlet: Any = None
         self.served = 0  # requests answered, by this greenlet or by the hub (_on_readable)
         self.pending = b""  # bytes read by answer_first that the request loop must parse
-        self.unsent = b""  # the rest of an answer answer_first could not send at once
+        self.unsent: _Unsent | None = None  # the rest of an answer answer_first could not send at once
         self.close_after_unsent = False
 
     @property
@@ -129,17 +133,13 @@ class Connection:
         if answer is None or ctx.draining or (answer.keep and ctx.max_requests <= 1):
             self.pending = data
             return False
-        wire = answer.wire_for(ctx.dates.header())
         try:
-            sent = raw.send(wire)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            sent = -1
-        if sent >= 0:
-            self._count_ready(answer, started)
-            if sent < len(wire):
-                self.unsent = wire[sent:]
+            unsent = self._send_ready(answer, started)
+        except PeerGone:
+            unsent = None
+        else:
+            if unsent is not None:
+                self.unsent = unsent
                 self.close_after_unsent = not answer.keep
                 return False
             if answer.keep:
@@ -148,12 +148,47 @@ class Connection:
         raw.close()
         return True
 
+    def _send_ready(self, answer: Any, started: float) -> _Unsent | None:
+        """Send a ready answer without ever waiting: what the socket did not take comes back as
+        an `_Unsent` for the greenlet. Raises PeerGone when the client or the file is gone."""
+        wire = answer.wire_for(self.ctx.dates.header())
+        part = answer.file
+        raw = self.raw
+        try:
+            sent = raw.send(wire, _MSG_MORE if part is not None else 0)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            raise PeerGone() from None
+        self._count_ready(answer, started)
+        if part is None:
+            return None if sent == len(wire) else _Unsent(wire[sent:])
+        done = 0
+        if sent == len(wire):
+            try:
+                done = os.sendfile(raw.fileno(), part.fd, part.offset, part.count)
+            except BlockingIOError:
+                pass
+            except OSError:
+                raise PeerGone() from None
+            else:
+                if done == part.count:
+                    return None
+                if done == 0:
+                    log.warning("%s: file ended before the announced length; closing the connection", self.peer)
+                    raise PeerGone()
+        entry = answer.response.fresh
+        entry.acquire()  # the greenlet sends the rest from this fd: keep it open until then
+        return _Unsent(wire[sent:], FileRange(part.fd, part.offset + done, part.count - done), entry.release)
+
     def _count_ready(self, answer: Any, started: float) -> None:
         self.served += 1
         ctx = self.ctx
         counters = ctx.counters
         counters.ready_answers += 1
-        if answer.sent:
+        if answer.file is not None:
+            counters.bodies_sendfile += 1
+        elif answer.sent:
             counters.bodies_memory += 1
         ctx.metrics.observe(answer.method, answer.response.status, _monotonic() - started, answer.sent)
 
@@ -165,8 +200,9 @@ class Connection:
         ctx.connections.add(self)
         linger = False
         try:
-            if self.unsent:
-                self._finish_unsent()
+            unsent, self.unsent = self.unsent, None
+            if unsent is not None:
+                self._finish_unsent(unsent)
                 if self.close_after_unsent:
                     return
             linger = self._serve()
@@ -281,16 +317,23 @@ class Connection:
             if type(got) is bytes:
                 return got
             # The hub answered but the socket took only part of it: finish sending here.
-            self.unsent = got.rest
-            self._finish_unsent()
+            self._finish_unsent(got)
             deadline = _monotonic() + self.ctx.keepalive_timeout
 
-    def _finish_unsent(self) -> None:
+    def _finish_unsent(self, unsent: _Unsent) -> None:
         try:
-            self._send_bytes(self.unsent)
+            if unsent.rest:
+                self._send_bytes(unsent.rest, _MSG_MORE if unsent.file is not None else 0)
+            if unsent.file is not None:
+                send_file(self.raw.fileno(), unsent.file, self._wait_writable)
+        except FileShrunk as exc:
+            log.warning("%s: %s; closing the connection", self.peer, exc)
+            raise PeerGone() from None
         except (OSError, ConnectionTimeout):
             raise PeerGone() from None
-        self.unsent = b""
+        finally:
+            if unsent.release is not None:
+                unsent.release()
 
     def _on_readable(self) -> None:
         """Watcher callback, run in the hub: answer a repeated request from the ready answers
@@ -320,18 +363,13 @@ class Connection:
         answer = ctx.answers.lookup(data, started)
         if answer is None or not answer.keep or ctx.draining or self.served + 1 >= ctx.max_requests:
             return data  # answers that close the connection take the full path
-        wire = answer.wire_for(ctx.dates.header())
         try:
-            sent = self.raw.send(wire)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
+            unsent = self._send_ready(answer, started)
+        except PeerGone:
             return b""
-        self._count_ready(answer, started)
-        if sent < len(wire):
-            return _Unsent(wire[sent:])
-        self.deadline = started + ctx.keepalive_timeout
-        return None
+        if unsent is None:
+            self.deadline = started + ctx.keepalive_timeout
+        return unsent
 
     def _read_head(self, buf: bytes, first: bool) -> tuple[Any, bytes]:
         """recv until a whole head parses; (None, b"") when the client went away while idle."""

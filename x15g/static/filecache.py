@@ -80,7 +80,7 @@ class FileEntry:
         full = body if body is not None else FileRange(fd, 0, self.size)
         # Both depend only on the request head and this entry: stored as ready answers while fresh.
         self.get_response = Response(200, head, full, self.size, release=None if body is not None else self.release,
-                                     fresh=self if body is not None else None)
+                                     fresh=self)
         self.head_response = Response(200, head, b"", self.size, send_body=False, fresh=self)
         self.variants: tuple[tuple[str, FileEntry], ...] = ()
         self.codings: tuple[str, ...] = ()
