@@ -104,3 +104,24 @@ def test_a_file_answer_is_its_head_then_the_range_and_needs_resident_pages() -> 
     assert answer is not None and answer.file == part and answer.sent == 4
     assert answer.wire_for(DATE1).endswith(b"Date: one\r\n\r\n")  # the body goes by sendfile
     assert answers.lookup(HEAD, now=3.5) is None  # pages not known to be cached: the full path warms them
+
+
+def test_bounded_by_the_bytes_the_answers_hold() -> None:
+    body = b"x" * 1000
+    answers = ReadyAnswers(max_entries=100, max_bytes=3500)
+    heads = [b"GET /%d HTTP/1.1\r\n\r\n" % i for i in range(5)]
+    for head in heads:
+        answers.remember(head, response(Owner(10.0), body=body), "GET", TAIL, True, now=1.0)
+    assert len(answers) == 3 and answers.bytes <= 3500
+    assert [answers.lookup(h, now=1.0) is not None for h in heads] == [False, False, True, True, True]
+    answers.remember(b"GET /huge HTTP/1.1\r\n\r\n", response(Owner(10.0), body=b"x" * 4000), "GET", TAIL, True,
+                     now=1.0)
+    assert len(answers) == 3  # larger than the whole bound: never stored
+    answers.remember(heads[4], response(Owner(10.0), body=body), "GET", TAIL, True, now=1.0)  # replaced
+    assert len(answers) == 3 and answers.bytes <= 3500
+    for head in heads[2:]:
+        answers.remember(head, response(Owner(0.5)), "GET", TAIL, True, now=1.0)  # not fresh: ignored
+    assert answers.lookup(heads[2], now=11.0) is None  # stale: dropped with its bytes
+    assert len(answers) == 2
+    answers.clear()
+    assert answers.bytes == 0

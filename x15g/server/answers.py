@@ -13,8 +13,9 @@ responder's plain 200 and HEAD answers): they depend on nothing but the request 
 entry, which stays unchanged while `fresh.fresh_until` is ahead and `fresh.retired` is false. A
 large file's answer is the head plus a sendfile of the entry's open fd, used only while the
 entry's pages are known to be in memory (`fresh.resident_until`), so the hub never waits on disk.
-The Date line is rebuilt once a second. Bounded by entry count (oldest dropped first); a head is
-only stored when it is short, so a client cannot fill memory with huge heads.
+The Date line is rebuilt once a second. Bounded by entry count and by the bytes the answers hold
+(each keeps its own copy of head and small body; oldest dropped first); a head is only stored
+when it is short, so a client cannot fill memory with huge heads.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from typing import Any
 from x15g.http.messages import FileRange, Response
 
 MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
+DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 
 
 class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
-    __slots__ = ("response", "method", "tail", "keep", "date", "wire", "sent", "file")
+    __slots__ = ("response", "method", "tail", "keep", "date", "wire", "sent", "file", "size")
 
     def __init__(self, response: Response, method: str, tail: bytes, keep: bool) -> None:
         self.response = response
@@ -42,6 +44,8 @@ class ReadyAnswer:
         # A large file's body goes by sendfile after `wire` (then only the head).
         self.file = body if type(body) is FileRange else None
         self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
+        # Memory `wire` holds (a copy of the body when it is sent from memory), Date included.
+        self.size = len(response.head) + len(tail) + DATE_LINE + (0 if self.file is not None else self.sent)
 
     def wire_for(self, date: bytes) -> bytes:
         """The bytes to send, rebuilt when the Date line changed (once a second)."""
@@ -56,11 +60,13 @@ class ReadyAnswer:
 class ReadyAnswers:
     """The per-worker map from request head bytes to `ReadyAnswer` (see the module doc)."""
 
-    __slots__ = ("_map", "max_entries")
+    __slots__ = ("_map", "max_entries", "max_bytes", "bytes")
 
-    def __init__(self, max_entries: int = 4096) -> None:
+    def __init__(self, max_entries: int = 4096, max_bytes: int = 32 << 20) -> None:
         self._map: dict[bytes, ReadyAnswer] = {}
         self.max_entries = max_entries
+        self.max_bytes = max_bytes  # each answer holds its own copy of head and small body
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._map)
@@ -73,7 +79,7 @@ class ReadyAnswers:
         fresh = answer.response.fresh
         if now < fresh.fresh_until and not fresh.retired and (answer.file is None or now < fresh.resident_until):
             return answer
-        del self._map[head]  # the next slow-path answer stores a fresh one
+        self._drop(head)  # the next slow-path answer stores a fresh one
         return None
 
     def remember(self, head: bytes, response: Response, method: str, tail: bytes, keep: bool, now: float) -> None:
@@ -85,10 +91,20 @@ class ReadyAnswers:
             return
         if type(response.body) is not bytes and type(response.body) is not FileRange:
             return
+        answer = ReadyAnswer(response, method, tail, keep)
+        if answer.size > self.max_bytes:
+            return
         answers = self._map
-        if len(answers) >= self.max_entries:
-            del answers[next(iter(answers))]
-        answers[head] = ReadyAnswer(response, method, tail, keep)
+        if head in answers:
+            self._drop(head)
+        while answers and (len(answers) >= self.max_entries or self.bytes + answer.size > self.max_bytes):
+            self._drop(next(iter(answers)))  # the oldest first
+        answers[head] = answer
+        self.bytes += answer.size
+
+    def _drop(self, head: bytes) -> None:
+        self.bytes -= self._map.pop(head).size
 
     def clear(self) -> None:
         self._map.clear()
+        self.bytes = 0
