@@ -185,7 +185,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache_entries", 10000, positive_int, "paths kept in the open-file cache (LRU)", "cache"),
     Option("cache_memory", 64 * MiB, non_negative_int, "bytes of small file bodies kept in memory by the cache", "cache"),
     Option("cache_revalidate", 1.0, non_negative_float, "seconds between stat() revalidations of a cached path", "cache"),
-    Option("ready_answers", 4096, non_negative_int, "requests repeating a head byte for byte, for a cached file, answered from ready bytes without parsing: heads kept (their bytes bounded by half of --cache-memory); 0 disables (off while an access log is on)", "cache"),
+    Option("ready_answers", 4096, non_negative_int, "requests repeating a head byte for byte, for a cached file, answered from ready bytes without parsing: heads kept (their bytes bounded by half of --cache-memory); 0 disables", "cache"),
     Option("small_file_size", 64 * KiB, non_negative_int, "files up to this size are kept in memory and sent with the head in one write; larger ones go by sendfile", "cache"),
     # logging
     Option("access_log", None, optional_str, "access log file, or - for stdout; off when unset", "logging"),

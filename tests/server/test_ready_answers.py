@@ -4,6 +4,7 @@ stored bytes must be byte-for-byte what the full path sends, and every rule of t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -163,14 +164,41 @@ def test_http10_keepalive_and_head_keep_their_framing(docroot: Path) -> None:
 
 def test_every_request_is_logged_with_an_access_log(docroot: Path, tmp_path: Path) -> None:
     log = tmp_path / "access.log"
+    ua = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: probe \"1\"\r\nReferer: /from\r\n\r\n"
     with ServerProcess(docroot, "--access-log", str(log)) as server, server.connect() as sock:
+        port = sock.getsockname()[1]
         for _ in range(6):
-            sock.sendall(GET_HELLO)
+            sock.sendall(ua)
             read_response(sock)
+        assert wait_metric(server, "ready_answers_total", 5) >= 5  # the access log keeps them on
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline and log.read_text().count("/hello.txt") < 6:
             time.sleep(0.2)
-        assert log.read_text().count("GET /hello.txt HTTP/1.1") == 6
+    lines = [line for line in log.read_text().splitlines() if "/hello.txt" in line]
+    assert len(lines) == 6
+    tails = {line.split("] ", 1)[1] for line in lines}  # all but client and time
+    assert tails == {'"GET /hello.txt HTTP/1.1" 200 13 "/from" "probe \\x221\\x22"'}
+    assert all(line.startswith("127.0.0.1 - - [") for line in lines)
+    assert port  # the same connection throughout
+
+
+def test_json_access_log_lines_of_ready_answers(docroot: Path, tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    with ServerProcess(docroot, "--access-log", str(log), "--access-log-format", "json") as server:
+        with server.connect() as sock:
+            for _ in range(4):
+                sock.sendall(GET_HELLO)
+                read_response(sock)
+        assert wait_metric(server, "ready_answers_total", 3) >= 3
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and log.read_text().count("/hello.txt") < 4:
+            time.sleep(0.2)
+    records = [json.loads(line) for line in log.read_text().splitlines() if "/hello.txt" in line]
+    assert len(records) == 4
+    for record in records:
+        assert record["remote"] == "127.0.0.1" and record["status"] == 200 and record["bytes"] == 13
+        assert record["method"] == "GET" and record["path"] == "/hello.txt"
+        assert 0 <= record["duration_ms"] < 1000  # seconds of this request, not a clock difference
 
 
 def _queued_clients(server: ServerProcess, requests: list[bytes]) -> list[socket.socket]:

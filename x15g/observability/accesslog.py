@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from x15g.http.messages import Request
 
@@ -21,6 +21,16 @@ FLUSH_BYTES = 64 * 1024
 
 
 def _clf_time(ts: float) -> str:
+    second = int(ts)
+    if second != _clf_cache[0]:
+        _clf_cache[0], _clf_cache[1] = second, _format_clf(second)
+    return _clf_cache[1]
+
+
+_clf_cache: list = [-1, ""]  # (second, its text): formatted once a second, like Date
+
+
+def _format_clf(ts: float) -> str:
     t = time.localtime(ts)
     offset = t.tm_gmtoff // 60
     sign = "+" if offset >= 0 else "-"
@@ -49,30 +59,42 @@ def _host(peer: str) -> str:
     return host if sep and port.isdigit() and "." in host else peer
 
 
-def format_combined(request: Request, status: int, sent: int, ts: float, duration: float) -> str:
+def combined_fields(request: Request, status: int, sent: int) -> str:
+    """The part of a combined line that only depends on the request and the answer."""
     line = f"{request.method} {_quote(request.target)} HTTP/{request.version // 10}.{request.version % 10}"
-    return '%s - - [%s] "%s" %d %s "%s" "%s"\n' % (
-        _host(request.peer) or "-", _clf_time(ts), line, status, sent if sent else "-",
+    return '"%s" %d %s "%s" "%s"\n' % (
+        line, status, sent if sent else "-",
         _quote(request.headers.get(b"referer")), _quote(request.headers.get(b"user-agent")))
 
 
-def format_json(request: Request, status: int, sent: int, ts: float, duration: float) -> str:
+def combined_line(fields: str, peer: str, ts: float, duration: float) -> str:
+    return "%s - - [%s] %s" % (_host(peer) or "-", _clf_time(ts), fields)
+
+
+def json_fields(request: Request, status: int, sent: int) -> dict:
+    """The fields of a JSON record that only depend on the request and the answer."""
     def text(value: bytes | None) -> str | None:
         return None if value is None else value.decode("latin-1")
 
-    record = {
-        "remote": _host(request.peer),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts)),
+    return {
         "method": request.method,
         "path": text(request.path),
         "query": text(request.query),
         "version": f"HTTP/{request.version // 10}.{request.version % 10}",
         "status": status,
         "bytes": sent,
-        "duration_ms": round(duration * 1000, 3),
         "referer": text(request.headers.get(b"referer")),
         "user_agent": text(request.headers.get(b"user-agent")),
         "pid": os.getpid(),
+    }
+
+
+def json_line(fields: dict, peer: str, ts: float, duration: float) -> str:
+    record = {
+        "remote": _host(peer),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts)),
+        **fields,
+        "duration_ms": round(duration * 1000, 3),
     }
     return json.dumps(record, separators=(",", ":")) + "\n"
 
@@ -82,13 +104,21 @@ class AccessLog:
 
     def __init__(self, path: str, fmt: str) -> None:
         self.path = path
-        self.format: Callable[..., str] = format_json if fmt == "json" else format_combined
+        # A line is fields (what the request and answer fix; a ready answer keeps them) + the
+        # client, time and duration of this request.
+        self.fields: Callable[[Request, int, int], Any] = json_fields if fmt == "json" else combined_fields
+        self.line: Callable[[Any, str, float, float], str] = json_line if fmt == "json" else combined_line
         self._buffer: list[str] = []
         self._size = 0
         self._file = sys.stdout if path == "-" else open(path, "a", encoding="utf-8", errors="replace")
 
-    def log(self, request: Request, status: int, sent: int, started: float, now: float) -> None:
-        line = self.format(request, status, sent, now, now - started)
+    def log(self, request: Request, status: int, sent: int, ts: float, duration: float) -> None:
+        """Log a request answered at wall-clock time `ts` that took `duration` seconds."""
+        self.log_fields(self.fields(request, status, sent), request.peer, ts, duration)
+
+    def log_fields(self, fields: Any, peer: str, ts: float, duration: float) -> None:
+        """Log a request whose `fields` were prepared before (a ready answer keeps them)."""
+        line = self.line(fields, peer, ts, duration)
         self._buffer.append(line)
         self._size += len(line)
 

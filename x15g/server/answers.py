@@ -31,7 +31,7 @@ DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
-    __slots__ = ("response", "method", "tail", "keep", "date", "wire", "sent", "file", "size")
+    __slots__ = ("response", "method", "tail", "keep", "date", "wire", "sent", "file", "size", "log_fields")
 
     def __init__(self, response: Response, method: str, tail: bytes, keep: bool) -> None:
         self.response = response
@@ -46,6 +46,7 @@ class ReadyAnswer:
         self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
         # Memory `wire` holds (a copy of the body when it is sent from memory), Date included.
         self.size = len(response.head) + len(tail) + DATE_LINE + (0 if self.file is not None else self.sent)
+        self.log_fields: Any = None  # the access log's prepared fields, when there is one
 
     def wire_for(self, date: bytes) -> bytes:
         """The bytes to send, rebuilt when the Date line changed (once a second)."""
@@ -82,18 +83,20 @@ class ReadyAnswers:
         self._drop(head)  # the next slow-path answer stores a fresh one
         return None
 
-    def remember(self, head: bytes, response: Response, method: str, tail: bytes, keep: bool, now: float) -> None:
-        """Store `response` for `head` when it is marked reusable and still fresh (cheap if not)."""
+    def remember(self, head: bytes, response: Response, method: str, tail: bytes, keep: bool,
+                 now: float) -> ReadyAnswer | None:
+        """Store `response` for `head` when it is marked reusable and still fresh (cheap if not);
+        returns the stored answer."""
         fresh: Any = response.fresh
         if fresh is None or len(head) > MAX_HEAD or response.close:
-            return
+            return None
         if not now < fresh.fresh_until or fresh.retired:
-            return
+            return None
         if type(response.body) is not bytes and type(response.body) is not FileRange:
-            return
+            return None
         answer = ReadyAnswer(response, method, tail, keep)
         if answer.size > self.max_bytes:
-            return
+            return None
         answers = self._map
         if head in answers:
             self._drop(head)
@@ -101,6 +104,7 @@ class ReadyAnswers:
             self._drop(next(iter(answers)))  # the oldest first
         answers[head] = answer
         self.bytes += answer.size
+        return answer
 
     def _drop(self, head: bytes) -> None:
         self.bytes -= self._map.pop(head).size

@@ -190,7 +190,10 @@ class Connection:
             counters.bodies_sendfile += 1
         elif answer.sent:
             counters.bodies_memory += 1
-        ctx.metrics.observe(answer.method, answer.response.status, _monotonic() - started, answer.sent)
+        duration = _monotonic() - started
+        ctx.metrics.observe(answer.method, answer.response.status, duration, answer.sent)
+        if ctx.access_log is not None:
+            ctx.access_log.log_fields(answer.log_fields, self.peer, time.time(), duration)
 
     def run(self) -> None:
         ctx = self.ctx
@@ -259,7 +262,9 @@ class Connection:
             # or the request limit), and the head is the whole request (no body).
             if response.fresh is not None and answers is not None and (keep or not request.keep_alive) and not (
                     request.chunked or request.content_length):
-                answers.remember(head, response, request.method, tail, keep, started)
+                answer = answers.remember(head, response, request.method, tail, keep, started)
+                if answer is not None and ctx.access_log is not None:
+                    answer.log_fields = ctx.access_log.fields(request, response.status, answer.sent)
             if not keep:
                 return response.close
             if not served & 31:
@@ -490,7 +495,7 @@ class Connection:
             if request is not None:
                 ctx.metrics.observe(request.method, response.status, _monotonic() - started, sent)
                 if ctx.access_log is not None:
-                    ctx.access_log.log(request, response.status, sent, started, time.time())
+                    ctx.access_log.log(request, response.status, sent, time.time(), _monotonic() - started)
         return tail
 
     def _send_parts(self, head: bytes, body: Any) -> int:

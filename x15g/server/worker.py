@@ -51,10 +51,8 @@ class ServingContext:
         self.dates = DateCache()
         self.counters = Counters()
         self.access_log = access_log
-        # Repeated keep-alive requests answered from ready bytes; off with an access log, whose
-        # lines need the parsed request.
-        self.answers = (ReadyAnswers(settings.ready_answers, settings.cache_memory // 2)
-                        if access_log is None and settings.ready_answers else None)
+        # Repeated requests answered from ready bytes (server/answers.py).
+        self.answers = ReadyAnswers(settings.ready_answers, settings.cache_memory // 2) if settings.ready_answers else None
         self.connections: set[Connection] = set()
         self.wait = gevent.get_hub().wait  # connections block on socket watchers through this
         self.loop = gevent.get_hub().loop  # ... which they create from this loop
