@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from x15g.http.messages import Request
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 FLUSH_BYTES = 64 * 1024
+_NEEDS_ESCAPE = re.compile(rb'[^\x20-\x7e]|["\\]')
 
 
 def _clf_time(ts: float) -> str:
@@ -43,6 +45,8 @@ def _quote(value: bytes | None) -> str:
     """Escape for the combined format like nginx does: `"` and `\\` and non-printables as \\xHH."""
     if not value:
         return "-"
+    if not _NEEDS_ESCAPE.search(value):  # the common case: printable ASCII, one C call
+        return value.decode("ascii")
     out = []
     for byte in value:
         if byte in (0x22, 0x5C) or byte < 0x20 or byte > 0x7E:
