@@ -15,13 +15,15 @@ Speed: gevent's socket wrapper costs more per call than everything else a cached
 (measured: a bare server answered 46k req/s through it, 74k on the real socket), and building and
 closing one per connection was a third of a `Connection: close` request. So connections get the
 real non-blocking socket from the worker's accept loop and, on EAGAIN, wait on libev watchers of
-their own through `hub.wait`, which is what the wrapper does internally.
+their own by switching to the hub, which is what the wrapper does internally.
 
 Ready answers (server/answers.py): between keep-alive requests the read watcher's callback runs
 in the hub, reads the next request and, when its head bytes equal one answered before from the
-open-file cache, sends the stored answer right there: no switch to the connection's greenlet, no
-parsing, routing or head building. That took a cached 1 KiB answer from ~24 us to ~11 us. The
-greenlet gets everything else (other requests, EOF, the rest of an answer the socket did not take).
+open-file cache, sends the stored answer right there (bytes, or a head and a sendfile): no switch
+to the connection's greenlet, no parsing, routing or head building. That took a cached 1 KiB
+answer from ~24 us to ~11 us. The greenlet (a runner, server/runners.py) gets everything else:
+other requests, EOF, the rest of an answer the socket did not take. The accept loop does the same
+for a first request that is already there when it accepts (`answer_first`).
 """
 
 from __future__ import annotations
