@@ -324,3 +324,17 @@ def test_a_file_truncated_in_place_closes_the_connection_early(docroot: Path) ->
             sock.sendall(GET_HELLO)
             assert read_response(sock)[1] == b"hello, world\n"
         assert "file ended" in server.log()
+
+
+def test_with_keepalive_disabled_every_ready_answer_closes(docroot: Path) -> None:
+    with ServerProcess(docroot, "--keepalive-timeout", "0") as server:
+        with server.connect() as sock:  # the full path stores it
+            sock.sendall(GET_HELLO)
+            assert b"Connection: close" in read_response(sock)[0]
+        before = metric(server, "ready_answers_total")
+        for sock in _queued_clients(server, [GET_HELLO] * 5):
+            with sock:
+                head, body = read_response(sock)
+                assert b"Connection: close" in head and body == b"hello, world\n"
+                assert sock.recv(1) == b""
+        assert wait_metric(server, "ready_answers_total", before + 5) >= before + 5

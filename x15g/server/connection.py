@@ -260,9 +260,11 @@ class Connection:
             keep = (request.keep_alive and not response.close and not ctx.draining
                     and served < ctx.max_requests)
             tail = self._send(response, request, keep, started)
-            # Stored when the Connection part follows from the request alone (not from a drain
-            # or the request limit), and the head is the whole request (no body).
-            if response.fresh is not None and answers is not None and (keep or not request.keep_alive) and not (
+            # Stored when the Connection part follows from the request alone, or from settings
+            # that close after every answer (not from a drain or the request limit), and the
+            # head is the whole request (no body).
+            if response.fresh is not None and answers is not None and (
+                    keep or not request.keep_alive or ctx.max_requests == 1) and not (
                     request.chunked or request.content_length):
                 answer = answers.remember(head, response, request.method, tail, keep, started)
                 if answer is not None and ctx.access_log is not None:
