@@ -132,7 +132,7 @@ class Connection:
             return True
         started = _monotonic()
         answer = ctx.answers.lookup(data, started)
-        if answer is None or ctx.draining or (answer.keep and ctx.max_requests <= 1):
+        if answer is None or not self._may_send_ready(answer):
             self.pending = data
             return False
         try:
@@ -149,6 +149,12 @@ class Connection:
         ctx.counters.connections_total += 1
         raw.close()
         return True
+
+    def _may_send_ready(self, answer: Any) -> bool:
+        """Not while draining (every answer must then close), and a keep-alive answer never as the
+        connection's last request, whose answer says Connection: close (full path)."""
+        ctx = self.ctx
+        return not ctx.draining and (not answer.keep or self.served + 1 < ctx.max_requests)
 
     def _send_ready(self, answer: Any, started: float) -> _Unsent | None:
         """Send a ready answer without ever waiting: what the socket did not take comes back as
@@ -370,7 +376,7 @@ class Connection:
         ctx = self.ctx
         started = _monotonic()
         answer = ctx.answers.lookup(data, started)
-        if answer is None or not answer.keep or ctx.draining or self.served + 1 >= ctx.max_requests:
+        if answer is None or not answer.keep or not self._may_send_ready(answer):
             return data  # answers that close the connection take the full path
         try:
             unsent = self._send_ready(answer, started)

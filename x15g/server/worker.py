@@ -110,13 +110,15 @@ class Worker:
         self.ctx.worker_id = worker_id
         self.ctx.app = build_app(settings, self.disk, self.ctx)  # the admin endpoints read ctx
         self.pool = Runners(settings.max_connections)
+        self.acceptors: list[Acceptor] = []  # one per listener, made when serving starts
         self.stop_event = Event()
         self.graceful = True
         self.parent = os.getppid() if watch_parent else 0
         self._last_accept_error = 0.0
 
     def serve(self) -> int:
-        acceptors = [gevent.spawn(self._accept_loop, Acceptor(listener)) for listener in self.listeners]
+        self.acceptors = [Acceptor(listener) for listener in self.listeners]
+        accept_loops = [gevent.spawn(self._accept_loop, acceptor) for acceptor in self.acceptors]
         gevent.signal_handler(signal.SIGTERM, self.stop, True)
         gevent.signal_handler(signal.SIGINT, self.stop, True)
         gevent.signal_handler(signal.SIGQUIT, self.stop, False)
@@ -128,7 +130,7 @@ class Worker:
         if self.on_ready is not None:
             self.on_ready()
         self.stop_event.wait()
-        self._drain(acceptors)
+        self._drain(accept_loops)
         sweeper.stop()
         housekeeping.kill()
         self._flush_access_log()
@@ -181,13 +183,13 @@ class Worker:
             log.warning("accept failed: %s", exc)
             gevent.sleep(0.01)
 
-    def _drain(self, acceptors: list[gevent.Greenlet]) -> None:
+    def _drain(self, accept_loops: list[gevent.Greenlet]) -> None:
         ctx = self.ctx
         ctx.draining = True
-        gevent.killall(acceptors)
-        for listener in self.listeners:
-            self._accept_pending(Acceptor(listener))
-            listener.close()
+        gevent.killall(accept_loops)
+        for acceptor in self.acceptors:
+            self._accept_pending(acceptor)
+            acceptor.listener.close()
         if not self.graceful:
             self.pool.kill(timeout=1)
             return
