@@ -3,7 +3,8 @@
 Eight clients POST concurrently to `x15g --specweb --workers 2`, each POST tagged with a unique
 `client` number; the server is stopped mid-load (SIGTERM to the master, or SIGKILL to every
 process of the group), restarted on the same state directory, and post.log is checked:
-- the file is exactly `11 + 139*count` bytes with `count` in its header, records numbered 1..count;
+- the file is exactly `11 + 139*count` bytes with `count` in its header, records numbered 1..count
+  (straight after a SIGKILL the header may be one behind: the restart's recovery must fix it);
 - every acknowledged POST (200 received) is present exactly once; nothing is present twice;
   unacknowledged ones (in flight at the kill) are present at most once;
 - after a SIGKILL, a torn half-record (what a power loss in the middle of a write leaves) is cut off
@@ -64,11 +65,15 @@ class Posters:
         conn.close()
 
 
-def _check_log(path: Path, posters: Posters) -> int:
+def _check_log(path: Path, posters: Posters, killed: bool = False) -> int:
+    """Check post.log; `killed`: as SIGKILL left it, before any recovery ran."""
     data = path.read_bytes()
     count, extra = divmod(len(data) - HEADER, RECORD)
     assert extra == 0, f"torn record: {len(data)} bytes"
-    assert data[:HEADER] == b"%10d\n" % count, data[:HEADER]
+    # A writer killed between its two pwrites (record, then header) leaves the header one behind;
+    # SIGKILL cannot be blocked, so only recovery on the next open or read can make it whole.
+    allowed = {b"%10d\n" % count, b"%10d\n" % (count - 1)} if killed and count else {b"%10d\n" % count}
+    assert data[:HEADER] in allowed, data[:HEADER]
     seen = Counter()
     for i in range(count):
         rec = data[HEADER + RECORD * i:HEADER + RECORD * (i + 1)]
@@ -108,7 +113,7 @@ def test_post_log_survives_stop_mid_load(tmp_path: Path, how: str) -> None:
         server.stop()
     if how == "sigterm":
         assert posters.failed == [], posters.failed[:5]
-    _check_log(log_path, posters)
+    _check_log(log_path, posters, killed=how == "sigkill")
     if how == "sigkill":  # a power loss could also leave half a record: recovery must cut it
         with open(log_path, "ab") as f:
             f.write(b"%10d 1234567890 " % (len(log_path.read_bytes()) // RECORD + 1))

@@ -93,3 +93,20 @@ def test_recovery(tmp_path, damage, count: int) -> None:
         fh.write(damage(good))
     data = PostLog(path, DiskIO(inline=True), "record").read()
     assert data == header(count) + good[11:11 + 139 * count]
+
+
+def test_read_repairs_a_header_left_behind_by_a_killed_writer(tmp_path) -> None:
+    """A writer SIGKILLed between its record and its header: the live log's next read is whole."""
+    path = str(tmp_path / "post.log")
+    log = PostLog(path, DiskIO(inline=True), "record")
+    for _ in range(3):
+        log.append(1, 1, 0, 0, 0, 0, FILENAME, 0, 10000)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, header(2), 0)  # what the killed writer's missing second pwrite leaves
+    finally:
+        os.close(fd)
+    data = log.read()  # the same open log, as a surviving worker would read it
+    assert data[:11] == header(3) and len(data) == 11 + 3 * 139
+    with open(path, "rb") as fh:
+        assert fh.read(11) == header(3)

@@ -4,8 +4,8 @@ Appends are one critical section across greenlets (a per-process gevent semaphor
 worker processes (an exclusive `fcntl.flock` on the log itself). Inside it, the record count is
 derived from the file size, which is the truth: the record goes at offset `11 + 139*count` with
 `os.pwrite`, then the header is rewritten. A crash between the two leaves a complete record with a
-stale header, and a crash inside a write leaves a torn tail; `recover` (run on open) truncates a
-torn tail, drops a last record that does not carry the expected number, and rewrites the header,
+stale header, and a crash inside a write leaves a torn tail; `recover` (run on open and before
+every read) truncates a torn tail, drops a last record that does not carry the expected number, and rewrites the header,
 so the file is always `11 + 139*count` bytes with `count` in its header.
 
 Durability (`sync`): with "record" (the default) each append ends with one `os.fdatasync` of the
@@ -136,15 +136,19 @@ class PostLog:
 
     def recover(self) -> int:
         """Make the file consistent after a crash (caller holds the flock); returns the count."""
+        size = os.fstat(self._fd).st_size
         count = self._count()
+        changed = size != HEADER_LEN + RECORD_LEN * count
         if count:
             last = os.pread(self._fd, RECORD_LEN, HEADER_LEN + RECORD_LEN * (count - 1))
             if not (last.endswith(b"\n") and last[:10].strip() == b"%d" % count):
                 count -= 1  # its data never reached the disk: the POST was never acknowledged
                 os.ftruncate(self._fd, HEADER_LEN + RECORD_LEN * count)
+                changed = True
         if os.pread(self._fd, HEADER_LEN, 0) != header(count):
             os.pwrite(self._fd, header(count), 0)
-        if self.sync == "record":
+            changed = True
+        if changed and self.sync == "record":
             os.fdatasync(self._fd)
         return count
 
@@ -165,5 +169,8 @@ class PostLog:
             os.fdatasync(self._fd)
 
     def _read_locked(self) -> bytes:
+        # A worker killed between its record and its header leaves the header one behind while
+        # the other workers live on; the reader repairs it rather than serve a stale count.
+        self.recover()
         size = os.fstat(self._fd).st_size
         return os.pread(self._fd, size, 0)
