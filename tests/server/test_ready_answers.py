@@ -338,3 +338,44 @@ def test_with_keepalive_disabled_every_ready_answer_closes(docroot: Path) -> Non
                 assert b"Connection: close" in head and body == b"hello, world\n"
                 assert sock.recv(1) == b""
         assert wait_metric(server, "ready_answers_total", before + 5) >= before + 5
+
+
+def test_revalidations_get_ready_304s_until_the_file_changes(docroot: Path) -> None:
+    """A browser revalidating a cached file repeats the same conditional head: the 304 is ready,
+    and once the file changed (after the window) the same head gets the new 200."""
+    with ServerProcess(docroot, "--cache-revalidate", "0.2") as server, server.connect() as sock:
+        sock.sendall(GET_HELLO)
+        head, _ = read_response(sock)
+        etag = re.search(rb"\r\nETag: (\S+)", head).group(1)
+        conditional = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: %s\r\n\r\n" % etag
+        heads = []
+        for _ in range(20):
+            sock.sendall(conditional)
+            heads.append(read_response(sock, head_only=True)[0])
+        assert heads[0].startswith(b"HTTP/1.1 304 Not Modified\r\n") and b"\r\nETag: " + etag in heads[0]
+        assert b"Content-Length" not in heads[0]
+        assert len({without_date(h) for h in heads}) == 1
+        assert wait_metric(server, "ready_answers_total", 19) >= 19  # 19 304s (the first built them)
+        (docroot / "hello.txt").write_bytes(b"HELLO, WORLD\n")
+        time.sleep(0.4)
+        sock.sendall(conditional)
+        head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == b"HELLO, WORLD\n"
+
+
+def test_repeated_ranges_of_a_small_file_are_ready_and_follow_changes(docroot: Path) -> None:
+    with ServerProcess(docroot, "--cache-revalidate", "0.2") as server, server.connect() as sock:
+        ranged = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=7-11\r\n\r\n"
+        answers = []
+        for _ in range(10):
+            sock.sendall(ranged)
+            answers.append(read_response(sock))
+        assert {body for _, body in answers} == {b"world"}
+        assert answers[0][0].startswith(b"HTTP/1.1 206 Partial Content\r\n")
+        assert b"\r\nContent-Range: bytes 7-11/13\r\n" in answers[0][0]
+        assert len({without_date(head) for head, _ in answers}) == 1
+        assert wait_metric(server, "ready_answers_total", 9) >= 9
+        (docroot / "hello.txt").write_bytes(b"HELLO, WORLD\n")
+        time.sleep(0.4)
+        sock.sendall(ranged)
+        assert read_response(sock)[1] == b"WORLD"
