@@ -353,3 +353,20 @@ def test_mutated_heads_never_crash(at: int, insert: bytes, drop: int) -> None:
         assert 0 < consumed <= len(raw)
         assert raw[consumed - 4:consumed] == b"\r\n\r\n"
         assert request.version in (10, 11)
+
+
+def test_a_repeated_head_parses_the_same_every_time_and_copies_are_independent() -> None:
+    """Heads are cached from their second sighting; every parse must equal the first, and a
+    caller changing its request's headers must not change the next parse of the same bytes."""
+    from x15g.http import parser
+
+    head = b"GET /cached?x=1 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
+    limits = parser.Limits()
+    first, used = parser.parse_head(head, limits)
+    assert head[:-4] not in parser._parsed_heads  # one sighting: only remembered as seen
+    for _ in range(3):
+        again, again_used = parser.parse_head(head, limits)
+        assert again == first and again_used == used
+        again.headers[b"accept"] = b"changed"
+    assert head[:-4] in parser._parsed_heads
+    assert parser.parse_head(head, limits)[0].headers[b"accept"] == b"*/*"

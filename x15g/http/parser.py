@@ -56,11 +56,14 @@ _valid_hosts: set[bytes] = set()  # Host values already checked
 
 # Parsed heads by their exact bytes (the X15 idea applied to requests: clients repeat the same
 # head, and identical bytes always parse the same way). Bounded; cleared when full or when a
-# caller uses other Limits. Only heads that parsed without error are kept.
+# caller uses other Limits. Only heads that parsed without error are kept, and only from their
+# second sighting: a head that never repeats (a counter in the query, a fresh cookie) then costs a
+# set insert instead of a copy of its fields, and cannot push out the heads that do repeat.
 _HEAD_CACHE_SIZE = 2048
 _HEAD_CACHE_MAX_LEN = 2048
 _parsed_heads: dict[bytes, tuple] = {}
 _parsed_for: list[object] = [None]  # the Limits the cache was filled under
+_seen_heads: set[bytes] = set()  # heads parsed once, not (yet) cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,12 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
 
 
 def _remember(head: bytes, request: Request, limits: Limits) -> None:
+    if head not in _seen_heads:
+        if len(_seen_heads) >= _HEAD_CACHE_SIZE:
+            _seen_heads.clear()
+        _seen_heads.add(head)
+        return
+    _seen_heads.discard(head)
     if _parsed_for[0] is not limits or len(_parsed_heads) >= _HEAD_CACHE_SIZE:
         _parsed_heads.clear()
         _parsed_for[0] = limits
