@@ -157,6 +157,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("loop", "libev", choice("libev", "libuv"), "gevent event loop", "server"),
     Option("threadpool_size", 8, positive_int, "threads per worker for blocking disk work (open, stat, cold reads, fsync)", "server"),
     Option("graceful_timeout", 30.0, non_negative_float, "seconds to finish in-flight requests on SIGTERM/SIGHUP before closing", "server"),
+    Option("drain_idle_grace", 1.0, non_negative_float, "on SIGTERM/SIGHUP, seconds an idle keep-alive connection may still send one request (answered with Connection: close) before it is closed; 0 closes idle connections at once", "server"),
     Option("pid_file", None, optional_str, "write the master's PID to this file", "server"),
     Option("user", None, optional_str, "after binding, drop privileges to this user (when started as root)", "server"),
     Option("group", None, optional_str, "after binding, drop privileges to this group (when started as root)", "server"),

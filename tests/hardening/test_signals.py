@@ -2,11 +2,13 @@
 
 - SIGKILL of one worker (of 2): a replacement is up within 1 s and the other worker keeps
   serving meanwhile; after the replacement no request fails.
-- SIGTERM under load: every request already sent is answered (0 failures), idle keep-alive
-  connections are closed at once, a download in flight completes, the master exits within
-  --graceful-timeout even with a client that never reads.
+- SIGTERM under load: every request already sent is answered (0 failures), an idle keep-alive
+  connection that sends a request during --drain-idle-grace gets its answer with Connection: close,
+  the ones that stay idle are closed when the grace ends, a download in flight completes, the
+  master exits within --graceful-timeout even with a client that never reads.
+- With --drain-idle-grace 0, idle keep-alive connections are closed at once.
 - SIGHUP under load (3 reloads): 0 failed requests (the kernel queue of a replaced worker must
-  not be reset: see the README (Limits and guarantees)).
+  not be reset: see the README (Limits and guarantees)), and no keep-alive client had to retry.
 """
 
 from __future__ import annotations
@@ -83,10 +85,16 @@ def test_sigterm_under_load(hroot) -> None:
         hammer.stop_event.set()  # no new requests after the signal; those in flight must finish
         sent_at = time.monotonic()
         server.signal(signal.SIGTERM)
+        time.sleep(0.3)  # the drain has begun: the listeners are closed
+        late = []
+        for sock in idle[:2]:  # still within the grace: one more request is answered, then EOF
+            sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            late.append(read_until_close(sock, 2.0))
+            sock.close()
         closed_idle = []
-        for sock in idle:
-            data, closed = read_until_close(sock, 2.0)
-            closed_idle.append((closed, time.monotonic() - sent_at))
+        for sock in idle[2:]:
+            data, closed = read_until_close(sock, 3.0)
+            closed_idle.append((closed and data == b"", time.monotonic() - sent_at))
             sock.close()
         hammer.stop()
         downloader.join(10)
@@ -96,7 +104,10 @@ def test_sigterm_under_load(hroot) -> None:
     print(f"SIGTERM: {hammer.ok} ok, {hammer.failed} failed, {hammer.retried} retried, {hammer.refused} refused after the stop; idle closed "
           f"{[round(t, 3) for _, t in closed_idle]}; exit after {exited_after:.2f}s")
     assert hammer.failed == 0, hammer.errors
-    assert all(closed and at < 0.5 for closed, at in closed_idle), closed_idle
+    for data, closed in late:
+        assert closed and data.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close\r\n" in data, data
+        assert data.endswith(b"hello, world\n")
+    assert all(closed and 0.9 < at < 1.8 for closed, at in closed_idle), closed_idle  # grace: 1 s
     assert download.get("body", b"").__len__() == BIG_SIZE, "in-flight download cut short"
     assert server.proc.returncode == 0
     assert 3.5 <= exited_after <= 4 + 1.5, "exit must wait for the stuck client up to --graceful-timeout"
@@ -116,6 +127,22 @@ def test_sighup_reload_under_load_loses_nothing(hroot) -> None:
         print(f"3 reloads: {hammer.ok} ok, {hammer.failed} failed, {hammer.retried} retried")
         assert not set(worker_pids(server.pid)) & first
         assert hammer.failed == 0, hammer.errors[:5]
+        # Keep-alive clients are told Connection: close during the drain's grace instead of
+        # having their idle connection closed under a request they are sending.
+        assert hammer.retried == 0
         assert hammer.refused == 0  # the port never closes during a reload
         assert hammer.ok > 100
         assert get(server.port, "/hello.txt") == (200, b"hello, world\n")
+
+
+def test_sigterm_with_no_grace_closes_idle_connections_at_once(hroot) -> None:
+    with ServerProcess(hroot, "--drain-idle-grace", "0") as server:
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        idle.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.recv(4096).endswith(b"hello, world\n")
+        sent_at = time.monotonic()
+        server.signal(signal.SIGTERM)
+        data, closed = read_until_close(idle, 2.0)
+        idle.close()
+        assert closed and data == b"" and time.monotonic() - sent_at < 0.5
+        assert server.proc.wait(10) == 0

@@ -294,7 +294,7 @@ def test_sigterm_drains_in_flight_and_exits_zero(docroot: Path) -> None:
         started = time.monotonic()
         proc.signal(15)
         idle.settimeout(3)
-        assert idle.recv(100) == b""  # idle keep-alive connection closed at once
+        assert idle.recv(100) == b""  # idle keep-alive connection closed when the grace (1 s) ends
         assert time.monotonic() - started < 2
         received = len(first.partition(b"\r\n\r\n")[2])
         while True:

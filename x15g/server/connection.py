@@ -391,12 +391,15 @@ class Connection:
         ctx = self.ctx
         deadline = INF
         if not buf:
-            # Only a keep-alive connection between requests counts as idle (closed at once on
-            # drain); a new connection's first request is always awaited and answered.
+            # Only a keep-alive connection between requests counts as idle (closed when a drain's
+            # grace ends); a new connection's first request is always awaited and answered.
             self.idle = not first
-            if ctx.draining and not first:
-                return None, b""
-            wait_until = _monotonic() + (ctx.header_timeout if first else ctx.keepalive_timeout)
+            if first:
+                wait_until = _monotonic() + ctx.header_timeout
+            else:
+                wait_until = min(_monotonic() + ctx.keepalive_timeout, ctx.idle_until)
+                if ctx.draining and wait_until <= _monotonic():
+                    return None, b""
         else:
             deadline = wait_until = _monotonic() + ctx.header_timeout
         while True:

@@ -3,8 +3,9 @@
 Backpressure, not collapse: when `max_connections` greenlets are busy the accept loop waits for a
 free slot, so new clients queue in the kernel's backlog instead of overloading the worker
 (gevent's baseserver idea). Accept errors such as EMFILE back off with one log line, not a flood.
-On SIGTERM/SIGINT the worker stops accepting, closes idle keep-alive connections at once, lets
-in-flight requests finish up to `graceful_timeout`, and exits 0.
+On SIGTERM/SIGINT the worker stops accepting, gives idle keep-alive connections `drain_idle_grace`
+to send one more request (answered with `Connection: close`) and then closes those still idle,
+lets in-flight requests finish up to `graceful_timeout`, and exits 0.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class ServingContext:
         self.loop = gevent.get_hub().loop  # ... which they create from this loop
         self.hub_switch = gevent.get_hub().switch
         self.draining = False
+        # While draining: until when an idle keep-alive connection may still send a request.
+        self.idle_until = float("inf")
         # Duration histogram, requests by method; also counts requests into `counters` (connection._send).
         self.metrics = RequestMetrics(self.counters)
         self.periodic: list[Callable[[], None]] = []  # run once a second by housekeeping (metrics publishing)
@@ -193,8 +196,17 @@ class Worker:
         if not self.graceful:
             self.pool.kill(timeout=1)
             return
+        # Closing an idle keep-alive connection races the client's next request on it (RFC 9112
+        # §9.3.1), which fails where the client cannot safely retry (a POST). So during a short
+        # grace their next request is still answered, with Connection: close, and only the
+        # connections that stayed idle are closed. 0 closes them at once.
+        started = time.monotonic()
+        grace = min(self.settings.drain_idle_grace, self.settings.graceful_timeout)
+        ctx.idle_until = started + grace
+        if grace > 0:
+            self.pool.join(timeout=grace)
         self._close_idle()
-        self.pool.join(timeout=self.settings.graceful_timeout)
+        self.pool.join(timeout=max(0.0, self.settings.graceful_timeout - (time.monotonic() - started)))
         if len(self.pool):
             log.warning("graceful timeout: closing %d busy connections", len(self.pool))
             self.pool.kill(timeout=1)
