@@ -185,10 +185,42 @@ def fetch(port: int, path: str, headers: dict[str, str] | None = None, timeout: 
         conn.close()
 
 
+REVALIDATE = {"If-None-Match": "<the server's ETag>"}  # check_answers: expect a 304, not the bytes
+
+
+def etag_of(port: int, path: str, timeout: float = 5.0) -> str:
+    """The ETag a server sends for `path` (raises ValueError when it sends none)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("HEAD", path)
+        resp = conn.getresponse()
+        resp.read()
+        etag = resp.getheader("ETag")
+    finally:
+        conn.close()
+    if not etag:
+        raise ValueError(f"no ETag for {path}")
+    return etag
+
+
+def check_revalidation(port: int, path: str) -> str | None:
+    """GET `path` with If-None-Match set to its own ETag: None when the answer is an empty 304."""
+    try:
+        status, body = fetch(port, path, {"If-None-Match": etag_of(port, path)})
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        return f"GET {path} with If-None-Match: {exc!r}"
+    if status != 304 or body:
+        return f"GET {path} with If-None-Match: status {status}, {len(body)} bytes (expected an empty 304)"
+    return None
+
+
 def check_answers(running: Running, root: str, paths: list[str], headers: dict[str, str] | None = None) -> str | None:
-    """GET each path and compare with the file's bytes; None when all match, else what is wrong."""
+    """GET each path and compare with the file's bytes; None when all match, else what is wrong.
+    With `headers` REVALIDATE, each path must instead be answered 304 to its own ETag."""
     if not paths:
         return "nothing to check"
+    if headers is REVALIDATE:
+        return next(filter(None, (check_revalidation(running.port, path) for path in paths)), None)
     for path in paths:
         with open(os.path.join(root, path.lstrip("/")), "rb") as f:
             expected = f.read()

@@ -133,3 +133,24 @@ def test_idle_connections_short_run_against_nginx(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     fig = json.loads(out_json.read_text())
     assert fig["idle_still_open"] == 300 and fig["rss_idle_mib"] > 0 and fig["rate_idle"] > 0
+
+
+def test_the_revalidation_scenario_is_known_but_not_run_by_default():
+    assert bench.scenarios(50)["1k-304"].revalidate
+    assert "1k-304" not in bench.parse_args([]).scenario_list
+    assert bench.parse_args(["--scenarios", "1k-304"]).scenario_list == ["1k-304"]
+
+
+@pytest.mark.skipif(not (bench_servers.find_tool("wrk") and bench_servers.find_tool("nginx")),
+                    reason="needs wrk and nginx (tools/install-bench-deps.sh)")
+def test_short_revalidation_run_gets_304s_from_x15g_and_nginx(tmp_path):
+    out_json = tmp_path / "b.json"
+    cmd = [os.path.join(TOOLS, "bench"), "--servers", "x15g,nginx", "--scenarios", "1k-304",
+           "--duration", "1s", "--warmup", "0", "--reps", "1", "--json", str(out_json)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=50)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "wrong answer" not in out.stdout, out.stdout  # both answered the check with an empty 304
+    rows = json.loads(out_json.read_text())["rows"]
+    assert {r["server"] for r in rows} == {"x15g", "nginx"}
+    # Every answer was a header-only 304: bytes per request are a head's worth, not 1 KiB + head.
+    assert all(r["rps"] > 0 and r["non2xx"] == 0 and r["mibps"] * 2**20 / r["rps"] < 400 for r in rows)
