@@ -380,3 +380,37 @@ def test_repeated_ranges_of_a_small_file_are_ready_and_follow_changes(docroot: P
         time.sleep(0.4)
         sock.sendall(ranged)
         assert read_response(sock)[1] == b"WORLD"
+
+
+def test_precompressed_variants_are_ready_and_follow_their_sidecar(docroot: Path) -> None:
+    """A browser always sends Accept-Encoding: the sidecar's answers are ready answers too, and a
+    replaced sidecar is served after the window (the original file's entry watches it)."""
+    import gzip
+
+    (docroot / "hello.txt.gz").write_bytes(gzip.compress(b"hello, world\n", mtime=0))
+    gz_get = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip, deflate\r\n\r\n"
+    with ServerProcess(docroot, "--cache-revalidate", "0.2") as server, server.connect() as sock:
+        answers = []
+        for _ in range(10):
+            sock.sendall(gz_get)
+            answers.append(read_response(sock))
+        head, body = answers[0]
+        assert b"\r\nContent-Encoding: gzip\r\n" in head and b"\r\nVary: Accept-Encoding\r\n" in head
+        assert gzip.decompress(body) == b"hello, world\n"
+        assert len({without_date(h) + b for h, b in answers}) == 1
+        etag = re.search(rb"\r\nETag: (\S+)", head).group(1)
+        conditional = gz_get[:-2] + b"If-None-Match: %s\r\n\r\n" % etag
+        for _ in range(5):
+            sock.sendall(conditional)
+            assert read_response(sock, head_only=True)[0].startswith(b"HTTP/1.1 304 ")
+        sock.sendall(GET_HELLO)
+        head, body = read_response(sock)
+        assert body == b"hello, world\n" and b"Content-Encoding" not in head
+        assert wait_metric(server, "ready_answers_total", 8 + 3) >= 8 + 3
+        new = gzip.compress(b"HELLO, WORLD\n", mtime=0)
+        (docroot / "hello.gz.new").write_bytes(new)
+        os.replace(docroot / "hello.gz.new", docroot / "hello.txt.gz")
+        time.sleep(0.4)
+        for _ in range(3):
+            sock.sendall(gz_get)
+            assert read_response(sock)[1] == new

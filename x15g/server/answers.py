@@ -9,7 +9,8 @@ the connection sends the stored bytes (head, Date, Connection and body in one bu
 parsing, routing or building anything (see connection.Connection._on_readable).
 
 Only responses whose producer marked them with `Response.fresh` are stored (the static
-responder's plain 200 and HEAD answers, its 304s, and single-range 206s of bodies held in memory):
+responder's plain 200 and HEAD answers, its 304s, and single-range 206s of bodies held in memory;
+for a precompressed sidecar the original file's entry is the one checked, as it watches both):
 they depend on nothing but the request head and the entry, which stays unchanged while `fresh.fresh_until` is ahead and `fresh.retired` is false. A
 large file's answer is the head plus a sendfile of the entry's open fd, used only while the
 entry's pages are known to be in memory (`fresh.resident_until`), so the hub never waits on disk.

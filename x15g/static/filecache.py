@@ -53,7 +53,7 @@ class FileEntry:
     __slots__ = (
         "path", "fd", "size", "mtime_ns", "mtime", "ino", "dev", "etag", "last_modified",
         "content_type", "body", "headers", "validators", "get_response", "head_response",
-        "variants", "codings", "watch", "fresh_until", "resident_until", "refs", "retired",
+        "variants", "codings", "watch", "fresh_until", "resident_until", "refs", "retired", "owner",
     )
 
     def __init__(self, path: str, fd: int, st: os.stat_result, content_type: str, body: bytes | None,
@@ -89,6 +89,7 @@ class FileEntry:
         self.resident_until = 0.0
         self.refs = 0
         self.retired = False
+        self.owner = self  # the entry whose revalidation window covers this one (see follow)
 
     @property
     def memory(self) -> int:
@@ -110,6 +111,17 @@ class FileEntry:
         self.refs -= 1
         if self.refs <= 0 and self.retired:
             self.close()
+
+    def follow(self, owner: FileEntry) -> None:
+        """Make this a sidecar variant of `owner`, which watches its file and retires it.
+
+        Only the owner is in the cache, so the owner's window is this entry's too: answers made
+        from it are ready answers while the owner is fresh. Not a body sent by sendfile: whether
+        its pages are resident is sampled for the owner's file, not this one.
+        """
+        self.owner = owner
+        self.get_response.fresh = owner if self.body is not None else None
+        self.head_response.fresh = owner
 
     def retire(self) -> None:
         """The cache dropped this entry: close now, or when the last response releases it."""

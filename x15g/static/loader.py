@@ -124,6 +124,8 @@ class Loader:
             for _, variant in variants:
                 variant.retire()
             return None
+        for _, variant in variants:
+            variant.follow(entry)
         entry.variants = variants
         entry.codings = tuple(coding for coding, _ in variants)
         entry.watch = entry.watch + watch

@@ -94,7 +94,7 @@ class StaticResponder:
             # RFC 9110 §15.4.5: keep ETag, Last-Modified, Cache-Control and Vary; no content.
             # Like every answer below marked `fresh`, it follows from the head bytes and the entry
             # alone (evaluate reads no clock), so a browser's repeated revalidation is a ready answer.
-            return Response(304, build_head(304, entry.validators, None), b"", 0, send_body=False, fresh=entry)
+            return Response(304, build_head(304, entry.validators, None), b"", 0, send_body=False, fresh=entry.owner)
         if outcome == PRECONDITION_FAILED:
             raise HTTPError(412, "precondition failed")
         if request.method == "HEAD":
@@ -118,7 +118,7 @@ class StaticResponder:
             count = end - start + 1
             head = build_head(206, entry.headers + (("Content-Range", content_range(start, end, entry.size)),), count)
             if entry.body is not None:
-                return Response(206, head, entry.body[start : end + 1], count, fresh=entry)
+                return Response(206, head, entry.body[start : end + 1], count, fresh=entry.owner)
             return self._file_response(entry, head, count, FileRange(entry.fd, start, count), start, count)
         boundary = new_boundary()
         pieces, total = multipart_pieces(ranges, entry.size, entry.content_type, boundary)
