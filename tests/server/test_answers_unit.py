@@ -40,6 +40,14 @@ def test_a_head_is_stored_on_its_second_answer_and_one_offs_evict_nothing() -> N
     assert len(answers) == 1 and answers.lookup(HEAD, now=1.0) is not None
 
 
+def test_an_answer_that_went_stale_is_stored_again_by_the_next_full_path_answer() -> None:
+    answers = ReadyAnswers()
+    remember(answers, HEAD, response(Owner(5.0)), "GET", TAIL, True, now=1.0)
+    assert answers.lookup(HEAD, now=6.0) is None  # the window ended
+    assert answers.remember(HEAD, response(Owner(11.0)), "GET", TAIL, True, now=6.0) is not None
+    assert answers.lookup(HEAD, now=7.0) is not None
+
+
 def test_stored_answer_is_head_date_tail_body_and_follows_the_date() -> None:
     answers = ReadyAnswers()
     remember(answers, HEAD, response(Owner(10.0)), "GET", TAIL, True, now=1.0)

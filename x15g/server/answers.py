@@ -88,7 +88,8 @@ class ReadyAnswers:
         fresh = answer.response.fresh
         if now < fresh.fresh_until and not fresh.retired and (answer.file is None or now < fresh.resident_until):
             return answer
-        self._drop(head)  # the next slow-path answer stores a fresh one
+        self._drop(head)
+        self._saw(head)  # it repeats: the next full-path answer stores a fresh one at once
         return None
 
     def remember(self, head: bytes, response: Response, method: str, tail: bytes, keep: bool,
@@ -105,14 +106,11 @@ class ReadyAnswers:
         answers = self._map
         if head in answers:
             self._drop(head)
+        elif head in self._seen:
+            self._seen.discard(head)
         else:
-            seen = self._seen
-            if head not in seen:
-                if len(seen) >= self.max_entries:
-                    seen.clear()
-                seen.add(head)
-                return None
-            seen.discard(head)
+            self._saw(head)
+            return None
         answer = ReadyAnswer(response, method, tail, keep)
         if answer.size > self.max_bytes:
             return None
@@ -121,6 +119,12 @@ class ReadyAnswers:
         answers[head] = answer
         self.bytes += answer.size
         return answer
+
+    def _saw(self, head: bytes) -> None:
+        seen = self._seen
+        if len(seen) >= self.max_entries:
+            seen.clear()  # bounded; a head that does repeat is simply seen again
+        seen.add(head)
 
     def _drop(self, head: bytes) -> None:
         self.bytes -= self._map.pop(head).size
