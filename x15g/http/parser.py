@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from x15g.http.admission import SecondSighting
 from x15g.errors import HTTPError, ProtocolError
 from x15g.http.messages import Request
 
@@ -57,13 +58,12 @@ _valid_hosts: set[bytes] = set()  # Host values already checked
 # Parsed heads by their exact bytes (the X15 idea applied to requests: clients repeat the same
 # head, and identical bytes always parse the same way). Bounded; cleared when full or when a
 # caller uses other Limits. Only heads that parsed without error are kept, and only from their
-# second sighting: a head that never repeats (a counter in the query, a fresh cookie) then costs a
-# set insert instead of a copy of its fields, and cannot push out the heads that do repeat.
+# second sighting (http/admission.py): a head that never repeats is not copied into the cache.
 _HEAD_CACHE_SIZE = 2048
 _HEAD_CACHE_MAX_LEN = 2048
 _parsed_heads: dict[bytes, tuple] = {}
 _parsed_for: list[object] = [None]  # the Limits the cache was filled under
-_seen_heads: set[bytes] = set()  # heads parsed once, not (yet) cached
+_head_admission = SecondSighting(_HEAD_CACHE_SIZE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +137,8 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
 
 
 def _remember(head: bytes, request: Request, limits: Limits) -> None:
-    if head not in _seen_heads:
-        if len(_seen_heads) >= _HEAD_CACHE_SIZE:
-            _seen_heads.clear()
-        _seen_heads.add(head)
+    if not _head_admission.admit(head):
         return
-    _seen_heads.discard(head)
     if _parsed_for[0] is not limits or len(_parsed_heads) >= _HEAD_CACHE_SIZE:
         _parsed_heads.clear()
         _parsed_for[0] = limits

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from x15g.http.admission import SecondSighting
 from x15g.http.messages import FileRange, Response
 
 MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
@@ -64,15 +65,15 @@ class ReadyAnswer:
 class ReadyAnswers:
     """The per-worker map from request head bytes to `ReadyAnswer` (see the module doc)."""
 
-    __slots__ = ("_map", "_seen", "max_entries", "max_bytes", "bytes")
+    __slots__ = ("_map", "_admission", "max_entries", "max_bytes", "bytes")
 
     def __init__(self, max_entries: int = 4096, max_bytes: int = 32 << 20) -> None:
         # Oldest first. An OrderedDict drops its oldest in O(1); a plain dict used as a queue scans
         # over the holes its deletions left at the front (7% of a worker's time under churn).
         self._map: OrderedDict[bytes, ReadyAnswer] = OrderedDict()
-        # Heads answered once: a head is stored on its second answer, so heads that never repeat
-        # cost a set insert and cannot push out the answers that are used.
-        self._seen: set[bytes] = set()
+        # A head is stored on its second answer, so heads that never repeat cannot push out the
+        # answers that are used.
+        self._admission = SecondSighting(max_entries)
         self.max_entries = max_entries
         self.max_bytes = max_bytes  # each answer holds its own copy of head and small body
         self.bytes = 0
@@ -89,7 +90,7 @@ class ReadyAnswers:
         if now < fresh.fresh_until and not fresh.retired and (answer.file is None or now < fresh.resident_until):
             return answer
         self._drop(head)
-        self._saw(head)  # it repeats: the next full-path answer stores a fresh one at once
+        self._admission.note(head)  # it repeats: the next full-path answer stores a fresh one at once
         return None
 
     def remember(self, head: bytes, response: Response, method: str, tail: bytes, keep: bool,
@@ -106,10 +107,7 @@ class ReadyAnswers:
         answers = self._map
         if head in answers:
             self._drop(head)
-        elif head in self._seen:
-            self._seen.discard(head)
-        else:
-            self._saw(head)
+        elif not self._admission.admit(head):
             return None
         answer = ReadyAnswer(response, method, tail, keep)
         if answer.size > self.max_bytes:
@@ -120,16 +118,10 @@ class ReadyAnswers:
         self.bytes += answer.size
         return answer
 
-    def _saw(self, head: bytes) -> None:
-        seen = self._seen
-        if len(seen) >= self.max_entries:
-            seen.clear()  # bounded; a head that does repeat is simply seen again
-        seen.add(head)
-
     def _drop(self, head: bytes) -> None:
         self.bytes -= self._map.pop(head).size
 
     def clear(self) -> None:
         self._map.clear()
-        self._seen.clear()
+        self._admission.clear()
         self.bytes = 0

@@ -397,8 +397,9 @@ class Connection:
             if first:
                 wait_until = _monotonic() + ctx.header_timeout
             else:
-                wait_until = min(_monotonic() + ctx.keepalive_timeout, ctx.idle_until)
-                if ctx.draining and wait_until <= _monotonic():
+                now = _monotonic()
+                wait_until = min(now + ctx.keepalive_timeout, ctx.idle_until)  # finite only in a drain
+                if wait_until <= now:
                     return None, b""
         else:
             deadline = wait_until = _monotonic() + ctx.header_timeout

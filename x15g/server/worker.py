@@ -55,7 +55,7 @@ class ServingContext:
         # Repeated requests answered from ready bytes (server/answers.py).
         self.answers = ReadyAnswers(settings.ready_answers, settings.cache_memory // 2) if settings.ready_answers else None
         self.connections: set[Connection] = set()
-        self.wait = gevent.get_hub().wait  # connections block on socket watchers through this
+        self.wait = gevent.get_hub().wait  # the accept loops wait on their listener through this
         self.loop = gevent.get_hub().loop  # ... which they create from this loop
         self.hub_switch = gevent.get_hub().switch
         self.draining = False

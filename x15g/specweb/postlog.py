@@ -5,8 +5,8 @@ worker processes (an exclusive `fcntl.flock` on the log itself). Inside it, the 
 derived from the file size, which is the truth: the record goes at offset `11 + 139*count` with
 `os.pwrite`, then the header is rewritten. A crash between the two leaves a complete record with a
 stale header, and a crash inside a write leaves a torn tail; `recover` (run on open and before
-every read) truncates a torn tail, drops a last record that does not carry the expected number, and rewrites the header,
-so the file is always `11 + 139*count` bytes with `count` in its header.
+every read) truncates a torn tail, drops a last record that does not carry the expected number,
+and rewrites the header, so the file is always `11 + 139*count` bytes with `count` in its header.
 
 Durability (`sync`): with "record" (the default) each append ends with one `os.fdatasync` of the
 log before `append` returns, so an acknowledged POST is on disk before its 200 is sent. One
