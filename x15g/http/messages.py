@@ -2,15 +2,21 @@
 
 A `Request` is what the parser produces from the head (the connection fills `body` and `peer`).
 A `Response` is what a responder returns: a ready status line and header block (without `Date`
-and `Connection`, which the connection adds per request), and a body that is empty, bytes, a file
-range the connection sends with `sendfile`, or a list of those (multipart/byteranges). Only the
-connection writes it to a socket (design.md §1.2).
+and `Connection`, which the connection adds per request), and a body of one of these kinds, all
+sent and accounted by the connection's one send pipeline (design.md §1.2):
+
+- bytes (sent with the head in one `send`);
+- a `FileRange` the connection sends with `sendfile`, or a list of bytes and FileRanges
+  (multipart/byteranges);
+- a `StreamedBody`: chunks produced while sending (WSGI streaming);
+- a `TakeOver`: the socket is handed to it for this one request; it answers by itself and
+  returns a `TakeOverOutcome` the connection accounts and continues from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Iterable, Protocol, Union, runtime_checkable
 
 
 @dataclass(slots=True)
@@ -58,12 +64,52 @@ BodyPart = Union[bytes, FileRange]
 
 
 @dataclass(slots=True)
+class StreamedBody:
+    """A body produced while it is sent: `chunks` yields bytes; its `close()`, if it has one, is
+    always called once the answer ends (sent, cut, or the client gone).
+
+    `length` is the Content-Length the head already carries; the connection then sends exactly
+    that many bytes (more: cut, fewer: the connection closes so the client sees the truncation).
+    With `length` None the head carries no framing field: the connection adds
+    `Transfer-Encoding: chunked` for HTTP/1.1 and closes after the body for HTTP/1.0. A client
+    that reads slowly blocks the producer (the send timeout applies per stalled write)."""
+
+    chunks: Iterable[bytes]
+    length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TakeOverOutcome:
+    """What a take-over did: the status it answered, the body bytes it sent, whether the
+    connection may serve another request, and the bytes it read past its request (pipelining)."""
+
+    status: int
+    sent: int
+    keep_alive: bool
+    leftover: bytes = b""
+
+
+@runtime_checkable
+class TakeOver(Protocol):
+    """A body that answers on the socket itself (e.g. a handler process given the fd).
+
+    `take_over` runs in the connection's greenlet (it may block cooperatively). `fd` is the
+    connection's non-blocking socket, `buffered` the bytes already read after this request (its
+    body, if it had one, is in `request.body`), `keep_alive` whether the connection would stay
+    open after this answer (when False the answer must say `Connection: close`). The response's
+    `head` is unused; the connection never writes to the socket while it runs."""
+
+    def take_over(self, fd: int, buffered: bytes, keep_alive: bool) -> TakeOverOutcome: ...
+
+
+@dataclass(slots=True)
 class Response:
     """What a responder decided: `head` is the status line and header lines (each ending CRLF)
     except Date and Connection; `length` is the Content-Length already written into `head`
     (the bytes the body will carry, even for HEAD where nothing is sent).
 
-    `body` is bytes, a FileRange, or a list of parts sent in order. `close` forces the connection
+    `body` is bytes, a FileRange, a list of parts sent in order, a `StreamedBody` or a `TakeOver`
+    (see the module doc). `close` forces the connection
     to close after this response. `release` is called once the body is sent or abandoned (e.g. to
     drop a reference to a cached open file). `fresh`, when set, says the response answers any
     request with the same head bytes while `fresh.fresh_until` (monotonic) is ahead and
@@ -72,9 +118,13 @@ class Response:
 
     status: int
     head: bytes
-    body: BodyPart | list[BodyPart] = b""
+    body: BodyPart | list[BodyPart] | StreamedBody | TakeOver = b""
     length: int = 0
     close: bool = False
     send_body: bool = True
     release: object = None
     fresh: object = None
+
+    def sends_body(self, method: str) -> bool:
+        """Whether a body goes on the wire for a request of `method` (never for HEAD)."""
+        return self.send_body and method != "HEAD"

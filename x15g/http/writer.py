@@ -37,3 +37,16 @@ def build_head(status: int, headers: list[tuple[str, str]] | tuple[tuple[str, st
 def simple_response_head(status: int, content_type: str, length: int, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
     """Head of a small generated answer (error pages, redirects, dynamic pages)."""
     return build_head(status, (("Content-Type", content_type),) + tuple(headers), length)
+
+
+# The end of every head: the Connection part the connection decides per request.
+KEEP_ALIVE_11 = b"\r\n"  # HTTP/1.1 keeps by default
+KEEP_ALIVE_10 = b"Connection: keep-alive\r\n\r\n"
+CLOSE = b"Connection: close\r\n\r\n"
+
+
+def connection_tail(keep: bool, version: int) -> bytes:
+    """The line(s) that end a head: nothing more for a kept HTTP/1.1 connection, else Connection."""
+    if keep:
+        return KEEP_ALIVE_11 if version == 11 else KEEP_ALIVE_10
+    return CLOSE

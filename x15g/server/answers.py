@@ -26,7 +26,7 @@ from collections import OrderedDict
 from typing import Any
 
 from x15g.http.admission import SecondSighting
-from x15g.http.messages import FileRange, Response
+from x15g.http.messages import FileRange, Request, Response
 
 MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
 DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
@@ -35,22 +35,29 @@ DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
-    __slots__ = ("response", "method", "tail", "keep", "date", "wire", "sent", "file", "size", "log_fields")
+    __slots__ = ("response", "request", "method", "tail", "keep", "date", "wire", "sent", "file", "size",
+                 "log_fields")
 
-    def __init__(self, response: Response, method: str, tail: bytes, keep: bool) -> None:
+    def __init__(self, response: Response, request: Request, tail: bytes, keep: bool) -> None:
         self.response = response
-        self.method = method
+        self.request = request  # the request it answered (its access-log fields, its Connection wish)
+        self.method = request.method
         self.tail = tail  # the Connection part that ends the head (depends on the HTTP version)
-        self.keep = keep  # False: the request asked to close (the tail says Connection: close)
+        self.keep = keep  # what the connection decided for it (False: the tail says Connection: close)
         self.date = b""
         self.wire = b""
-        body = response.body if response.send_body and method != "HEAD" else b""
+        body = response.body if response.sends_body(self.method) else b""
         # A large file's body goes by sendfile after `wire` (then only the head).
         self.file = body if type(body) is FileRange else None
         self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
         # Memory `wire` holds (a copy of the body when it is sent from memory), Date included.
         self.size = len(response.head) + len(tail) + DATE_LINE + (0 if self.file is not None else self.sent)
         self.log_fields: Any = None  # the access log's prepared fields, when there is one
+
+    @property
+    def memory_body(self) -> int:
+        """How many bytes at the end of `wire` are body."""
+        return 0 if self.file is not None else self.sent
 
     def wire_for(self, date: bytes) -> bytes:
         """The bytes to send, rebuilt when the Date line changed (once a second)."""
@@ -63,11 +70,14 @@ class ReadyAnswer:
 
 
 class ReadyAnswers:
-    """The per-worker map from request head bytes to `ReadyAnswer` (see the module doc)."""
+    """The per-worker map from request head bytes to `ReadyAnswer` (see the module doc).
 
-    __slots__ = ("_map", "_admission", "max_entries", "max_bytes", "bytes")
+    `closes_always`: the settings close every connection after one answer (keep-alive off), so
+    a closing answer follows from the settings and may be stored even for a keep-alive request."""
 
-    def __init__(self, max_entries: int = 4096, max_bytes: int = 32 << 20) -> None:
+    __slots__ = ("_map", "_admission", "max_entries", "max_bytes", "bytes", "closes_always")
+
+    def __init__(self, max_entries: int = 4096, max_bytes: int = 32 << 20, closes_always: bool = False) -> None:
         # Oldest first. An OrderedDict drops its oldest in O(1); a plain dict used as a queue scans
         # over the holes its deletions left at the front (7% of a worker's time under churn).
         self._map: OrderedDict[bytes, ReadyAnswer] = OrderedDict()
@@ -77,6 +87,7 @@ class ReadyAnswers:
         self.max_entries = max_entries
         self.max_bytes = max_bytes  # each answer holds its own copy of head and small body
         self.bytes = 0
+        self.closes_always = closes_always
 
     def __len__(self) -> int:
         return len(self._map)
@@ -93,12 +104,21 @@ class ReadyAnswers:
         self._admission.note(head)  # it repeats: the next full-path answer stores a fresh one at once
         return None
 
-    def remember(self, head: bytes, response: Response, method: str, tail: bytes, keep: bool,
+    def remember(self, head: bytes, request: Request, response: Response, tail: bytes, keep: bool,
                  now: float) -> ReadyAnswer | None:
-        """Store `response` for `head` when it is marked reusable and still fresh (cheap if not);
-        returns the stored answer."""
+        """Store the answer to `request` (whose head bytes are `head`) when it may answer the same
+        bytes again; returns the stored answer. Cheap when it may not.
+
+        The rule: the response is marked reusable (`fresh`) and still fresh, its body is bytes or
+        one file range, the head is short and is the whole request (no body), and the Connection
+        part follows from the request alone (or from settings that close every answer), not from a
+        drain or the per-connection request limit."""
         fresh: Any = response.fresh
         if fresh is None or len(head) > MAX_HEAD or response.close:
+            return None
+        if request.chunked or request.content_length:
+            return None
+        if not keep and request.keep_alive and not self.closes_always:
             return None
         if not now < fresh.fresh_until or fresh.retired:
             return None
@@ -109,7 +129,7 @@ class ReadyAnswers:
             self._drop(head)
         elif not self._admission.admit(head):
             return None
-        answer = ReadyAnswer(response, method, tail, keep)
+        answer = ReadyAnswer(response, request, tail, keep)
         if answer.size > self.max_bytes:
             return None
         while answers and (len(answers) >= self.max_entries or self.bytes + answer.size > self.max_bytes):

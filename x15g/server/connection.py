@@ -1,9 +1,31 @@
-"""One client connection, served by one greenlet: read heads, let the app decide, write answers.
+"""One client connection: a small state machine that reads requests and sends every answer
+through one pipeline.
 
-This is the only module that writes responses to sockets (design.md §1.2). The loop per request:
-parse from the leftover buffer (pipelining) or `recv` more under the header deadline, read a body
-if the framing announces one, call the app, then send the head with the body in one `send`
-(bytes) or the head with MSG_MORE followed by `sendfile` (file ranges).
+This is the only module that writes responses to sockets (design.md §1.2).
+
+States (`Connection.state`):
+
+- NEW: accepted, nothing read. The accept loop tries one `recv` (`answer_first`): a request with a
+  ready answer is answered right there, no greenlet involved (`Connection: close` clients are then
+  served by accept, recv, send, close); anything else goes to a runner with the bytes read.
+- READING: the connection's greenlet reads a request head (under the header deadline) and body.
+- ANSWERING: the app decides and the answer goes out (and may wait on a slow client).
+- IDLE: between keep-alive requests. The greenlet is parked in the hub with a read watcher; when
+  the next request comes, the watcher's callback (in the hub) sends its ready answer if it has
+  one (server/answers.py) and stays IDLE, or hands the bytes to the greenlet (READING).
+- CLOSED.
+
+What moves between the three places that run a connection (the accept loop, the hub callback,
+the greenlet) is only the state, the bytes read and not yet parsed (`buffer`), and an answer
+the socket did not take at once (`outgoing`, finished by the greenlet).
+
+The pipeline: every answer, ready or built, is an `Outgoing` and leaves through `_deliver`,
+which sends it (head and in-memory body in one `send`, file ranges by `sendfile` after a head
+sent with MSG_MORE, streamed chunks, or nothing for a take-over that answered by itself) and
+accounts it once, when the last body byte left or the send failed: body bytes actually sent,
+duration up to the last byte, counters, histogram, access log. Without waiting (in the hub, in
+the accept loop) it stops at the first EAGAIN and the greenlet carries on. `_keeps` is the one
+place that decides keep-alive or close.
 
 Timeouts (all settings): `keepalive_timeout` while idle between requests, `header_timeout` for a
 whole request head (slowloris), `body_timeout` per read of a body, `send_timeout` per blocked write.
@@ -12,18 +34,10 @@ throws `ConnectionTimeout` into connections whose deadline passed, so no timer o
 per request.
 
 Speed: gevent's socket wrapper costs more per call than everything else a cached request needs
-(measured: a bare server answered 46k req/s through it, 74k on the real socket), and building and
-closing one per connection was a third of a `Connection: close` request. So connections get the
+(a bare server answered 46k req/s through it, 74k on the real socket). So connections get the
 real non-blocking socket from the worker's accept loop and, on EAGAIN, wait on libev watchers of
-their own by switching to the hub, which is what the wrapper does internally.
-
-Ready answers (server/answers.py): between keep-alive requests the read watcher's callback runs
-in the hub, reads the next request and, when its head bytes equal one answered before from the
-open-file cache, sends the stored answer right there (bytes, or a head and a sendfile): no switch
-to the connection's greenlet, no parsing, routing or head building. That took a cached 1 KiB
-answer from ~24 us to ~11 us. The greenlet (a runner, server/runners.py) gets everything else:
-other requests, EOF, the rest of an answer the socket did not take. The accept loop does the same
-for a first request that is already there when it accepts (`answer_first`).
+their own by switching to the hub, which is what the wrapper does internally. A ready answer in
+the hub skips the greenlet switch, parsing, routing and head building (1 KiB: ~24 us -> ~11 us).
 """
 
 from __future__ import annotations
@@ -40,9 +54,10 @@ from gevent import sleep as _yield
 from x15g.app.errorpage import error_response
 from x15g.errors import HTTPError
 from x15g.http.body import ChunkedBody, ContentLengthBody
-from x15g.http.messages import FileRange, Request, Response
+from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOver, TakeOverOutcome
 from x15g.http.parser import parse_head
-from x15g.server.sendfile import FileShrunk, send_file
+from x15g.http.writer import connection_tail
+from x15g.server.sendfile import FileShrunk
 
 INF = float("inf")
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)
@@ -50,11 +65,17 @@ _MSG_MORE = getattr(socket, "MSG_MORE", 0)
 log = logging.getLogger("x15g.connection")
 
 RECV_SIZE = 65536
-_KEEP_11 = b"\r\n"
-_KEEP_10 = b"Connection: keep-alive\r\n\r\n"
-_CLOSE = b"Connection: close\r\n\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
 _monotonic = time.monotonic
+
+# Connection states (see the module doc).
+NEW = "new"
+READING = "reading"
+ANSWERING = "answering"
+IDLE = "idle"
+CLOSED = "closed"
 
 
 class PeerGone(Exception):
@@ -73,23 +94,50 @@ def peer_name(address: object) -> str:
     return "unix"
 
 
-class _Unsent:
-    """The part of a ready answer the socket did not take at once, for the greenlet to finish:
-    bytes, then a file range; `release` drops the reference that keeps the file open."""
+class Outgoing:
+    """One answer on its way out, ready or built, and what accounting it needs.
 
-    __slots__ = ("rest", "file", "release")
+    `data` is the head (with Date and Connection) plus the in-memory body, of which the first
+    `head_len` bytes are head; `body` what follows it (a FileRange, a list of parts, a
+    StreamedBody) or None. `offset` and `body_sent` record progress; `done` is set once all is sent."""
 
-    def __init__(self, rest: bytes, file: FileRange | None = None, release: Any = None) -> None:
-        self.rest = rest
-        self.file = file
-        self.release = release
+    __slots__ = ("data", "head_len", "body", "offset", "body_sent", "keep", "linger", "method", "status",
+                 "started", "request", "log_fields", "ready", "release", "hold", "files", "done", "chunked",
+                 "stream")
+
+    def __init__(self, data: bytes, head_len: int, body: Any, keep: bool, method: str | None, status: int,
+                 started: float) -> None:
+        self.data = data
+        self.head_len = head_len
+        self.body = body
+        self.offset = 0
+        self.body_sent = 0  # body bytes sent after `data`
+        self.keep = keep
+        self.linger = False  # an error answer: the close should linger (see Connection._close)
+        self.method = method  # None: no request to account (an unparsable head)
+        self.status = status
+        self.started = started
+        self.request: Request | None = None  # for the access log
+        self.log_fields: Any = None  # a ready answer's prepared access-log fields
+        self.ready = False
+        self.release: Any = None  # called once when the answer ends
+        self.hold: Any = None  # a ready answer's file entry, held open if the greenlet must finish
+        self.files = 0  # file ranges sent (bodies_sendfile)
+        self.done = False
+        self.chunked = False  # a StreamedBody sent with chunked transfer coding
+        self.stream: StreamedBody | None = None  # closed when the answer ends, sent or not
+
+    @property
+    def sent(self) -> int:
+        """Body bytes that left so far."""
+        return max(0, self.offset - self.head_len) + self.body_sent
 
 
 class Connection:
     """Serve one accepted socket until it closes; `ctx` is the worker's shared `ServingContext`."""
 
-    __slots__ = ("raw", "read_event", "write_event", "address", "_peer", "ctx", "idle", "deadline", "greenlet",
-                 "served", "pending", "unsent", "close_after_unsent")
+    __slots__ = ("raw", "read_event", "write_event", "address", "_peer", "ctx", "state", "deadline", "greenlet",
+                 "served", "buffer", "outgoing")
 
     def __init__(self, raw: Any, address: object, ctx: Any) -> None:
         self.raw = raw  # a real non-blocking socket, not gevent's wrapper (see the module docstring)
@@ -98,13 +146,13 @@ class Connection:
         self.address = address  # as accept() returned it; `peer` formats it when first needed
         self._peer = ""
         self.ctx = ctx
-        self.idle = False
+        self.state = NEW
         self.deadline = INF  # when the current wait must end; INF while not waiting
         self.greenlet: Any = None
-        self.served = 0  # requests answered, by this greenlet or by the hub (_on_readable)
-        self.pending = b""  # bytes read by answer_first that the request loop must parse
-        self.unsent: _Unsent | None = None  # the rest of an answer answer_first could not send at once
-        self.close_after_unsent = False
+        self.served = 0  # requests answered (or being answered) on this connection
+        self.buffer = b""  # bytes read and not yet parsed (the next request's start)
+        self.outgoing: Outgoing | None = None  # an answer the socket did not take at once
+        ctx.counters.connections_total += 1
 
     @property
     def peer(self) -> str:
@@ -113,12 +161,25 @@ class Connection:
             self._peer = peer_name(self.address)
         return self._peer
 
+    @property
+    def idle(self) -> bool:
+        """Waiting between keep-alive requests (what a drain may close)."""
+        return self.state is IDLE
+
+    # -- the one keep-alive decision ------------------------------------------------------------
+
+    def _keeps(self, wants: bool, closes: bool, number: int) -> bool:
+        """Whether the connection stays open after its `number`th answer: the client `wants` it,
+        the answer does not have to close (`closes`), no drain, and the request limit allows."""
+        ctx = self.ctx
+        return wants and not closes and not ctx.draining and number < ctx.max_requests
+
+    # -- the accept loop's entry ----------------------------------------------------------------
+
     def answer_first(self) -> bool:
         """Run by the accept loop before the connection gets a runner: if the first request is
-        already there and has a ready answer, send it from here, without any greenlet switch
-        (a `Connection: close` client is then served by accept, recv, send, close). Returns
-        True when the connection is finished; else `run` continues where this stopped."""
-        ctx = self.ctx
+        already there and has a ready answer, send it from here. Returns True when the connection
+        is finished; else a runner's `run` continues from the state this left."""
         raw = self.raw
         try:
             data = raw.recv(RECV_SIZE)
@@ -127,96 +188,36 @@ class Connection:
         except OSError:
             data = b""
         if not data:
-            ctx.counters.connections_total += 1
-            raw.close()
+            self._end()
             return True
-        started = _monotonic()
-        answer = ctx.answers.lookup(data, started)
-        if answer is None or not self._may_send_ready(answer):
-            self.pending = data
+        out = self._ready(data)
+        if out is None:
+            self.buffer = data
             return False
         try:
-            unsent = self._send_ready(answer, started)
+            done = self._deliver(out, False)
         except PeerGone:
-            unsent = None
-        else:
-            if unsent is not None:
-                self.unsent = unsent
-                self.close_after_unsent = not answer.keep
-                return False
-            if answer.keep:
-                return False
-        ctx.counters.connections_total += 1
-        raw.close()
-        return True
+            self._end()
+            return True
+        if done and not out.keep:
+            self._end()
+            return True
+        if not done:
+            self.outgoing = out
+        return False
 
-    def _may_send_ready(self, answer: Any) -> bool:
-        """Not while draining (every answer must then close), and a keep-alive answer never as the
-        connection's last request, whose answer says Connection: close (full path)."""
-        ctx = self.ctx
-        return not ctx.draining and (not answer.keep or self.served + 1 < ctx.max_requests)
-
-    def _send_ready(self, answer: Any, started: float) -> _Unsent | None:
-        """Send a ready answer without ever waiting: what the socket did not take comes back as
-        an `_Unsent` for the greenlet. Raises PeerGone when the client or the file is gone."""
-        wire = answer.wire_for(self.ctx.dates.header())
-        part = answer.file
-        raw = self.raw
-        try:
-            sent = raw.send(wire, _MSG_MORE if part is not None else 0)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            raise PeerGone() from None
-        self._count_ready(answer, started)
-        if part is None:
-            return None if sent == len(wire) else _Unsent(wire[sent:])
-        done = 0
-        if sent == len(wire):
-            try:
-                done = os.sendfile(raw.fileno(), part.fd, part.offset, part.count)
-            except BlockingIOError:
-                pass
-            except OSError:
-                raise PeerGone() from None
-            else:
-                if done == part.count:
-                    return None
-                if done == 0:
-                    log.warning("%s: file ended before the announced length; closing the connection", self.peer)
-                    raise PeerGone()
-        entry = answer.response.fresh
-        entry.acquire()  # the greenlet sends the rest from this fd: keep it open until then
-        return _Unsent(wire[sent:], FileRange(part.fd, part.offset + done, part.count - done), entry.release)
-
-    def _count_ready(self, answer: Any, started: float) -> None:
-        self.served += 1
-        ctx = self.ctx
-        counters = ctx.counters
-        counters.ready_answers += 1
-        if answer.file is not None:
-            counters.bodies_sendfile += 1
-        elif answer.sent:
-            counters.bodies_memory += 1
-        duration = _monotonic() - started
-        ctx.metrics.observe(answer.method, answer.response.status, duration, answer.sent)
-        if ctx.access_log is not None:
-            ctx.access_log.log_fields(answer.log_fields, self.peer, time.time(), duration)
+    # -- the runner greenlet's entry ------------------------------------------------------------
 
     def run(self) -> None:
         ctx = self.ctx
         self.greenlet = getcurrent()
         ctx.counters.connections_open += 1
-        ctx.counters.connections_total += 1
         ctx.connections.add(self)
         linger = False
         try:
-            unsent, self.unsent = self.unsent, None
-            if unsent is not None:
-                self._finish_unsent(unsent)
-                if self.close_after_unsent:
-                    return
-            linger = self._serve()
+            out, self.outgoing = self.outgoing, None
+            if out is None or self._finish(out):
+                linger = self._serve()
         except (PeerGone, ConnectionTimeout):
             pass
         except Exception:  # a bug must cost one connection, never the worker
@@ -228,18 +229,27 @@ class Connection:
                 ctx.connections.discard(self)
                 ctx.counters.connections_open -= 1
 
+    def _finish(self, out: Outgoing) -> bool:
+        """Send the rest of an answer the hub or the accept loop started; True if it keeps."""
+        self.state = ANSWERING
+        if not out.done:
+            self._deliver(out, True)
+        return out.keep
+
     def _serve(self) -> bool:
         """The request loop; returns True when the close should linger (an error answer)."""
         ctx = self.ctx
         limits = ctx.limits
         app = ctx.app
         answers = ctx.answers
-        buf, self.pending = self.pending, b""
+        access_log = ctx.access_log
+        buf, self.buffer = self.buffer, b""
         while True:
+            self.state = READING
             try:
                 parsed = parse_head(buf, limits) if buf else None
                 if parsed is None:
-                    parsed, buf = self._read_head(buf, self.served == 0)
+                    parsed, buf = self._read_head(buf)
                     if parsed is None:
                         return False
                 request, consumed = parsed
@@ -252,8 +262,12 @@ class Connection:
             except HTTPError as error:
                 ctx.counters.errors_protocol += 1
                 log.info("%s: %s", self.peer, error)
-                self._send(error_response(error), None, False, _monotonic())
+                self.state = ANSWERING
+                out = self._built(error_response(error), None, False, _monotonic())
+                out.linger = True
+                self._deliver(out, True)
                 return True
+            self.state = ANSWERING
             self.served += 1
             served = self.served
             try:
@@ -263,24 +277,288 @@ class Connection:
             except Exception:
                 log.exception("error answering %s %r", request.method, request.target)
                 response = error_response(HTTPError(500, "internal error", close=True), request.method == "HEAD")
-            keep = (request.keep_alive and not response.close and not ctx.draining
-                    and served < ctx.max_requests)
-            tail = self._send(response, request, keep, started)
-            # Stored when the Connection part follows from the request alone, or from settings
-            # that close after every answer (not from a drain or the request limit), and the
-            # head is the whole request (no body).
-            if response.fresh is not None and answers is not None and (
-                    keep or not request.keep_alive or ctx.max_requests == 1) and not (
-                    request.chunked or request.content_length):
-                answer = answers.remember(head, response, request.method, tail, keep, started)
-                if answer is not None and ctx.access_log is not None:
-                    answer.log_fields = ctx.access_log.fields(request, response.status, answer.sent)
-            if not keep:
+            body = response.body
+            kind = type(body)
+            if kind is not bytes and kind is not FileRange and kind is not list and kind is not StreamedBody:
+                keep, buf = self._take_over(request, response, buf, started)
+                if not keep:
+                    return False
+                continue
+            closes = response.close or (kind is StreamedBody and body.length is None  # type: ignore[union-attr]
+                                        and request.version != 11)
+            keep = self._keeps(request.keep_alive, closes, served)
+            out = self._built(response, request, keep, started)
+            self._deliver(out, True)
+            if answers is not None and response.fresh is not None:
+                answer = answers.remember(head, request, response, connection_tail(keep, request.version),
+                                          keep, started)
+                if answer is not None and access_log is not None:
+                    answer.log_fields = access_log.fields(request, response.status, answer.sent)
+            if not out.keep:
                 return response.close
             if not served & 31:
                 # A client whose next request is always already there never makes us wait; let
                 # the other connections (and the accept loop) run now and then.
                 _yield()
+
+    # -- answers: built, ready, taken over ------------------------------------------------------
+
+    def _built(self, response: Response, request: Request | None, keep: bool, started: float) -> Outgoing:
+        """The Outgoing for a response the app built (or an error page, `request` None)."""
+        method = request.method if request is not None else "GET"
+        version = request.version if request is not None else 11
+        tail = connection_tail(keep, version)
+        body = response.body
+        kind = type(body)
+        chunked = False
+        if kind is StreamedBody and body.length is None and version == 11:  # type: ignore[union-attr]
+            chunked = True
+            head = response.head + _CHUNKED + self.ctx.dates.header() + tail
+        else:
+            head = response.head + self.ctx.dates.header() + tail
+        accounted = request.method if request is not None else None
+        if not response.sends_body(method):
+            out = Outgoing(head, len(head), None, keep, accounted, response.status, started)
+        elif kind is bytes:
+            out = Outgoing(head + body if body else head, len(head), None, keep,  # type: ignore[operator]
+                           accounted, response.status, started)
+        else:
+            out = Outgoing(head, len(head), body, keep, accounted, response.status, started)
+        if kind is StreamedBody:
+            out.stream = body  # type: ignore[assignment]
+        out.chunked = chunked
+        out.request = request
+        out.release = response.release
+        return out
+
+    def _ready(self, data: bytes) -> Outgoing | None:
+        """The Outgoing of the ready answer to the request `data`, if there is one and the
+        connection decides as it was stored (keep or close)."""
+        ctx = self.ctx
+        started = _monotonic()
+        answer = ctx.answers.lookup(data, started)
+        if answer is None:
+            return None
+        number = self.served + 1
+        keep = self._keeps(answer.request.keep_alive, False, number)
+        if keep is not answer.keep:
+            return None  # a drain or the request limit closes where the stored answer kept
+        self.served = number
+        self.state = ANSWERING
+        wire = answer.wire_for(ctx.dates.header())
+        out = Outgoing(wire, len(wire) - answer.memory_body, answer.file, keep, answer.method,
+                       answer.response.status, started)
+        out.ready = True
+        out.request = answer.request
+        out.log_fields = answer.log_fields
+        if answer.file is not None:
+            out.hold = answer.response.fresh
+        return out
+
+    def _take_over(self, request: Request, response: Response, buf: bytes, started: float) -> tuple[bool, bytes]:
+        """Hand the socket to a TakeOver body for this request; account its outcome like any
+        answer. Returns (keep, the leftover bytes to parse next)."""
+        handler = response.body
+        keep = self._keeps(request.keep_alive, response.close, self.served)
+        out = Outgoing(b"", 0, None, keep, request.method, 500, started)
+        out.request = request
+        out.release = response.release
+        try:
+            if not isinstance(handler, TakeOver):
+                raise TypeError(f"response body of type {type(handler).__name__} cannot be sent")
+            outcome = handler.take_over(self.raw.fileno(), buf, keep)
+            if not isinstance(outcome, TakeOverOutcome):
+                raise TypeError(f"take_over returned {type(outcome).__name__}, not a TakeOverOutcome")
+        except (OSError, ConnectionTimeout):
+            out.keep = False
+            self._account(out)
+            raise PeerGone() from None
+        except Exception:
+            log.exception("take-over of %s %r failed; closing the connection", request.method, request.target)
+            out.keep = False
+            self._account(out)
+            return False, b""
+        out.status = outcome.status
+        out.body_sent = outcome.sent
+        out.keep = keep and outcome.keep_alive
+        out.done = True
+        self._account(out)
+        return out.keep, outcome.leftover
+
+    # -- the one send pipeline ------------------------------------------------------------------
+
+    def _deliver(self, out: Outgoing, wait: bool) -> bool:
+        """Send what is left of `out`; account it once it is all sent or the send failed.
+
+        With `wait` False (the hub, the accept loop) it stops at the first EAGAIN and returns
+        False: the greenlet finishes it later with `wait` True. Raises PeerGone when the client
+        (or the file) is gone; the answer is then accounted with the bytes that did leave."""
+        try:
+            if not self._transmit(out, wait):
+                hold = out.hold
+                if hold is not None and out.release is None:
+                    hold.acquire()  # the greenlet sends the rest from this fd: keep it open until then
+                    out.release = hold.release
+                return False
+        except FileShrunk as exc:
+            log.warning("%s: %s; closing the connection", self.peer, exc)
+            self._ended(out)
+            raise PeerGone() from None
+        except (OSError, ConnectionTimeout):  # the client stopped reading or went away
+            self._ended(out)
+            raise PeerGone() from None
+        except BaseException:
+            self._ended(out)
+            raise
+        out.done = True
+        self._ended(out)
+        return True
+
+    def _ended(self, out: Outgoing) -> None:
+        try:
+            stream = out.stream
+            if stream is not None:
+                out.stream = None
+                _close_stream(stream)
+            if out.release is not None:
+                release, out.release = out.release, None
+                release()
+        finally:
+            self._account(out)
+
+    def _account(self, out: Outgoing) -> None:
+        """Count and log one answer (the only place that does)."""
+        ctx = self.ctx
+        counters = ctx.counters
+        if out.ready:
+            counters.ready_answers += 1
+        if out.offset > out.head_len:
+            counters.bodies_memory += 1
+        if out.files:
+            counters.bodies_sendfile += out.files
+        method = out.method
+        if method is None:
+            return
+        duration = _monotonic() - out.started
+        sent = out.sent
+        ctx.metrics.observe(method, out.status, duration, sent)
+        access_log = ctx.access_log
+        if access_log is not None:
+            fields = out.log_fields
+            if fields is None or not out.done:
+                fields = access_log.fields(out.request, out.status, sent)
+            access_log.log_fields(fields, self.peer, time.time(), duration)
+
+    def _transmit(self, out: Outgoing, wait: bool) -> bool:
+        """Send the rest of `out` in order: its bytes, then its body parts; True when all left."""
+        raw = self.raw
+        data = out.data
+        body = out.body
+        size = len(data)
+        if out.offset < size:
+            # Head and file data share segments; a stream's head goes at once (its producer may be slow).
+            flags = _MSG_MORE if body is not None and type(body) is not StreamedBody else 0
+            while True:
+                try:
+                    out.offset += raw.send(memoryview(data)[out.offset:] if out.offset else data, flags)
+                except BlockingIOError:
+                    pass
+                if out.offset >= size:
+                    break
+                if not wait:
+                    return False
+                self._wait_writable()
+        if body is None:
+            return True
+        kind = type(body)
+        if kind is FileRange:
+            if not self._send_range(out, body, wait):  # type: ignore[arg-type]
+                return False
+        elif not wait:
+            return False
+        elif kind is list:
+            self._send_parts(out, body)  # type: ignore[arg-type]
+        elif kind is StreamedBody:
+            self._send_stream(out, body)  # type: ignore[arg-type]
+        out.body = None
+        return True
+
+    def _send_range(self, out: Outgoing, part: FileRange, wait: bool) -> bool:
+        """sendfile `part`; without `wait`, what is left stays in `out.body` at the first EAGAIN."""
+        fileno = self.raw.fileno()
+        fd, offset, remaining = part.fd, part.offset, part.count
+        while remaining > 0:
+            try:
+                n = os.sendfile(fileno, fd, offset, remaining)
+            except BlockingIOError:
+                if not wait:
+                    out.body = FileRange(fd, offset, remaining)
+                    return False
+                self._wait_writable()
+                continue
+            if n == 0:
+                raise FileShrunk(f"file ended {remaining} bytes before the announced length")
+            offset += n
+            remaining -= n
+            out.body_sent += n
+        out.files += 1
+        return True
+
+    def _send_parts(self, out: Outgoing, parts: list[Any]) -> None:
+        """A list of bytes and FileRanges (multipart/byteranges), in order."""
+        pending = b""
+        for part in parts:
+            if type(part) is FileRange:
+                if pending:
+                    self._send_bytes(pending, _MSG_MORE)  # text and file data share segments
+                    out.body_sent += len(pending)
+                    pending = b""
+                self._send_range(out, part, True)
+            else:
+                pending += part
+        if pending:
+            self._send_bytes(pending)
+            out.body_sent += len(pending)
+
+    def _send_stream(self, out: Outgoing, stream: StreamedBody) -> None:
+        """Each chunk as the producer makes it: exactly `length` bytes when the head announced it,
+        else chunked (HTTP/1.1) or up to the close (HTTP/1.0, `keep` already False)."""
+        length = stream.length
+        chunked = out.chunked
+        try:
+            for chunk in stream.chunks:
+                if not chunk:
+                    continue
+                if length is not None:
+                    room = length - out.body_sent
+                    if len(chunk) > room:
+                        log.warning("%s: streamed body longer than its Content-Length %d; cut and closing",
+                                    self.peer, length)
+                        out.keep = False
+                        if room:
+                            self._send_bytes(chunk[:room])
+                            out.body_sent += room
+                        return
+                    self._send_bytes(chunk)
+                elif chunked:
+                    self._send_bytes(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                else:
+                    self._send_bytes(chunk)
+                out.body_sent += len(chunk)
+        except (OSError, ConnectionTimeout, PeerGone):
+            raise
+        except Exception:
+            log.exception("%s: streamed body failed after %d bytes; closing", self.peer, out.body_sent)
+            out.keep = False
+            return
+        if length is not None and out.body_sent < length:
+            log.warning("%s: streamed body ended %d bytes before its Content-Length; closing",
+                        self.peer, length - out.body_sent)
+            out.keep = False
+        elif chunked:
+            self._send_bytes(_LAST_CHUNK)
+
+    # -- reading --------------------------------------------------------------------------------
 
     def _wait(self, event: Any, deadline: float) -> None:
         """Block until `event` (a read or write watcher) fires; the sweeper enforces `deadline`."""
@@ -298,17 +576,9 @@ class Connection:
             event = self.read_event = self.ctx.loop.io(self.raw.fileno(), 1)
         self._wait(event, deadline)
 
-    def _recv(self, deadline: float, wait_first: bool = False) -> bytes:
-        """The next bytes from the client (b"" at EOF); raises ConnectionTimeout or OSError.
-
-        `wait_first` waits for readability before the first recv: right after an answer the
-        client has rarely sent its next request yet (measured under wrk -c50: 88% of those recv
-        calls failed with EAGAIN), and a failed recv costs a syscall plus an exception."""
+    def _recv(self, deadline: float) -> bytes:
+        """The next bytes from the client (b"" at EOF); raises ConnectionTimeout or OSError."""
         recv = self.raw.recv
-        if wait_first:
-            if self.ctx.answers is not None:
-                return self._wait_request(deadline)
-            self._wait_readable(deadline)
         while True:
             try:
                 return recv(RECV_SIZE)
@@ -316,14 +586,20 @@ class Connection:
                 self._wait_readable(deadline)
 
     def _wait_request(self, deadline: float) -> bytes:
-        """Between keep-alive requests: wait while the hub answers repeated requests by itself
-        (`_on_readable`); returns the bytes of the first request it could not answer (b"" at EOF)."""
+        """IDLE: wait for the next request while the hub answers those it has ready answers for
+        (`_on_readable`); returns the bytes of the first one it could not answer (b"" at EOF).
+
+        The first recv waits for readability: right after an answer the client has rarely sent
+        its next request yet (measured under wrk -c50: 88% of those recv calls failed with
+        EAGAIN), and a failed recv costs a syscall plus an exception."""
         event = self.read_event
         if event is None:
             event = self.read_event = self.ctx.loop.io(self.raw.fileno(), 1)
+        ready = self.ctx.answers is not None
         while True:
+            self.state = IDLE
             self.deadline = deadline
-            event.start(self._on_readable)
+            event.start(self._on_readable, ready)
             try:
                 got = self.ctx.hub_switch()
             finally:
@@ -331,72 +607,50 @@ class Connection:
                 self.deadline = INF
             if type(got) is bytes:
                 return got
-            # The hub answered but the socket took only part of it: finish sending here.
-            self._finish_unsent(got)
-            deadline = _monotonic() + self.ctx.keepalive_timeout
+            # The hub sent (part of) a ready answer: finish it here.
+            if not self._finish(got):
+                raise PeerGone()  # a closing answer: nothing more to read
+            deadline = min(_monotonic() + self.ctx.keepalive_timeout, self.ctx.idle_until)
 
-    def _finish_unsent(self, unsent: _Unsent) -> None:
-        try:
-            if unsent.rest:
-                self._send_bytes(unsent.rest, _MSG_MORE if unsent.file is not None else 0)
-            if unsent.file is not None:
-                send_file(self.raw.fileno(), unsent.file, self._wait_writable)
-        except FileShrunk as exc:
-            log.warning("%s: %s; closing the connection", self.peer, exc)
-            raise PeerGone() from None
-        except (OSError, ConnectionTimeout):
-            raise PeerGone() from None
-        finally:
-            if unsent.release is not None:
-                unsent.release()
-
-    def _on_readable(self) -> None:
-        """Watcher callback, run in the hub: answer a repeated request from the ready answers
-        without switching to this connection's greenlet; hand anything else to the greenlet."""
+    def _on_readable(self, ready: bool) -> None:
+        """Watcher callback, run in the hub (IDLE): answer a repeated request from the ready
+        answers without switching to this connection's greenlet; hand anything else over."""
         try:
             data = self.raw.recv(RECV_SIZE)
         except BlockingIOError:
             return
         except OSError:
             data = b""
-        if data:
+        handover: bytes | Outgoing = data
+        if data and ready:
             try:
-                handover = self._answer_ready(data)
+                out = self._ready(data)
+                if out is not None:
+                    if self._deliver(out, False) and out.keep:
+                        self.state = IDLE
+                        self.deadline = min(out.started + self.ctx.keepalive_timeout, self.ctx.idle_until)
+                        return
+                    handover = out  # the greenlet finishes it, or closes after it
+            except PeerGone:
+                handover = b""
             except Exception:  # in the hub a bug must cost this connection only
                 log.exception("ready answer to %s failed", self.peer)
                 handover = b""
-            if handover is None:
-                return
-            data = handover
-        self.greenlet.switch(data)
+        if type(handover) is bytes:
+            self.state = READING
+        self.greenlet.switch(handover)
 
-    def _answer_ready(self, data: bytes) -> bytes | _Unsent | None:
-        """Send the ready answer to `data` if there is one: None when done, else what the
-        greenlet must handle (the request itself, the unsent rest of the answer, b"" if gone)."""
-        ctx = self.ctx
-        started = _monotonic()
-        answer = ctx.answers.lookup(data, started)
-        if answer is None or not answer.keep or not self._may_send_ready(answer):
-            return data  # answers that close the connection take the full path
-        try:
-            unsent = self._send_ready(answer, started)
-        except PeerGone:
-            return b""
-        if unsent is None:
-            self.deadline = started + ctx.keepalive_timeout
-        return unsent
-
-    def _read_head(self, buf: bytes, first: bool) -> tuple[Any, bytes]:
+    def _read_head(self, buf: bytes) -> tuple[Any, bytes]:
         """recv until a whole head parses; (None, b"") when the client went away while idle."""
         ctx = self.ctx
+        first = self.served == 0
         deadline = INF
         if not buf:
-            # Only a keep-alive connection between requests counts as idle (closed when a drain's
-            # grace ends); a new connection's first request is always awaited and answered.
-            self.idle = not first
             if first:
                 wait_until = _monotonic() + ctx.header_timeout
             else:
+                # Only a keep-alive connection between requests counts as idle (closed when a
+                # drain's grace ends); a new connection's first request is always awaited.
                 now = _monotonic()
                 wait_until = min(now + ctx.keepalive_timeout, ctx.idle_until)  # finite only in a drain
                 if wait_until <= now:
@@ -405,19 +659,21 @@ class Connection:
             deadline = wait_until = _monotonic() + ctx.header_timeout
         while True:
             try:
-                data = self._recv(wait_until, not buf and not first)
+                if not buf and not first:
+                    data = self._wait_request(wait_until)
+                else:
+                    data = self._recv(wait_until)
             except ConnectionTimeout:
                 ctx.counters.timeouts += 1
                 if not buf:
-                    self.idle = False
                     return None, b""
                 raise HTTPError(408, "request head not received in time", close=True) from None
             except OSError:
                 return None, b""
+            self.state = READING
             if not data:
                 return None, b""
             if not buf:
-                self.idle = False
                 deadline = wait_until = _monotonic() + ctx.header_timeout
             buf += data
             parsed = parse_head(buf, ctx.limits)
@@ -456,6 +712,8 @@ class Connection:
         request.body = decoder.take()
         return buf
 
+    # -- writing helpers ------------------------------------------------------------------------
+
     def _send_bytes(self, data: bytes, flags: int = 0) -> None:
         """Send all of `data`; waits (with the send timeout per stall) when the socket is full."""
         send = self.raw.send
@@ -479,64 +737,18 @@ class Connection:
             event = self.write_event = self.ctx.loop.io(self.raw.fileno(), 2)
         self._wait(event, _monotonic() + self.ctx.send_timeout)
 
-    def _send(self, response: Response, request: Request | None, keep: bool, started: float) -> bytes:
-        """Write head (+ Date, Connection) and body; count and log it. Returns the Connection part."""
-        ctx = self.ctx
-        if keep:
-            tail = _KEEP_11 if request.version == 11 else _KEEP_10
-        else:
-            tail = _CLOSE
-        head = response.head + ctx.dates.header() + tail
-        body = response.body
-        sent = 0
-        try:
-            if not response.send_body or (request is not None and request.method == "HEAD"):
-                self._send_bytes(head)
-            elif type(body) is bytes:
-                self._send_bytes(head + body if body else head)
-                sent = len(body)
-                ctx.counters.bodies_memory += 1
-            else:
-                sent = self._send_parts(head, body)
-        except FileShrunk as exc:
-            log.warning("%s: %s; closing the connection", self.peer, exc)
-            raise PeerGone() from None
-        except (OSError, ConnectionTimeout):  # the client stopped reading or went away
-            raise PeerGone() from None
-        finally:
-            if response.release is not None:
-                response.release()
-            if request is not None:
-                ctx.metrics.observe(request.method, response.status, _monotonic() - started, sent)
-                if ctx.access_log is not None:
-                    ctx.access_log.log(request, response.status, sent, time.time(), _monotonic() - started)
-        return tail
+    # -- closing --------------------------------------------------------------------------------
 
-    def _send_parts(self, head: bytes, body: Any) -> int:
-        """A FileRange or a list of bytes/FileRange parts (multipart/byteranges)."""
-        parts = body if type(body) is list else [body]
-        pending = head
-        sent = 0
-        fileno = self.raw.fileno()
-        for part in parts:
-            if type(part) is FileRange:
-                if pending:
-                    self._send_bytes(pending, _MSG_MORE)  # head and file data share segments
-                send_file(fileno, part, self._wait_writable)
-                pending = b""
-                sent += part.count
-                self.ctx.counters.bodies_sendfile += 1
-            else:
-                pending += part
-                sent += len(part)
-        if pending:
-            self._send_bytes(pending)
-        return sent
+    def _end(self) -> None:
+        """Close a connection that never got a runner (answered or gone in the accept loop)."""
+        self.state = CLOSED
+        self.raw.close()
 
     def _close(self, linger: bool) -> None:
         """Close; after an error answer, half-close and drain briefly so the client reads it
         instead of getting a reset (RFC 9112 §9.6, nginx's lingering close)."""
         raw = self.raw
+        self.state = CLOSED
         try:
             if linger:
                 raw.shutdown(socket.SHUT_WR)
@@ -550,3 +762,15 @@ class Connection:
                 if event is not None:
                     event.close()
             raw.close()
+            out, self.outgoing = self.outgoing, None
+            if out is not None and not out.done:
+                self._ended(out)  # killed before it could finish: still released and accounted
+
+
+def _close_stream(stream: StreamedBody) -> None:
+    close = getattr(stream.chunks, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("closing a streamed body failed")

@@ -53,7 +53,9 @@ class ServingContext:
         self.counters = Counters()
         self.access_log = access_log
         # Repeated requests answered from ready bytes (server/answers.py).
-        self.answers = ReadyAnswers(settings.ready_answers, settings.cache_memory // 2) if settings.ready_answers else None
+        closes_always = settings.keepalive_timeout <= 0 or settings.max_keepalive_requests <= 1
+        self.answers = (ReadyAnswers(settings.ready_answers, settings.cache_memory // 2, closes_always)
+                        if settings.ready_answers else None)
         self.connections: set[Connection] = set()
         self.wait = gevent.get_hub().wait  # the accept loops wait on their listener through this
         self.loop = gevent.get_hub().loop  # ... which they create from this loop
