@@ -33,10 +33,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import bench_servers as srv  # noqa: E402
-import bench_workload as wl  # noqa: E402
+from tools import bench_servers as srv
+from tools import bench_workload as wl
 
 # Targets of issue 3: x15g's req/s as a multiple of nginx's.
 TARGETS = {"1k": 0.65, "mix": 0.65, "1m": 1.0, "1k-close": 0.55}

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from tests.hardening.helpers import (BIG_SIZE, fd_count, get, read_until_close, reset_close, statuses,
-                                     wait_for, worker_pids)
-from tests.serverproc import ServerProcess
+from tests.support.waiting import fd_count, wait_for, worker_pids
+from tests.support.clients import BIG_SIZE, get, read_until_close, reset_close, statuses
+from tests.support.server import ServerProcess
 
 GET_HELLO = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
 

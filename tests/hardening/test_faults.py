@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.helpers import BIG_SIZE, get, read_until_close, worker_pids
-from tests.serverproc import ServerProcess
+from tests.support.waiting import worker_pids
+from tests.support.clients import BIG_SIZE, get, read_until_close
+from tests.support.server import ServerProcess
 
 
 def _start_download(port: int, path: bytes = b"/big.bin") -> socket.socket:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.support.server import ServerProcess
 from x15g.specweb import fileset_cli
 
 RESET = "/specweb99?command/Reset&maxload=40&pttime=0&maxthread=10&exp=0,180&urlroot=/file_set/"

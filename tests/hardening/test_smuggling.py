@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hardening.helpers import get, read_until_close, statuses
+from tests.support.clients import get, read_until_close, statuses
 
 SMUGGLED = b"GET /sub/a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
 HEAD = b"POST /hello.txt HTTP/1.1\r\nHost: x\r\n"

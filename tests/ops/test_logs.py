@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import fetch, wait_for
-from tests.serverproc import ServerProcess, raw_exchange
+from tests.support.waiting import wait_for
+from tests.support.clients import fetch
+from tests.support.server import ServerProcess, raw_exchange
 
 COMBINED = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "(?P<line>[^"]*)" '
                       r'(?P<status>\d{3}) (?P<bytes>\d+|-) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)"$')
