@@ -107,7 +107,7 @@ def test_short_run_against_nginx_and_pywsgi(tmp_path):
 
 
 def test_idle_connections_help_and_proc_helpers():
-    import idle_connections as idle
+    from tools import idle_connections as idle
 
     out = subprocess.run([sys.executable, "-m", "tools.idle_connections", "--help"],
                          capture_output=True, text=True, timeout=20, cwd=REPO)
