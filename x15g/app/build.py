@@ -21,7 +21,7 @@ def build_app(settings: Settings, disk: DiskIO, state: object = None) -> Router:
         routes.append(Route(b"/cgi-bin/specweb99", CgiSpecwebResponder(settings), exact=True))
         type_overrides[settings.specweb_urlroot] = "text/plain"
     for spec in settings.cgi_dir:
-        from x15g.app.cgi import CgiResponder
+        from x15g.cgi.runner import CgiResponder
 
         prefix, _, directory = spec.partition("=")
         prefix = "/" + prefix.strip("/") + "/"

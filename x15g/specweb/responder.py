@@ -20,7 +20,7 @@ import time
 from collections import Counter
 
 from x15g import SERVER_SOFTWARE
-from x15g.app.cgi import CgiResponder, split_peer
+from x15g.cgi.runner import CgiResponder, split_peer
 from x15g.diskio import DiskIO
 from x15g.errors import HTTPError
 from x15g.http.messages import Request, Response
