@@ -3,7 +3,7 @@
 Each `Option` names its flag, `X15G_<NAME>` environment variable, config-file key, type/validator,
 default and help. The configargparse parser, `config/x15g.conf` and the README option table are all
 derived from `OPTIONS` (gunicorn's config registry plus waitress's single validated settings object,
-design.md §1.3). `load_settings` returns one frozen `Settings` passed down to every module; nothing
+architecture.md, principle 3). `load_settings` returns one frozen `Settings` passed down to every module; nothing
 else reads the environment or the config file.
 
 Precedence: command-line flag > environment > config file > default.

@@ -4,7 +4,7 @@ A `Request` is what the parser produces from the head (the connection fills `bod
 A `Response` is what a responder returns: a ready status line and header block (without `Date`
 and `Connection`, which the connection adds per request), and a body that is empty, bytes, a file
 range the connection sends with `sendfile`, or a list of those (multipart/byteranges). Only the
-connection writes it to a socket (design.md §1.2).
+connection writes it to a socket (architecture.md, principle 2).
 """
 
 from __future__ import annotations

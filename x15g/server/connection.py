@@ -1,6 +1,6 @@
 """One client connection, served by one greenlet: read heads, let the app decide, write answers.
 
-This is the only module that writes responses to sockets (design.md §1.2). The loop per request:
+This is the only module that writes responses to sockets (architecture.md, principle 2). The loop per request:
 parse from the leftover buffer (pipelining) or `recv` more under the header deadline, read a body
 if the framing announces one, call the app, then send the head with the body in one `send`
 (bytes) or the head with MSG_MORE followed by `sendfile` (file ranges).

@@ -1,4 +1,4 @@
-"""The open-file cache (Flash/TUX, nginx's open_file_cache, lighttpd's stat_cache; design.md §4).
+"""The open-file cache (Flash/TUX, nginx's open_file_cache, lighttpd's stat_cache; architecture.md, "The caches").
 
 Per URL path it keeps what does not change per request: the open fd (or the bytes of a small
 file), size, mtime, inode, ETag, Last-Modified, Content-Type and ready-made responses for the

@@ -1,4 +1,4 @@
-"""The static file responder: describes the answer, the connection sends it (design.md §1.2).
+"""The static file responder: describes the answer, the connection sends it (architecture.md, principle 2).
 
 Modelled on nginx's static module: the handler is small; the cache (`FileCache`), the miss path
 (`Loader`), ranges, preconditions and precompressed variants are separate pieces. The hit path of
