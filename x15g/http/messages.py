@@ -10,7 +10,7 @@ connection writes it to a socket (architecture.md, principle 2).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Protocol, Union
 
 
 @dataclass(slots=True)
@@ -57,6 +57,22 @@ class FileRange:
 BodyPart = Union[bytes, FileRange]
 
 
+class Freshness(Protocol):
+    """How long a response stays true for the same request head: the cache entry it was built from
+    (x15g/static/filecache.py's entries). The ready answers (server/answers.py) reuse a response
+    only while `fresh_until` (monotonic) is ahead, the entry is not `retired`, and, for a body sent
+    by sendfile, while its pages are known resident (`resident_until`)."""
+
+    @property
+    def fresh_until(self) -> float: ...
+
+    @property
+    def retired(self) -> bool: ...
+
+    @property
+    def resident_until(self) -> float: ...
+
+
 @dataclass(slots=True)
 class Response:
     """What a responder decided: `head` is the status line and header lines (each ending CRLF)
@@ -76,5 +92,5 @@ class Response:
     length: int = 0
     close: bool = False
     send_body: bool = True
-    release: object = None
-    fresh: object = None
+    release: Callable[[], None] | None = None
+    fresh: Freshness | None = None

@@ -32,7 +32,7 @@ def gzip_bytes(data: bytes) -> bytes:
 def brotli_compressor() -> Callable[[bytes], bytes] | None:
     """brotli.compress at the highest quality, or None when the module is not installed."""
     try:
-        import brotli  # type: ignore[import-not-found]
+        import brotli
     except ImportError:
         return None
     return lambda data: brotli.compress(data, quality=11)
