@@ -152,3 +152,11 @@ def test_short_revalidation_run_gets_304s_from_x15g_and_nginx(tmp_path):
     assert {r["server"] for r in rows} == {"x15g", "nginx"}
     # Every answer was a header-only 304: bytes per request are a head's worth, not 1 KiB + head.
     assert all(r["rps"] > 0 and r["non2xx"] == 0 and r["mibps"] * 2**20 / r["rps"] < 400 for r in rows)
+
+
+def test_from_json_replays_a_saved_run_without_running(capsys):
+    """docs/performance.md's table and chart come from docs/bench/*.json through --from-json."""
+    saved = os.path.join(REPO, "docs", "bench", "2026-11-26.json")
+    assert bench.main(["--from-json", saved]) == 0
+    out = capsys.readouterr().out
+    assert "| 1k | x15g | 58,135 |" in out and "1k: x15g = 53.7× gevent.pywsgi" in out
