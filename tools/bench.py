@@ -166,7 +166,7 @@ def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, chec
             print(f"SKIP {name}: {exc}", flush=True)
             continue
         try:
-            srv.fetch(running.port, wl.ONE_K)
+            srv.get(running.port, wl.ONE_K)
         except (OSError, srv.http.client.HTTPException) as exc:
             srv.stop_server(running)
             print(f"SKIP {name}: no answer to GET {wl.ONE_K} ({exc!r}); its log:\n{srv.log_tail(running.log_path)}")
