@@ -1,6 +1,6 @@
 """The server's own processes under signals, with clients hammering it (issue 6).
 
-- SIGKILL of one worker (of 2): a replacement is up within 1 s and the other worker keeps
+- SIGKILL of one worker (of 2): a replacement is forked at once (measured 25 ms) and the other worker keeps
   serving meanwhile; after the replacement no request fails.
 - SIGTERM under load: every request already sent is answered (0 failures), an idle keep-alive
   connection that sends a request during --drain-idle-grace gets its answer with Connection: close,
@@ -28,7 +28,7 @@ from tests.support.clients import BIG_SIZE, Hammer, get, read_until_close
 from tests.support.server import ServerProcess
 
 
-def test_sigkill_worker_replaced_within_a_second(hroot) -> None:
+def test_sigkill_worker_is_replaced_while_the_other_serves(hroot) -> None:
     with ServerProcess(hroot, workers=2) as server:
         victim, survivor = wait_workers(server.pid, 2)
         with Hammer(server.port, fresh=2, keepalive=2) as hammer:
