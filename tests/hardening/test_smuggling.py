@@ -7,6 +7,8 @@ came back, so the request hidden after the framing (GET /sub/a.txt) never got it
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tests.support.clients import get, read_until_close, statuses
@@ -67,6 +69,7 @@ def test_worker_serves_after_all_smuggling_attempts(shared_server) -> None:
         with shared_server.connect() as sock:
             try:
                 sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)  # EOF after the payload: the server answers, then closes
             except OSError:
                 pass
             read_until_close(sock, 5.0)
