@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /build
 COPY pyproject.toml README.md LICENSE ./
 COPY x15g ./x15g
+COPY docs/x15g.1 ./docs/x15g.1
 RUN pip install . && rm -rf /build
 
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin x15g \
