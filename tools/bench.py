@@ -33,10 +33,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import bench_servers as srv  # noqa: E402
-import bench_workload as wl  # noqa: E402
+from tools import bench_servers as srv
+from tools import bench_workload as wl
 
 # Targets of issue 3: x15g's req/s as a multiple of nginx's.
 TARGETS = {"1k": 0.65, "mix": 0.65, "1m": 1.0, "1k-close": 0.55}
@@ -90,6 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--x15g-args", default="", help="extra arguments for x15g, e.g. \"--cache-entries 100\"")
     p.add_argument("--json", metavar="PATH", help="also write all runs and medians as JSON")
     p.add_argument("--plot", metavar="PNG", help="bar chart of ratios to nginx (needs matplotlib)")
+    p.add_argument("--from-json", metavar="PATH",
+                   help="run nothing: print the table (and --plot the chart) of a run saved with --json")
     p.add_argument("--keep", action="store_true", help="keep the temporary root, configs and server logs")
     args = p.parse_args(argv)
     args.server_list = [s for s in args.servers.split(",") if s]
@@ -166,7 +166,7 @@ def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, chec
             print(f"SKIP {name}: {exc}", flush=True)
             continue
         try:
-            srv.fetch(running.port, wl.ONE_K)
+            srv.get(running.port, wl.ONE_K)
         except (OSError, srv.http.client.HTTPException) as exc:
             srv.stop_server(running)
             print(f"SKIP {name}: no answer to GET {wl.ONE_K} ({exc!r}); its log:\n{srv.log_tail(running.log_path)}")
@@ -281,8 +281,9 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(out)
 
 
-def plot(rows: list[dict], path: str) -> None:
-    """Grouped bars of req/s relative to nginx per scenario, with x15g's targets as marks."""
+def plot(rows: list[dict], path: str, title: str = "") -> None:
+    """Grouped bars of req/s relative to nginx per scenario, each labelled with its ratio, x15g's
+    targets as dashed marks; `title` says when and where it was measured."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -298,13 +299,17 @@ def plot(rows: list[dict], path: str) -> None:
     for i, name in enumerate(servers):
         xs = [j + i * width for j in range(len(scs))]
         ys = [(by_key.get((sc, name)) or {}).get("ratio_nginx") or 0 for sc in scs]
-        ax.bar(xs, ys, width, label=name)
+        bars = ax.bar(xs, ys, width, label=name)
+        ax.bar_label(bars, labels=[f"{y:.2f}" if y else "" for y in ys], fontsize=7, padding=1)
     for j, sc in enumerate(scs):
         if sc in TARGETS:
             ax.hlines(TARGETS[sc], j - width / 2, j + 0.8 - width / 2, colors="black", linestyles="dashed")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(scs))], scs)
     ax.set_ylabel("req/s relative to nginx (dashed: x15g target)")
-    ax.legend()
+    ax.set_ylim(0, max([r.get("ratio_nginx") or 0 for r in rows] + [1.0]) * 1.15)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(servers), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"plot written to {path}")
@@ -352,6 +357,8 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns 0 when the run completed (targets are reported, not enforced)."""
     args = parse_args(argv)
+    if args.from_json:
+        return replay(args)
     if srv.find_tool("wrk") is None:
         print(f"wrk is not installed; {srv.INSTALL_HINT}", file=sys.stderr)
         return 2
@@ -387,7 +394,19 @@ def main(argv: list[str] | None = None) -> int:
                        "load_after": os.getloadavg()[0], "rows": rows}, f, indent=2)
         print(f"JSON written to {args.json}")
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.plot, title=f"tools/bench, {started_at}, {m['cpu']}, {m['cpus']} CPUs, load {load_before:.1f}")
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    """--from-json: the table and chart of a saved run, without running anything."""
+    with open(args.from_json) as f:
+        saved = json.load(f)
+    m = saved["machine"]
+    when = f"{saved['started']}, {m['cpu']}, {m['cpus']} CPUs, load {saved['load_before']:.1f}"
+    print(markdown(saved["rows"], f"### tools/bench, {when}\n\n`{saved['command']}`"))
+    if args.plot:
+        plot(saved["rows"], args.plot, title=f"tools/bench, {when}")
     return 0
 
 

@@ -17,6 +17,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from tests.support.clients import get
+from tests.support.server import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
@@ -47,13 +50,6 @@ class Running:
     port: int
     proc: subprocess.Popen
     log_path: str
-
-
-def free_port() -> int:
-    """A currently free loopback TCP port (the server binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def find_tool(name: str) -> str | None:
@@ -174,17 +170,6 @@ def log_tail(path: str, lines: int = 8) -> str:
     return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty log)"
 
 
-def fetch(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET `path` from 127.0.0.1:`port` with http.client; returns (status, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
 REVALIDATE = {"If-None-Match": "<the server's ETag>"}  # check_answers: expect a 304, not the bytes
 
 
@@ -206,7 +191,7 @@ def etag_of(port: int, path: str, timeout: float = 5.0) -> str:
 def check_revalidation(port: int, path: str) -> str | None:
     """GET `path` with If-None-Match set to its own ETag: None when the answer is an empty 304."""
     try:
-        status, body = fetch(port, path, {"If-None-Match": etag_of(port, path)})
+        status, body = get(port, path, headers={"If-None-Match": etag_of(port, path)})
     except (OSError, ValueError, http.client.HTTPException) as exc:
         return f"GET {path} with If-None-Match: {exc!r}"
     if status != 304 or body:
@@ -225,7 +210,7 @@ def check_answers(running: Running, root: str, paths: list[str], headers: dict[s
         with open(os.path.join(root, path.lstrip("/")), "rb") as f:
             expected = f.read()
         try:
-            status, body = fetch(running.port, path, headers)
+            status, body = get(running.port, path, headers=headers)
         except (OSError, http.client.HTTPException) as exc:
             return f"GET {path}: {exc!r}"
         if status != 200 or body != expected:

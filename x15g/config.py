@@ -3,7 +3,7 @@
 Each `Option` names its flag, `X15G_<NAME>` environment variable, config-file key, type/validator,
 default and help. The configargparse parser, `config/x15g.conf` and the README option table are all
 derived from `OPTIONS` (gunicorn's config registry plus waitress's single validated settings object,
-design.md §1.3). `load_settings` returns one frozen `Settings` passed down to every module; nothing
+architecture.md, principle 3). `load_settings` returns one frozen `Settings` passed down to every module; nothing
 else reads the environment or the config file.
 
 Precedence: command-line flag > environment > config file > default.
@@ -153,7 +153,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_connections", 1000, positive_int, "connections one worker serves at once; when full it stops accepting (backpressure)", "server"),
     Option("backlog", 2048, positive_int, "listen(2) backlog", "server"),
     Option("max_accept", 32, positive_int, "connections a worker accepts per wake-up; low values balance several workers on one port", "server"),
-    Option("reuse_port", True, parse_bool, "each worker binds its own SO_REUSEPORT listener so the kernel balances (else an inherited socket)", "server", switch=True),
+    Option("reuse_port", True, parse_bool, "the master opens one SO_REUSEPORT listener per worker slot so the kernel balances (else one socket all workers share)", "server", switch=True),
     Option("loop", "libev", choice("libev", "libuv"), "gevent event loop", "server"),
     Option("threadpool_size", 8, positive_int, "threads per worker for blocking disk work (open, stat, cold reads, fsync)", "server"),
     Option("graceful_timeout", 30.0, non_negative_float, "seconds to finish in-flight requests on SIGTERM/SIGHUP before closing", "server"),
@@ -261,6 +261,9 @@ def build_parser(default_config_files: Sequence[str] = DEFAULT_CONFIG_FILES) -> 
         config_file_parser_class=configargparse.DefaultConfigFileParser,
         args_for_setting_config_path=["-c", "--config"],
         config_arg_help_message="config file of `name = value` lines (default search: " + ", ".join(default_config_files) + ")",
+        add_config_file_help=False,
+        epilog="Every option is also an X15G_<NAME> environment variable and a `name = value` line of the "
+               "config file. Precedence: flag > environment > config file > default. Manual: man x15g.",
     )
     parser.add_argument("--version", action="version", version=f"x15g {__version__}")
     parser.add_argument("--check-config", action="store_true", help="print the resolved configuration and exit (like nginx -t)")

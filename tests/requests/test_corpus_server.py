@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.hardening.helpers import worker_pids
-from tests.requests.corpus import Case, corpus_available, load_all
+from tests.support.waiting import worker_pids
+from tests.support.corpus import Case, corpus_available, load_all
 from tests.requests.test_corpus_parser import SKIP_NOTE, drive, limits_for
-from tests.serverproc import ServerProcess, raw_exchange
+from tests.support.server import ServerProcess, raw_exchange
 
 TIMEOUTS = ("--header-timeout", "1", "--keepalive-timeout", "1", "--body-timeout", "1")
 CASES = [c for c in load_all() if c.expect != "skip"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from x15g.http.admission import SecondSighting
+from x15g.cache.admission import SecondSighting
 from x15g.http.messages import FileRange, Request, Response
 
 MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte

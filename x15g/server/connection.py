@@ -1,7 +1,7 @@
 """One client connection: a small state machine that reads requests and sends every answer
 through one pipeline.
 
-This is the only module that writes responses to sockets (design.md §1.2).
+This is the only module that writes responses to sockets (architecture.md, principle 2).
 
 States (`Connection.state`):
 

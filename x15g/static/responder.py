@@ -1,4 +1,4 @@
-"""The static file responder: describes the answer, the connection sends it (design.md §1.2).
+"""The static file responder: describes the answer, the connection sends it (architecture.md, principle 2).
 
 Modelled on nginx's static module: the handler is small; the cache (`FileCache`), the miss path
 (`Loader`), ranges, preconditions and precompressed variants are separate pieces. The hit path of
@@ -9,7 +9,7 @@ lookup, one set test and a prebuilt `Response` returned as is (the connection ne
 from __future__ import annotations
 
 import html
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from x15g.diskio import DiskIO
 from x15g.errors import HTTPError
@@ -74,7 +74,7 @@ class StaticResponder:
                     return entry.get_response
                 return self._whole_file(entry)
             return self._respond_checked(request, entry)
-        return self._answer(request, entry)
+        return self._answer(request, cast(Answer, entry))  # not a file: a cached 404/403/redirect
 
     def _whole_file(self, entry: FileEntry) -> Response:
         """The shared 200 for a file sent by sendfile: hold the fd, warm it if it is cold."""
@@ -105,8 +105,8 @@ class StaticResponder:
             if ranges is UNSATISFIABLE:
                 raise HTTPError(416, "range not satisfiable",
                                 headers=(("Content-Range", unsatisfied_range(entry.size)),) + entry.validators)
-            if ranges is not IGNORE:
-                return self._partial(entry, ranges)  # type: ignore[arg-type]
+            if not isinstance(ranges, str):  # neither IGNORE nor UNSATISFIABLE: the ranges
+                return self._partial(entry, ranges)
         if entry.body is not None:
             return entry.get_response
         return self._whole_file(entry)
