@@ -38,8 +38,13 @@ from tools import bench_workload as wl
 
 # Targets of issue 3: x15g's req/s as a multiple of nginx's.
 TARGETS = {"1k": 0.65, "mix": 0.65, "1m": 1.0, "1k-close": 0.55}
-# Measured on request, without a target: a browser revalidating a cached 1 KiB file.
-EXTRA_SCENARIOS = ("1k-304",)
+# App scenarios (issue 12): every WSGI server hosts the same app of tools/peers/hello_wsgi.py, and
+# x15g's req/s is compared with granian's measured in the same run.
+APP_SCENARIOS = {"wsgi": ("hello_wsgi:app", "/"), "flask": ("hello_wsgi:flask_app", "/")}
+APP_TARGETS = {"wsgi": 0.60, "flask": 0.60}
+APP_REFERENCE = "granian"
+# Measured on request: a browser revalidating a cached 1 KiB file, and the app scenarios.
+EXTRA_SCENARIOS = ("1k-304", *APP_SCENARIOS)
 PYWSGI_TARGET = 20.0
 PYWSGI_TARGET_SCENARIOS = ("1k", "mix")
 
@@ -64,6 +69,7 @@ def scenarios(conns: int) -> dict[str, Scenario]:
         "1m": Scenario("1m", wl.ONE_M, conns),
         "1k-close": Scenario("1k-close", wl.ONE_K, conns, headers=("Connection: close",)),
         "1k-304": Scenario("1k-304", wl.ONE_K, conns, revalidate=True),
+        **{name: Scenario(name, path, conns) for name, (_, path) in APP_SCENARIOS.items()},
     }
 
 
@@ -156,10 +162,10 @@ def run_wrk(args: argparse.Namespace, sc: Scenario, port: int, duration: str, sc
     return res
 
 
-def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, checks: dict) -> dict:
-    """Start and check every selected server; returns name -> (Running, {scenario: problem|None})."""
+def start_all(args: argparse.Namespace, ctx: srv.Context, checks: dict, names: list[str]) -> dict:
+    """Start and check servers `names`; returns name -> (Running, {scenario: problem|None})."""
     started = {}
-    for name in args.server_list:
+    for name in names:
         try:
             running = srv.start_server(name, ctx)
         except srv.Unavailable as exc:
@@ -171,8 +177,7 @@ def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, chec
             srv.stop_server(running)
             print(f"SKIP {name}: no answer to GET {wl.ONE_K} ({exc!r}); its log:\n{srv.log_tail(running.log_path)}")
             continue
-        problems = {sc: srv.check_answers(running, root.path, paths, headers)
-                    for sc, (paths, headers) in checks.items()}
+        problems = {sc: check(running) for sc, check in checks.items()}
         bad = {sc: why for sc, why in problems.items() if why}
         for sc, why in bad.items():
             print(f"SKIP {name} for {sc}: wrong answer: {why}", flush=True)
@@ -194,14 +199,33 @@ def answer_checks(root: wl.DocRoot, seq: list, names: list[str]) -> dict:
             mix_samples.append(wl.mix_path(*hit))
     table = {"1k": ([wl.ONE_K], None), "1m": ([wl.ONE_M], None), "mix": (mix_samples, None),
              "1k-close": ([wl.ONE_K], {"Connection": "close"}), "1k-304": ([wl.ONE_K], srv.REVALIDATE)}
-    return {sc: table[sc] for sc in names}
+    return {sc: (lambda running, paths=table[sc][0], headers=table[sc][1]:
+                 srv.check_answers(running, root.path, paths, headers)) for sc in names}
 
 
-def measure(args: argparse.Namespace, started: dict, scripts: dict) -> dict:
-    """Warm up, then run `reps` alternating rounds per scenario; returns {(scenario, server): [runs]}."""
+def app_check(running: srv.Running, spec: str, path: str) -> str | None:
+    """GET `path` from an app server: None when it answers 200 with the app's own body."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    if srv.PEERS not in sys.path:
+        sys.path.insert(0, srv.PEERS)
+    expected = importlib.import_module(module).EXPECTED[name]
+    try:
+        status, body = srv.fetch(running.port, path)
+    except (OSError, srv.http.client.HTTPException) as exc:
+        return f"GET {path}: {exc!r}"
+    if status != 200 or body != expected:
+        return f"GET {path}: status {status}, {len(body)} bytes (expected 200, {len(expected)} bytes)"
+    return None
+
+
+def measure(args: argparse.Namespace, started: dict, scripts: dict, names: list[str]) -> dict:
+    """Warm up, then run `reps` alternating rounds per scenario of `names`; returns
+    {(scenario, server): [runs]}."""
     runs: dict[tuple[str, str], list[dict]] = {}
     all_sc = scenarios(args.connections)
-    for sc_name in args.scenario_list:
+    for sc_name in names:
         sc = all_sc[sc_name]
         names = [n for n in started if not started[n][1].get(sc_name)]
         for name in names if seconds(args.warmup) > 0 else ():
@@ -238,11 +262,14 @@ def summarize(runs: dict) -> list[dict]:
                      "socket_error_kinds": {k: sum(r[k] for r in rs) for k in ("connect", "read", "write", "timeout")}})
     by_key = {(r["scenario"], r["server"]): r for r in rows}
     for r in rows:
-        ref = by_key.get((r["scenario"], "nginx"))
-        r["ratio_nginx"] = r["rps"] / ref["rps"] if ref and ref["rps"] else None
-        r["target"] = TARGETS.get(r["scenario"]) if r["server"] == "x15g" else None
-        r["meets_target"] = (r["ratio_nginx"] >= r["target"]
-                             if r["target"] is not None and r["ratio_nginx"] is not None else None)
+        app = r["scenario"] in APP_SCENARIOS
+        r["reference"] = APP_REFERENCE if app else "nginx"
+        ref = by_key.get((r["scenario"], r["reference"]))
+        r["ratio"] = r["rps"] / ref["rps"] if ref and ref["rps"] else None
+        r["ratio_nginx"] = None if app else r["ratio"]
+        r["target"] = (APP_TARGETS if app else TARGETS).get(r["scenario"]) if r["server"] == "x15g" else None
+        r["meets_target"] = (r["ratio"] >= r["target"]
+                             if r["target"] is not None and r["ratio"] is not None else None)
     return rows
 
 
@@ -254,11 +281,13 @@ def socket_errors(row: dict) -> str:
 
 def markdown(rows: list[dict], header: str) -> str:
     """The result table in Markdown, scenario by scenario, plus the x15g/pywsgi ratios."""
-    out = [header, "", "| scenario | server | req/s | MiB/s | × nginx | x15g target | spread | p99 ms "
+    out = [header, "", "| scenario | server | req/s | MiB/s | × ref | x15g target | spread | p99 ms "
            "| CPU server/wrk | req/CPU-s | non-2xx | socket errors |",
            "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ratio = f"{r['ratio_nginx']:.2f}" if r["ratio_nginx"] is not None else "–"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "–"
+        if r["ratio"] is not None and r["reference"] != "nginx":
+            ratio += f" (× {r['reference']})"
         target = ""
         if r["target"] is not None:
             target = f"≥ {r['target']:.2f} {'met' if r['meets_target'] else 'NOT met'}"
@@ -298,15 +327,16 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, name in enumerate(servers):
         xs = [j + i * width for j in range(len(scs))]
-        ys = [(by_key.get((sc, name)) or {}).get("ratio_nginx") or 0 for sc in scs]
+        ys = [(by_key.get((sc, name)) or {}).get("ratio") or 0 for sc in scs]
         bars = ax.bar(xs, ys, width, label=name)
         ax.bar_label(bars, labels=[f"{y:.2f}" if y else "" for y in ys], fontsize=7, padding=1)
     for j, sc in enumerate(scs):
-        if sc in TARGETS:
-            ax.hlines(TARGETS[sc], j - width / 2, j + 0.8 - width / 2, colors="black", linestyles="dashed")
+        goal = TARGETS.get(sc) or APP_TARGETS.get(sc)
+        if goal:
+            ax.hlines(goal, j - width / 2, j + 0.8 - width / 2, colors="black", linestyles="dashed")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(scs))], scs)
-    ax.set_ylabel("req/s relative to nginx (dashed: x15g target)")
-    ax.set_ylim(0, max([r.get("ratio_nginx") or 0 for r in rows] + [1.0]) * 1.15)
+    ax.set_ylabel("req/s relative to nginx (app scenarios: to granian; dashed: x15g target)")
+    ax.set_ylim(0, max([r.get("ratio") or 0 for r in rows] + [1.0]) * 1.15)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(servers), frameon=False)
     if title:
         ax.set_title(title, fontsize=9)
@@ -342,13 +372,31 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
     if "mix" in args.scenario_list:
         print(f"mix: {root.mix_dirs} directories ({root.mix_bytes / 1e6:.0f} MB), a stream of {len(seq)} URLs, "
               f"mean body {wl.mean_response_size(seq) / 1000:.1f} KB", flush=True)
-    ctx = srv.Context(root_dir, tmp, args.server_cpu, shlex.split(args.x15g_args))
+    static = [sc for sc in args.scenario_list if sc not in APP_SCENARIOS]
+    runs: dict = {}
+    if static:
+        ctx = srv.Context(root_dir, tmp, args.server_cpu, shlex.split(args.x15g_args))
+        runs.update(measure_group(args, ctx, answer_checks(root, seq, static), args.server_list, scripts, static))
+    for sc in args.scenario_list:
+        if sc in APP_SCENARIOS:  # each app scenario starts its servers with its own app
+            spec, path = APP_SCENARIOS[sc]
+            ctx = srv.Context(root_dir, tmp, args.server_cpu, shlex.split(args.x15g_args), app=spec)
+            names = [n for n in args.server_list if n in srv.APP_SERVERS]
+            checks = {sc: lambda running, spec=spec, path=path: app_check(running, spec, path)}
+            runs.update(measure_group(args, ctx, checks, names, scripts, [sc]))
+    return summarize(runs)
+
+
+def measure_group(args: argparse.Namespace, ctx: srv.Context, checks: dict, names: list[str], scripts: dict,
+                  scenario_names: list[str]) -> dict:
+    """Start servers `names`, measure `scenario_names` on them, stop every one whatever happens."""
     started = {}
     try:
-        started = start_all(args, ctx, root, answer_checks(root, seq, args.scenario_list))
-        if "nginx" not in started:
-            print("note: nginx is not running, so there are no ratios to nginx", flush=True)
-        return summarize(measure(args, started, scripts))
+        started = start_all(args, ctx, checks, names)
+        reference = APP_REFERENCE if ctx.app else "nginx"
+        if reference not in started:
+            print(f"note: {reference} is not running, so there are no ratios to {reference}", flush=True)
+        return measure(args, started, scripts, scenario_names)
     finally:
         for running, _ in started.values():
             srv.stop_server(running)

@@ -24,8 +24,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
-ALL_SERVERS = ("x15g", "nginx", "pywsgi", "pywsgi-nodelay", "granian", "gunicorn")
-INSTALL_HINT = "install it with: sudo tools/install-bench-deps.sh (apt-get install -y wrk nginx; pip install granian gunicorn)"
+ALL_SERVERS = ("x15g", "nginx", "pywsgi", "pywsgi-nodelay", "granian", "gunicorn", "bjoern", "waitress")
+# Servers that host a WSGI app (the app scenarios); the others only serve the static root.
+APP_SERVERS = ("x15g", "granian", "gunicorn", "bjoern", "waitress")
+INSTALL_HINT = ("install it with: sudo tools/install-bench-deps.sh (apt-get install -y wrk nginx; "
+                "pip install granian gunicorn waitress bjoern)")
 
 
 class Unavailable(Exception):
@@ -40,6 +43,7 @@ class Context:
     tmp: str
     server_cpu: str | None
     x15g_args: list[str] = field(default_factory=list)
+    app: str | None = None  # MODULE:NAME under tools/peers for the app scenarios, else static files
 
 
 @dataclass
@@ -104,6 +108,10 @@ def server_command(name: str, ctx: Context, port: int) -> tuple[list[str], dict[
     """argv and extra environment to start server `name` on 127.0.0.1:`port`; Unavailable if absent."""
     bind = f"127.0.0.1:{port}"
     env = {"X15G_BENCH_ROOT": ctx.root, "PYTHONPATH": PEERS}
+    if ctx.app is not None:
+        return app_server_command(name, ctx, port, ctx.app)
+    if name in ("bjoern", "waitress"):
+        raise Unavailable(f"{name} runs only in the app scenarios (wsgi, flask)")
     if name == "x15g":
         return [_venv_tool("x15g"), "--root", ctx.root, "--bind", bind, "--workers", "1", *ctx.x15g_args], {}
     if name == "nginx":
@@ -129,6 +137,30 @@ def server_command(name: str, ctx: Context, port: int) -> tuple[list[str], dict[
                 "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048", "--no-access-log",
                 "--working-dir", PEERS, "static_wsgi:app"], env
     raise Unavailable(f"unknown server {name!r} (known: {', '.join(ALL_SERVERS)})")
+
+
+def app_server_command(name: str, ctx: Context, port: int, app: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment to host WSGI app `app` (MODULE:NAME in tools/peers) with one worker."""
+    bind = f"127.0.0.1:{port}"
+    env = {"PYTHONPATH": PEERS}
+    python = os.path.join(VENV_BIN, "python")
+    if name == "x15g":
+        return [_venv_tool("x15g"), "--root", ctx.root, "--bind", bind, "--workers", "1", "--wsgi", app,
+                *ctx.x15g_args], env
+    if name == "granian":
+        return [_venv_tool("granian"), "--interface", "wsgi", "--http", "1", "--no-ws", "--workers", "1",
+                "--blocking-threads", "1", "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048",
+                "--no-access-log", "--working-dir", PEERS, app], env
+    if name == "gunicorn":
+        return [_venv_tool("gunicorn"), "-k", "gevent", "-w", "1", "-b", bind, "--backlog", "2048",
+                "--keep-alive", "75", "--chdir", PEERS, app], env
+    if name == "waitress":
+        return [_venv_tool("waitress-serve"), "--listen", bind, "--threads", "4", "--backlog", "2048", app], env
+    if name == "bjoern":
+        if subprocess.run([python, "-c", "import bjoern"], capture_output=True).returncode != 0:
+            raise Unavailable(f"bjoern is not installed in .venv; {INSTALL_HINT}")
+        return [python, os.path.join(PEERS, "bjoern_app.py"), "--bind", bind, "--app", app], env
+    raise Unavailable(f"{name} is not a WSGI server")
 
 
 def pin(cpu: str | None) -> list[str]:

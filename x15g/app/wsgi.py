@@ -23,26 +23,20 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import itertools
 import logging
 import os
-import re
 import sys
 from typing import Any, Callable, Iterable
-from urllib.parse import unquote_to_bytes
 
-from x15g import SERVER_SOFTWARE
+from x15g.app.wsgi_environ import EMPTY_INPUT, EnvironBuilder
+from x15g.app.wsgi_head import AppError, StartResponse
 from x15g.errors import ConfigError, HTTPError
 from x15g.http.messages import FileRange, Request, Response
-from x15g.http.writer import build_head
+from x15g.observability.inflight import current as inflight
+from x15g.static.filecache import Answer
 
 log = logging.getLogger("x15g.wsgi")
-
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_STATUS = re.compile(r"^([1-9][0-9]{2}) [^\r\n]*$")
-# PEP 3333: hop-by-hop headers belong to the server; an app must not set them (RFC 9110 §7.6.1).
-_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                         "te", "trailers", "transfer-encoding", "upgrade"))
-_SERVER_SET = frozenset(("content-length", "date", "server"))
 
 
 def _import_from_cwd() -> None:
@@ -88,114 +82,72 @@ class FileWrapper:
             close()
 
 
-class ErrorStream:
-    """`wsgi.errors`: text written by the app becomes error-log lines."""
-
-    def __init__(self) -> None:
-        self._pending = ""
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        while "\n" in self._pending:
-            line, self._pending = self._pending.split("\n", 1)
-            log.error("%s", line)
-        return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        if self._pending:
-            log.error("%s", self._pending)
-            self._pending = ""
-
-
-class _Start:
-    """The `start_response` of one request (PEP 3333 §"The start_response() Callable")."""
-
-    __slots__ = ("status", "headers", "chunks")
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.chunks: list[bytes] = []
-
-    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-        if self.status and exc_info is None:
-            raise AssertionError("start_response called twice without exc_info")
-        # Nothing is sent before the app returns, so a later call with exc_info replaces the head.
-        match = _STATUS.match(status) if type(status) is str else None
-        if match is None:
-            raise AssertionError(f"bad WSGI status {status!r}")
-        self.headers = [_checked_header(name, value) for name, value in headers]
-        self.status = int(match.group(1))
-        return self.chunks.append  # the legacy write() callable
-
-
-def _checked_header(name: Any, value: Any) -> tuple[str, str]:
-    if type(name) is not str or type(value) is not str or not _TOKEN.match(name):
-        raise AssertionError(f"bad WSGI header {name!r}: {value!r}")
-    if name.lower() in _HOP_BY_HOP:
-        raise AssertionError(f"hop-by-hop header {name!r} set by the application")
-    if any(ch in value for ch in "\r\n\0"):
-        raise AssertionError(f"header {name!r} contains CR, LF or NUL")
-    value.encode("latin-1")  # PEP 3333: header values are latin-1 strings
-    return name, value
-
-
 class WsgiResponder:
     """Call `app` for requests under `prefix` ("/" or "/some/path", no trailing slash needed)."""
 
     def __init__(self, settings: Any, app: Callable[..., Any], prefix: str = "/") -> None:
         self.app = app
         self.script_name = prefix.rstrip("/")
-        self.errors = ErrorStream()
-        self.default_host, self.default_port = _server_address(settings.bind[0] if settings.bind else "")
-        self.multiprocess = settings.workers > 1
+        host, port = _server_address(settings.bind[0] if settings.bind else "")
+        self.environs = EnvironBuilder(self.script_name, host, port, settings.workers > 1, FileWrapper)
+        # Request IDs: a random prefix per worker process (this runs after fork) and a counter.
+        self._id_prefix = os.urandom(6).hex() + "-"
+        self._ids = itertools.count(1)
 
     def respond(self, request: Request) -> Response:
-        environ = self.environ(request)
-        start = _Start()
+        request_id = request.request_id or f"{self._id_prefix}{next(self._ids):x}"
+        request.request_id = request_id
+        body = request.body
+        environ = self.environs.build(request, io.BytesIO(body) if body else EMPTY_INPUT, request_id)
+        start = StartResponse()
         result = None
+        inflight.method, inflight.target = request.method, request.target
         try:
             result = self.app(environ, start)
             if type(result) is FileWrapper and start.status:
-                response = self._file_response(request, start, result)
+                response = self._file_response(request, start, result, request_id)
                 if response is not None:
                     result = None  # the Response's release closes it after sendfile
                     return response
-            body = b"".join(start.chunks) + b"".join(result)
-            if not start.status:
-                raise AssertionError("the application returned without calling start_response")
+            data = _collect(result, start)
         except HTTPError:
-            raise
+            raise  # e.g. 413/408 while the app read its body
+        except AppError as exc:
+            log.error("WSGI application broke PEP 3333 on %s %r: %s", request.method, request.target, exc)
+            raise HTTPError(500, "internal error") from None
         except Exception:
             log.exception("WSGI application failed on %s %r", request.method, request.target)
             raise HTTPError(500, "internal error") from None
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.exception("WSGI result.close() failed")
-        return self._bytes_response(request, start, body)
+            inflight.method = None
+            if result is not None:
+                _close(result)
+        return self._bytes_response(request, start, data, request_id)
 
-    def _bytes_response(self, request: Request, start: _Start, body: bytes) -> Response:
-        headers = [(n, v) for n, v in start.headers if n.lower() not in _SERVER_SET]
-        length = len(body)
-        declared = _declared_length(start.headers)
-        if request.method == "HEAD" and declared is not None and not body:
-            length = declared  # a HEAD answer describes the GET body (RFC 9110 §9.3.2)
-        elif declared is not None and declared != length:
-            log.warning("WSGI app declared Content-Length %d but sent %d bytes; sending %d", declared, length, length)
-        no_body = start.status in (204, 304) or start.status < 200
-        head = build_head(start.status, headers, None if no_body else length)
-        return Response(start.status, head, b"" if no_body else body, 0 if no_body else length,
-                        send_body=not no_body)
+    def _bytes_response(self, request: Request, start: StartResponse, body: bytes, request_id: str) -> Response:
+        """The app's Content-Length is kept: more bytes are cut to it, fewer close the connection
+        after them so the client sees the truncation; without one it is the body's length."""
+        status = start.status
+        extra = b"X-Request-ID: " + request_id.encode("latin-1") + b"\r\n"
+        if status < 200 or status == 204 or status == 304:
+            return Response(status, start.head(None, extra), b"", 0, send_body=False)
+        declared = start.length
+        close = False
+        if declared is None:
+            length = len(body)
+        else:
+            length = declared
+            if request.method != "HEAD" and len(body) != declared:
+                log.warning("WSGI app declared Content-Length %d but sent %d bytes on %s %r%s", declared,
+                            len(body), request.method, request.target,
+                            "; cut" if len(body) > declared else "; closing the connection")
+                close = len(body) < declared
+                body = body[:declared]
+        return Response(status, start.head(length, extra), body, length, close=close,
+                        send_body=request.method != "HEAD")
 
-    def _file_response(self, request: Request, start: _Start, wrapper: FileWrapper) -> Response | None:
+    def _file_response(self, request: Request, start: StartResponse, wrapper: FileWrapper,
+                       request_id: str) -> Response | None:
         """sendfile from the wrapped file's descriptor; None when it has none (iterate instead)."""
         try:
             fd = wrapper.filelike.fileno()
@@ -204,73 +156,43 @@ class WsgiResponder:
         except (AttributeError, OSError, io.UnsupportedOperation):
             return None
         count = max(0, size - offset)
-        declared = _declared_length(start.headers)
+        declared = start.length
+        close = False
         if declared is not None:
+            close = declared > count  # the file is shorter: send it, then close
             count = min(count, declared)
-        headers = [(n, v) for n, v in start.headers if n.lower() not in _SERVER_SET]
-        head = build_head(start.status, headers, count)
-        return Response(start.status, head, FileRange(fd, offset, count), count, release=wrapper.close)
-
-    def environ(self, request: Request) -> dict[str, Any]:
-        """The PEP 3333 environ for `request`."""
-        path = unquote_to_bytes(request.path).decode("latin-1")
-        script = self.script_name
-        path_info = path[len(script):] if script and path.startswith(script) else path
-        host, port = _split_host(request.headers.get(b"host"), self.default_host, self.default_port)
-        remote, _, remote_port = request.peer.rpartition(":") if request.peer != "unix" else ("", "", "")
-        env: dict[str, Any] = {
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": script,
-            "PATH_INFO": path_info,
-            "QUERY_STRING": request.query.decode("latin-1"),
-            "SERVER_NAME": host,
-            "SERVER_PORT": str(port),
-            "SERVER_PROTOCOL": f"HTTP/{request.version // 10}.{request.version % 10}",
-            "SERVER_SOFTWARE": SERVER_SOFTWARE,
-            "REMOTE_ADDR": remote.strip("[]"),
-            "REMOTE_PORT": remote_port,
-            "RAW_URI": request.target.decode("latin-1"),
-            "CONTENT_LENGTH": str(len(request.body)) if request.has_body else "",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(request.body),
-            "wsgi.input_terminated": True,
-            "wsgi.errors": self.errors,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": self.multiprocess,
-            "wsgi.run_once": False,
-            "wsgi.file_wrapper": FileWrapper,
-        }
-        for name, value in request.headers.items():
-            if b"_" in name:
-                continue
-            key = name.decode("latin-1").upper().replace("-", "_")
-            if key == "CONTENT_TYPE":
-                env["CONTENT_TYPE"] = value.decode("latin-1")
-            elif key != "CONTENT_LENGTH":
-                env["HTTP_" + key] = value.decode("latin-1")
-        return env
+        extra = b"X-Request-ID: " + request_id.encode("latin-1") + b"\r\n"
+        head = start.head(count if declared is None else declared, extra)
+        return Response(start.status, head, FileRange(fd, offset, count), count, close=close,
+                        release=wrapper.close)
 
 
-def _declared_length(headers: list[tuple[str, str]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == "content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+def _collect(result: Any, start: StartResponse) -> bytes:
+    """The whole body of the app's iterable (and of its write() calls), type-checked."""
+    if type(result) is list and len(result) == 1 and type(result[0]) is bytes and not start.written:
+        data = result[0]  # the common `return [body]`
+    else:
+        if result is None or isinstance(result, (str, bytes)):
+            raise AppError(f"the application returned {type(result).__name__}, not an iterable of bytes")
+        parts = start.written
+        for chunk in result:
+            if type(chunk) is not bytes:
+                raise AppError(f"the application yielded {type(chunk).__name__}, not bytes")
+            parts.append(chunk)
+        data = b"".join(parts)
+    if not start.status:
+        raise AppError("the application returned without calling start_response")
+    return data
 
 
-def _split_host(value: bytes | None, host: str, port: str) -> tuple[str, str]:
-    """SERVER_NAME and SERVER_PORT from a Host header (`name`, `name:port`, `[v6]:port`)."""
-    if not value:
-        return host, port
-    text = value.decode("latin-1")
-    name, sep, port_text = text.rpartition(":")
-    if sep and port_text.isdigit() and not name.endswith(":"):
-        return name.strip("[]"), port_text
-    return text.strip("[]"), port
+def _close(result: Any) -> None:
+    """PEP 3333: close() of the iterable is called whatever happened."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("WSGI result.close() failed")
 
 
 def _server_address(bind: str) -> tuple[str, str]:
@@ -300,6 +222,9 @@ class StaticOrApp:
 
     def respond(self, request: Request) -> Response:
         if request.method == "GET" or request.method == "HEAD":
+            known = self.static.cache.get(request.path)
+            if known is not None and known.__class__ is Answer and known.kind == "error" and known.status in (403, 404):
+                return self.app.respond(request)  # refused before: no exception round trip
             try:
                 return self.static.respond(request)
             except HTTPError as error:

@@ -40,6 +40,11 @@ class Request:
     expect_continue: bool = False
     body: bytes = b""
     peer: str = ""
+    # Set by http/forwarded.py behind a trusted proxy: the scheme the client used, and whether the
+    # head carried forwarding headers at all (its answer then depends on who sent it).
+    scheme: str = "http"
+    forwarded: bool = False
+    request_id: str = ""  # X-Request-ID of an application request (app/wsgi.py), for the access log
 
     def header(self, name: bytes) -> bytes | None:
         """The value of header `name` (lower-case bytes), or None."""
