@@ -7,13 +7,52 @@ import json
 import os
 import sys
 import time
+from wsgiref import validate
 
 from flask import Flask, request as flask_request, send_file
+
+
+def faulty(environ, start_response):
+    """Apps that break PEP 3333 in one way each (the server must answer 500 or close, and log)."""
+    path = environ["PATH_INFO"]
+    if path.endswith("/none"):
+        start_response("200 OK", [])
+        return None
+    if path.endswith("/str-chunk"):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ["text, not bytes"]
+    if path.endswith("/twice"):
+        start_response("200 OK", [])
+        start_response("200 OK", [])
+        return [b"never"]
+    if path.endswith("/no-start"):
+        return [b"never"]
+    if path.endswith("/bad-status"):
+        start_response("OK", [])
+        return [b"never"]
+    if path.endswith("/long-cl"):  # declares 10, sends 20: cut at 10
+        start_response("200 OK", [("Content-Length", "10")])
+        return [b"0123456789", b"abcdefghij"]
+    if path.endswith("/short-cl"):  # declares 20, sends 5: the client must see the truncation
+        start_response("200 OK", [("Content-Length", "20")])
+        return [b"01234"]
+    raise LookupError(path)
 
 
 def app(environ, start_response):
     """A plain PEP 3333 callable; the path picks the behaviour."""
     path = environ["PATH_INFO"]
+    if "/fault/" in path:
+        return faulty(environ, start_response)
+    if path.endswith("/spin"):  # CPU-bound: holds the worker's hub (the watchdog's case)
+        deadline = time.monotonic() + float(environ.get("QUERY_STRING") or "30")
+        while time.monotonic() < deadline:
+            pass
+        return ok(start_response)
+    if path.endswith("/content-length"):  # what many apps do; must not fail for a GET
+        size = int(environ.get("CONTENT_LENGTH", 0) or 0)
+        data = environ["wsgi.input"].read(size)
+        return ok(start_response, b"%d %d\n" % (size, len(data)))
     if path.endswith("/boom"):
         raise RuntimeError("boom from the test app")
     if path.endswith("/bad-header"):
@@ -47,13 +86,36 @@ def app(environ, start_response):
         time.sleep(float(environ.get("QUERY_STRING") or "1"))
     body = environ["wsgi.input"].read()
     keys = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
-            "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "HTTP_X_CUSTOM", "HTTP_X_UNDER_SCORE",
-            "wsgi.url_scheme", "wsgi.input_terminated", "wsgi.multiprocess")
+            "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT", "HTTP_X_CUSTOM",
+            "HTTP_X_UNDER_SCORE", "HTTP_X_REQUEST_ID", "wsgi.url_scheme", "wsgi.input_terminated",
+            "wsgi.multiprocess")
     document = {key: environ.get(key) for key in keys}
+    document["present"] = sorted(key for key in ("CONTENT_LENGTH", "CONTENT_TYPE") if key in environ)
     document["body"] = body.decode("latin-1")
+    document["pid"] = os.getpid()
     data = json.dumps(document).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
     return [data]
+
+
+def ok(start_response, body=b"ok\n"):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _validated_inner(environ, start_response):
+    body = b""
+    while True:  # wsgiref.validate wants read(size); wsgi.input_terminated makes the loop safe
+        part = environ["wsgi.input"].read(65536)
+        if not part:
+            break
+        body += part
+    data = b"%s %d\n" % (environ["REQUEST_METHOD"].encode(), len(body))
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+validated = validate.validator(_validated_inner)  # wsgiref.validate checks both sides of PEP 3333
 
 
 flask_app = Flask(__name__)

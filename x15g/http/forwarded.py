@@ -6,7 +6,8 @@ walked from the right (the hop nearest to us) past every trusted address, like n
 module with `real_ip_recursive on` and uvicorn's proxy-headers mode: the first untrusted address
 is the client, so a client cannot pose as another by sending its own header through the proxy.
 The result rewrites `Request.peer` (then the access log, `--admin-access loopback`, CGI and WSGI
-all see the client) and `Request.scheme`. From an untrusted peer the headers change nothing.
+all see the client) and `Request.scheme`; a trusted peer's `X-Request-ID` becomes the request's
+ID. From an untrusted peer the headers change nothing.
 """
 
 from __future__ import annotations
@@ -17,18 +18,8 @@ from typing import Iterable, Union
 from x15g.http.messages import Request
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-FORWARDING_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto")
 _SCHEMES = {"http": "http", "https": "https"}
 _CACHE_SIZE = 1024
-
-
-def parse_allow_ips(text: str) -> tuple[str, ...]:
-    """`--forwarded-allow-ips`: comma-separated addresses or CIDRs, or `*`; raises ValueError."""
-    items = tuple(item.strip() for item in text.split(",") if item.strip())
-    for item in items:
-        if item != "*":
-            ipaddress.ip_network(item, strict=False)  # ValueError names the bad item
-    return items
 
 
 def peer_host(peer: str) -> str:
@@ -80,14 +71,19 @@ class TrustedProxies:
         return trusted
 
     def resolve(self, request: Request) -> None:
-        """Rewrite `request.peer` and `request.scheme` from its forwarding headers if its peer is
-        trusted; mark it `forwarded` when it carries any (its answer then depends on the peer)."""
+        """Rewrite `request.peer`, `request.scheme` and `request.request_id` from its forwarding
+        headers if its peer is trusted; mark it `forwarded` when it carries any (its answer then
+        depends on who sent it, so it is never stored as a ready answer)."""
         headers = request.headers
-        if not (b"forwarded" in headers or b"x-forwarded-for" in headers or b"x-forwarded-proto" in headers):
+        if not (b"forwarded" in headers or b"x-forwarded-for" in headers or b"x-forwarded-proto" in headers
+                or b"x-request-id" in headers):
             return
         request.forwarded = True
         if not self.trusts(peer_host(request.peer)):
             return
+        request_id = headers.get(b"x-request-id")
+        if request_id:
+            request.request_id = request_id.decode("latin-1")[:200]
         if b"forwarded" in headers:
             self._apply(request, _parse_forwarded(headers[b"forwarded"].decode("latin-1")))
             return

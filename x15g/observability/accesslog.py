@@ -80,7 +80,7 @@ def json_fields(request: Request, status: int, sent: int) -> dict:
     def text(value: bytes | None) -> str | None:
         return None if value is None else value.decode("latin-1")
 
-    return {
+    fields = {
         "method": request.method,
         "path": text(request.path),
         "query": text(request.query),
@@ -91,6 +91,9 @@ def json_fields(request: Request, status: int, sent: int) -> dict:
         "user_agent": text(request.headers.get(b"user-agent")),
         "pid": os.getpid(),
     }
+    if request.request_id:  # application requests carry one (X-Request-ID)
+        fields["request_id"] = request.request_id
+    return fields
 
 
 _rfc3339_cache: list = [-1, "", ""]  # (second, date-time text, offset): formatted once a second

@@ -116,7 +116,7 @@ class ReadyAnswers:
         fresh: Any = response.fresh
         if fresh is None or len(head) > MAX_HEAD or response.close:
             return None
-        if request.chunked or request.content_length:
+        if request.chunked or request.content_length or request.forwarded:
             return None
         if not keep and request.keep_alive and not self.closes_always:
             return None

@@ -257,6 +257,8 @@ class Connection:
                 buf = buf[consumed:]
                 started = _monotonic()
                 request.peer = self.peer
+                if ctx.proxies is not None:
+                    ctx.proxies.resolve(request)  # behind a trusted proxy: the real client
                 if request.chunked or request.content_length:
                     buf = self._read_body(request, buf)
             except HTTPError as error:
