@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from wsgiref import validate
 
@@ -21,6 +22,12 @@ def faulty(environ, start_response):
     if path.endswith("/str-chunk"):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return ["text, not bytes"]
+    if path.endswith("/str-later"):  # a str after the first chunk: the stream is cut and closed
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"bytes first ", "then text"])
+    if path.endswith("/raise-later"):  # an exception after the first byte went out
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _raise_later()
     if path.endswith("/twice"):
         start_response("200 OK", [])
         start_response("200 OK", [])
@@ -37,6 +44,56 @@ def faulty(environ, start_response):
         start_response("200 OK", [("Content-Length", "20")])
         return [b"01234"]
     raise LookupError(path)
+
+
+_gates: dict = {}
+
+
+def _gate(name):
+    return _gates.setdefault(name, threading.Event())  # cooperative: the worker is gevent-patched
+
+
+def _gated(name):
+    """Yield one chunk, then wait until /open/NAME is requested before the second."""
+    try:
+        yield b"first\n"
+        opened = _gate(name).wait(20)
+        yield b"second\n" if opened else b"gate timed out\n"
+        yield b"third\n"
+    finally:
+        _gate("closed-" + name).set()  # the server called close()
+
+
+def _generated(total, chunk=65536):
+    block = b"x" * chunk
+    while total > 0:
+        yield block[:total]
+        total -= chunk
+
+
+def streaming(environ, start_response):
+    """/gated/NAME and /open/NAME (a stream that goes on when told), /big?BYTES (a generated body)."""
+    path = environ["PATH_INFO"]
+    if path.startswith("/gated/"):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _gated(path[7:])
+    if path.startswith("/open/"):
+        _gate(path[6:]).set()
+        return ok(start_response)
+    if path.startswith("/closed/"):
+        return ok(start_response, b"yes" if _gate("closed-" + path[8:]).is_set() else b"no")
+    if path == "/big":
+        total = int(environ["QUERY_STRING"])
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(total))])
+        return _generated(total)
+    if path == "/pid":
+        return ok(start_response, b"%d" % os.getpid())
+    return app(environ, start_response)
+
+
+def _raise_later():
+    yield b"first "
+    raise RuntimeError("failed after the first byte")
 
 
 def app(environ, start_response):

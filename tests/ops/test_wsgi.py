@@ -91,14 +91,20 @@ def test_file_wrapper_is_sent_whole(app_server: ServerProcess, payload: Path) ->
     assert stats["bodies"]["sendfile"] >= 1
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("/app/generator", b"".join(b"%d\n" % i for i in range(1000))),
-    ("/app/write", b"written returned\n"),
-])
-def test_iterables_and_write_are_joined_with_a_content_length(app_server: ServerProcess, path: str, expected: bytes) -> None:
-    status, headers, body = fetch(app_server, path)
-    assert status == 200 and body == expected
-    assert headers["content-length"] == str(len(expected))
+def test_a_list_and_write_are_joined_with_a_content_length(app_server: ServerProcess) -> None:
+    status, headers, body = fetch(app_server, "/app/write")
+    assert (status, body) == (200, b"written returned\n")
+    assert headers["content-length"] == str(len(body))
+
+
+def test_a_generator_without_length_is_streamed_chunked(app_server: ServerProcess) -> None:
+    expected = b"".join(b"%d\n" % i for i in range(1000))
+    status, headers, body = fetch(app_server, "/app/generator")
+    assert (status, body) == (200, expected)
+    assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
+    answer = raw_exchange(app_server.port, b"GET /app/generator HTTP/1.0\r\nHost: a\r\n\r\n")
+    head, _, raw_body = answer.partition(b"\r\n\r\n")  # HTTP/1.0: the body ends at the close
+    assert b"Transfer-Encoding" not in head and raw_body == expected
 
 
 @pytest.mark.parametrize("path, status", [

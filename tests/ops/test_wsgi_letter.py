@@ -52,6 +52,23 @@ def test_pep3333_violations_are_500_with_one_clear_line(server: ServerProcess, p
     assert fetch(server, "/app/env")[0] == 200  # the same worker keeps serving
 
 
+@pytest.mark.parametrize("path, words", [
+    ("/app/fault/str-later", "yielded str, not bytes, after its first chunk"),
+    ("/app/fault/raise-later", "failed after the first byte"),
+])
+def test_a_failure_after_the_first_byte_closes_the_stream_unfinished(server: ServerProcess, path: str,
+                                                                      words: str) -> None:
+    conn = server.http()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    assert response.status == 200  # the head had gone out
+    with pytest.raises(http.client.IncompleteRead):
+        response.read()  # no last chunk: the client sees the answer is incomplete
+    conn.close()
+    wait_for(lambda: words in server.log(), timeout=5)
+    assert fetch(server, "/app/env")[0] == 200
+
+
 def test_more_bytes_than_declared_are_cut(server: ServerProcess) -> None:
     status, headers, body = fetch(server, "/app/fault/long-cl")
     assert (status, headers["content-length"], body) == (200, "10", b"0123456789")

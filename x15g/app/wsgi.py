@@ -27,16 +27,17 @@ import itertools
 import logging
 import os
 import sys
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from x15g.app.wsgi_environ import EMPTY_INPUT, EnvironBuilder
 from x15g.app.wsgi_head import AppError, StartResponse
 from x15g.errors import ConfigError, HTTPError
-from x15g.http.messages import FileRange, Request, Response
+from x15g.http.messages import FileRange, Request, Response, StreamedBody
 from x15g.observability.inflight import current as inflight
 from x15g.static.filecache import Answer
 
 log = logging.getLogger("x15g.wsgi")
+_END = object()  # the end of an app's iterator (next's default)
 
 
 def _import_from_cwd() -> None:
@@ -104,12 +105,20 @@ class WsgiResponder:
         inflight.method, inflight.target = request.method, request.target
         try:
             result = self.app(environ, start)
-            if type(result) is FileWrapper and start.status:
-                response = self._file_response(request, start, result, request_id)
-                if response is not None:
-                    result = None  # the Response's release closes it after sendfile
+            kind = type(result)
+            if kind is list or kind is tuple:
+                data = _joined(result, start)
+            elif kind is FileWrapper and start.status and (response := self._file_response(
+                    request, start, result, request_id)) is not None:
+                result = None  # the Response's release closes it after sendfile
+                return response
+            else:
+                first = _first_chunk(result, start)
+                if first is not None:
+                    response = self._streamed_response(request, start, result, first, request_id)
+                    result = None  # the connection closes it once the stream ends
                     return response
-            data = _collect(result, start)
+                data = b"".join(start.written)
         except HTTPError:
             raise  # e.g. 413/408 while the app read its body
         except AppError as exc:
@@ -123,6 +132,20 @@ class WsgiResponder:
             if result is not None:
                 _close(result)
         return self._bytes_response(request, start, data, request_id)
+
+    def _streamed_response(self, request: Request, start: StartResponse, result: Any, first: bytes,
+                           request_id: str) -> Response:
+        """Each further chunk goes out as the app makes it; the connection holds the body to the
+        app's Content-Length, or sends it chunked (HTTP/1.1) or up to the close (HTTP/1.0)."""
+        status = start.status
+        extra = b"X-Request-ID: " + request_id.encode("latin-1") + b"\r\n"
+        declared = start.length
+        start.started = True  # from now on start_response(..., exc_info) re-raises
+        if request.method == "HEAD" or status < 200 or status == 204 or status == 304:
+            _close(result)
+            return Response(status, start.head(declared, extra), b"", declared or 0, send_body=False)
+        stream = AppStream(request, start, result, first)
+        return Response(status, start.head(declared, extra), StreamedBody(stream, declared), declared or 0)
 
     def _bytes_response(self, request: Request, start: StartResponse, body: bytes, request_id: str) -> Response:
         """The app's Content-Length is kept: more bytes are cut to it, fewer close the connection
@@ -167,22 +190,87 @@ class WsgiResponder:
                         release=wrapper.close)
 
 
-def _collect(result: Any, start: StartResponse) -> bytes:
-    """The whole body of the app's iterable (and of its write() calls), type-checked."""
-    if type(result) is list and len(result) == 1 and type(result[0]) is bytes and not start.written:
+def _joined(result: list | tuple, start: StartResponse) -> bytes:
+    """The whole body of a list or tuple result (and of write() calls before it), type-checked."""
+    if len(result) == 1 and type(result[0]) is bytes and not start.written:
         data = result[0]  # the common `return [body]`
     else:
-        if result is None or isinstance(result, (str, bytes)):
-            raise AppError(f"the application returned {type(result).__name__}, not an iterable of bytes")
-        parts = start.written
         for chunk in result:
             if type(chunk) is not bytes:
-                raise AppError(f"the application yielded {type(chunk).__name__}, not bytes")
-            parts.append(chunk)
-        data = b"".join(parts)
+                raise AppError(f"the application yielded {type(chunk).__name__} (in its list), not bytes")
+        data = b"".join(start.written + list(result)) if start.written else b"".join(result)
     if not start.status:
         raise AppError("the application returned without calling start_response")
     return data
+
+
+def _first_chunk(result: Any, start: StartResponse) -> bytes | None:
+    """Pull chunks until the first non-empty one (PEP 3333: the head waits for it, so a generator
+    may still call start_response); None when the iterable ended without one (what write() gave
+    is then in `start.written`). The iterator is kept in `start.iterator` for AppStream."""
+    if result is None or isinstance(result, (str, bytes)):
+        raise AppError(f"the application returned {type(result).__name__}, not an iterable of bytes")
+    try:
+        iterator = iter(result)
+    except TypeError:
+        raise AppError(f"the application returned {type(result).__name__}, not an iterable of bytes") from None
+    first = b"".join(start.written)
+    start.written.clear()
+    while not first:
+        chunk = next(iterator, _END)
+        if chunk is _END:
+            if not start.status:
+                raise AppError("the application returned without calling start_response")
+            start.written.append(first)
+            return None
+        if type(chunk) is not bytes:
+            raise AppError(f"the application yielded {type(chunk).__name__}, not bytes")
+        first = chunk
+    if not start.status:
+        raise AppError("the application yielded before calling start_response")
+    start.iterator = iterator
+    return first
+
+
+class AppStream:
+    """The chunks of a streamed WSGI answer, for the connection's StreamedBody: the first chunk,
+    then whatever write() or the iterable give, each as it comes. `close()` (called by the
+    connection however the answer ended) closes the app's iterable."""
+
+    __slots__ = ("request", "start", "result", "first")
+
+    def __init__(self, request: Request, start: StartResponse, result: Any, first: bytes) -> None:
+        self.request = request
+        self.start = start
+        self.result = result
+        self.first = first
+
+    def __iter__(self) -> Iterator[bytes]:
+        start = self.start
+        written = start.written
+        iterator = start.iterator
+        method, target = self.request.method, self.request.target
+        yield self.first
+        while True:
+            inflight.method, inflight.target = method, target  # other streams ran meanwhile
+            try:
+                chunk = next(iterator, _END)
+            finally:
+                inflight.method = None
+            if written:
+                yield b"".join(written)
+                written.clear()
+            if chunk is _END:
+                return
+            if type(chunk) is not bytes:
+                raise AppError(f"the application yielded {type(chunk).__name__}, not bytes, after "
+                               f"its first chunk ({method} {target!r})")
+            yield chunk
+
+    def close(self) -> None:
+        result, self.result = self.result, None
+        if result is not None:
+            _close(result)
 
 
 def _close(result: Any) -> None:

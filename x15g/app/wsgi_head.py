@@ -96,7 +96,7 @@ class StartResponse:
     re-raises it as PEP 3333 asks; before, a call with `exc_info` replaces the head.
     """
 
-    __slots__ = ("status", "status_line", "lines", "length", "written", "started")
+    __slots__ = ("status", "status_line", "lines", "length", "written", "started", "iterator")
 
     def __init__(self) -> None:
         self.status = 0
@@ -105,6 +105,7 @@ class StartResponse:
         self.length: int | None = None  # the app's Content-Length
         self.written: list[bytes] = []
         self.started = False  # the head has been handed to the connection
+        self.iterator: Any = None  # the app's iterator once its first chunk was pulled (app/wsgi.py)
 
     def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:

@@ -449,7 +449,10 @@ class Connection:
             fields = out.log_fields
             if fields is None or not out.done:
                 fields = access_log.fields(out.request, out.status, sent)
-            access_log.log_fields(fields, self.peer, time.time(), duration)
+            request = out.request
+            # behind a trusted proxy the client is the request's (never a ready answer's: see answers.remember)
+            peer = request.peer if request is not None and request.forwarded else self.peer
+            access_log.log_fields(fields, peer, time.time(), duration)
 
     def _transmit(self, out: Outgoing, wait: bool) -> bool:
         """Send the rest of `out` in order: its bytes, then its body parts; True when all left."""
