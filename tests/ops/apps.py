@@ -3,6 +3,7 @@ a Flask app). Module-level only: the server imports this in its worker processes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -88,6 +89,19 @@ def streaming(environ, start_response):
         return _generated(total)
     if path == "/pid":
         return ok(start_response, b"%d" % os.getpid())
+    if path == "/upload":  # reads the body in pieces, as a streaming upload handler does
+        digest, size = hashlib.sha256(), 0
+        while True:
+            part = environ["wsgi.input"].read(65536)
+            if not part:
+                break
+            digest.update(part)
+            size += len(part)
+        return ok(start_response, b"%d %s" % (size, digest.hexdigest().encode()))
+    if path == "/half":  # reads 10 bytes of its body and answers
+        return ok(start_response, environ["wsgi.input"].read(10))
+    if path == "/lines":
+        return ok(start_response, b"|".join(line.rstrip(b"\n") for line in environ["wsgi.input"]))
     return app(environ, start_response)
 
 

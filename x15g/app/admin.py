@@ -94,6 +94,8 @@ def is_loopback(peer: str) -> bool:
 class AdminResponder:
     """Answers `<prefix>health`, `<prefix>status` and `<prefix>metrics` (GET and HEAD)."""
 
+    streams_body = True  # needs no request body: answered before one is read
+
     def __init__(self, settings: Settings, disk: DiskIO, state: ServingContext | None = None, caches: Iterable[CacheStats] = (),
                  run_dir: str | None = None, worker_id: int = 0) -> None:
         self.prefix = settings.admin_prefix.encode()

@@ -46,11 +46,21 @@ class Router:
     def respond(self, request: Request) -> Response:
         if request.method not in KNOWN_METHODS:
             raise HTTPError(501, f"method {request.method} is not implemented")
-        path = request.path
+        if request.target == b"*":
+            return Response(200, _OPTIONS_STAR, b"", 0)
+        return self._responder(request.path).respond(request)
+
+    def reads_body_lazily(self, request: Request) -> bool:
+        """Whether the responder of `request` reads its body itself, when it needs it, from
+        `request.body_reader` (`streams_body`), so the connection must not read it first: an
+        answer that needs no body (405, 501, a static file) then goes out before the body."""
+        if request.method not in KNOWN_METHODS or request.target == b"*":
+            return True
+        return getattr(self._responder(request.path), "streams_body", False)
+
+    def _responder(self, path: bytes) -> Responder:
         if self._any_prefix and path.startswith(self._any_prefix):
             for route in self.routes:
                 if route.matches(path):
-                    return route.responder.respond(request)
-        if request.target == b"*":
-            return Response(200, _OPTIONS_STAR, b"", 0)
-        return self.default.respond(request)
+                    return route.responder
+        return self.default

@@ -86,6 +86,8 @@ class FileWrapper:
 class WsgiResponder:
     """Call `app` for requests under `prefix` ("/" or "/some/path", no trailing slash needed)."""
 
+    streams_body = True  # wsgi.input reads the body from the connection as the app asks
+
     def __init__(self, settings: Any, app: Callable[..., Any], prefix: str = "/") -> None:
         self.app = app
         self.script_name = prefix.rstrip("/")
@@ -98,8 +100,10 @@ class WsgiResponder:
     def respond(self, request: Request) -> Response:
         request_id = request.request_id or f"{self._id_prefix}{next(self._ids):x}"
         request.request_id = request_id
-        body = request.body
-        environ = self.environs.build(request, io.BytesIO(body) if body else EMPTY_INPUT, request_id)
+        body = request.body_reader
+        if body is None:  # no body, or the connection read it whole (an embedding without a router)
+            body = io.BytesIO(request.body) if request.body else EMPTY_INPUT
+        environ = self.environs.build(request, body, request_id)
         start = StartResponse()
         result = None
         inflight.method, inflight.target = request.method, request.target
@@ -303,6 +307,8 @@ class StaticOrApp:
     """The mount at `/`: a GET or HEAD for a file that exists under --root is a static answer;
     when the static responder refuses (404, or 403 for a directory without index or a hidden
     file) the app answers instead, and every other method goes to the app."""
+
+    streams_body = True  # static answers need no body; the app reads its own
 
     def __init__(self, static: Any, app: WsgiResponder) -> None:
         self.static = static

@@ -149,8 +149,6 @@ class EnvironBuilder:
         environ["wsgi.url_scheme"] = request.scheme
         environ["wsgi.input"] = body_input
         environ["HTTP_X_REQUEST_ID"] = request_id
-        if request.chunked:
-            environ["CONTENT_LENGTH"] = str(len(request.body))  # decoded (the body was read whole)
         return environ
 
     def _template(self, request: Request) -> dict[str, Any]:

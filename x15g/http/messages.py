@@ -16,7 +16,19 @@ sent and accounted by the connection's one send pipeline (architecture.md, princ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol, Union, runtime_checkable
+from typing import Callable, Iterable, Iterator, Protocol, Union, runtime_checkable
+
+
+class BodyStream(Protocol):
+    """A request body read on demand, file-like (what WSGI's `wsgi.input` needs)."""
+
+    def read(self, size: int | None = -1) -> bytes: ...
+
+    def readline(self, size: int | None = -1) -> bytes: ...
+
+    def readlines(self, hint: int = -1) -> list[bytes]: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
 
 
 @dataclass(slots=True)
@@ -45,6 +57,9 @@ class Request:
     scheme: str = "http"
     forwarded: bool = False
     request_id: str = ""  # X-Request-ID of an application request (app/wsgi.py), for the access log
+    # The body, read as the responder asks (server/bodyreader.py) when its route reads bodies
+    # lazily (`streams_body`); `body` then stays empty.
+    body_reader: BodyStream | None = None
 
     def header(self, name: bytes) -> bytes | None:
         """The value of header `name` (lower-case bytes), or None."""

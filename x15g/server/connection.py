@@ -57,6 +57,7 @@ from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOver, TakeOverOutcome
 from x15g.http.parser import parse_head
 from x15g.http.writer import connection_tail
+from x15g.server.bodyreader import BodyReader
 from x15g.server.sendfile import FileShrunk
 
 INF = float("inf")
@@ -241,6 +242,7 @@ class Connection:
         ctx = self.ctx
         limits = ctx.limits
         app = ctx.app
+        lazily = getattr(app, "reads_body_lazily", None)  # the router's; test apps may lack it
         answers = ctx.answers
         access_log = ctx.access_log
         buf, self.buffer = self.buffer, b""
@@ -259,8 +261,13 @@ class Connection:
                 request.peer = self.peer
                 if ctx.proxies is not None:
                     ctx.proxies.resolve(request)  # behind a trusted proxy: the real client
+                reader = None
                 if request.chunked or request.content_length:
-                    buf = self._read_body(request, buf)
+                    if lazily is not None and lazily(request):
+                        reader = request.body_reader = self._body_reader(request, buf)
+                        buf = b""  # the reader has it; what follows the body comes back as its leftover
+                    else:
+                        buf = self._read_body(request, buf)
             except HTTPError as error:
                 ctx.counters.errors_protocol += 1
                 log.info("%s: %s", self.peer, error)
@@ -288,9 +295,20 @@ class Connection:
                 continue
             closes = response.close or (kind is StreamedBody and body.length is None  # type: ignore[union-attr]
                                         and request.version != 11)
+            if reader is not None:
+                closes = closes or not reader.unread_within()  # too much body left to drop
+                reader.answered = True  # no 100 Continue after the answer's head
             keep = self._keeps(request.keep_alive, closes, served)
             out = self._built(response, request, keep, started)
             self._deliver(out, True)
+            if reader is not None:
+                # What the app left unread is dropped (bounded) so the next request can be read;
+                # a body that cannot be finished closes, lingering so the answer is not reset.
+                if not out.keep:
+                    return response.close or not reader.done
+                if not reader.discard():
+                    return True
+                buf = reader.leftover
             if answers is not None and response.fresh is not None:
                 answer = answers.remember(head, request, response, connection_tail(keep, request.version),
                                           keep, started)
@@ -686,15 +704,40 @@ class Connection:
                 return parsed, buf
             wait_until = deadline
 
+    def _decoder(self, request: Request) -> Any:
+        """The body decoder for `request`; 413 at once for a Content-Length over the limit."""
+        limits = self.ctx.limits
+        if request.chunked:
+            return ChunkedBody(limits)
+        if request.content_length > limits.max_body_size:
+            raise HTTPError(413, "request body too large", close=True)
+        return ContentLengthBody(request.content_length)
+
+    def _body_reader(self, request: Request, buf: bytes) -> BodyReader:
+        """A reader the responder pulls the body through (server/bodyreader.py)."""
+        return BodyReader(self._decoder(request), buf, self._recv_body, self._send_interim,
+                          request.expect_continue)
+
+    def _recv_body(self) -> bytes:
+        """The next bytes of a request body under the body timeout; HTTPError when it cannot come."""
+        try:
+            return self._recv(_monotonic() + self.ctx.body_timeout)
+        except ConnectionTimeout:
+            self.ctx.counters.timeouts += 1
+            raise HTTPError(408, "request body not received in time", close=True) from None
+        except OSError:
+            raise HTTPError(400, "client went away during the request body", close=True) from None
+
+    def _send_interim(self, data: bytes) -> None:
+        try:
+            self._send_bytes(data)
+        except (OSError, ConnectionTimeout):
+            raise HTTPError(400, "client went away during the request body", close=True) from None
+
     def _read_body(self, request: Request, buf: bytes) -> bytes:
         """Read the whole body into `request.body`; returns the leftover (next request's) bytes."""
         ctx = self.ctx
-        if request.chunked:
-            decoder: Any = ChunkedBody(ctx.limits)
-        else:
-            if request.content_length > ctx.limits.max_body_size:
-                raise HTTPError(413, "request body too large", close=True)
-            decoder = ContentLengthBody(request.content_length)
+        decoder = self._decoder(request)
         used = decoder.feed(buf)
         buf = buf[used:]
         if not decoder.done and request.expect_continue:

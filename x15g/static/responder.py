@@ -46,6 +46,8 @@ class StaticResponder:
     `self.cache` (its counters feed the metrics endpoint).
     """
 
+    streams_body = True  # needs no request body: the connection answers before reading one
+
     def __init__(self, settings: Any, disk: DiskIO, type_overrides: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.disk = disk
