@@ -120,3 +120,12 @@ def test_too_large_bodies_are_413(docroot: Path) -> None:
                          b"400\r\n" + b"x" * 1024 + b"\r\n400\r\n" + b"x" * 1024 + b"\r\n0\r\n\r\n")
             assert _answer(sock).startswith(b"HTTP/1.1 413")
         assert fetch(server, "/app/pid")[0] == 200
+
+
+def test_a_body_that_stops_coming_is_408_after_the_body_timeout(docroot: Path) -> None:
+    with ServerProcess(docroot, "--wsgi", "tests.ops.apps:streaming", "--body-timeout", "1",
+                       env=APP_ENV) as server:
+        with server.connect() as sock:
+            sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            assert _answer(sock).startswith(b"HTTP/1.1 408")
+        assert fetch(server, "/pid")[0] == 200
