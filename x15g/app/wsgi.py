@@ -1,21 +1,27 @@
 """Host a WSGI application (PEP 3333) as a responder mounted at a URL prefix.
 
-The app runs in the connection's greenlet, so it may block cooperatively (patched sockets, sleep)
-but must not burn CPU for long. What the server gives it:
-- `environ` with SCRIPT_NAME = the mount prefix and PATH_INFO = the rest, both percent-decoded and
-  carried as latin-1 "bytes-as-str" (PEP 3333 §"Unicode issues"); headers as HTTP_*; headers
-  whose name contains `_` are dropped so they cannot pose as ones with `-` (nginx, gunicorn).
-- `wsgi.input`: the connection has read the whole body already (Content-Length or chunked,
-  bounded by `--max-body-size`, 413 above), so it is an `io.BytesIO`; CONTENT_LENGTH is the
-  decoded length and `wsgi.input_terminated` is true.
+The app runs in the connection's greenlet, so it may block cooperatively (patched sockets, sleep);
+code that holds the CPU for longer than `--timeout` is ended by the watchdog (server/watchdog.py).
+What the server gives it:
+- `environ` (app/wsgi_environ.py): SCRIPT_NAME = the mount prefix, PATH_INFO = the rest, CGI
+  variables by the letter (CONTENT_LENGTH only when the request has one), the client and scheme
+  a trusted proxy forwarded (http/forwarded.py), HTTP_X_REQUEST_ID (the proxy's or generated).
+- `wsgi.input`: the body straight from the socket as the app reads it (server/bodyreader.py;
+  chunked bodies too, then without CONTENT_LENGTH; `wsgi.input_terminated` is true); nothing is
+  held by the server, `--max-body-size` gives 413.
 - `wsgi.errors` writes lines to the error log (logger `x15g.wsgi`).
 - `wsgi.file_wrapper`: an app returning `environ["wsgi.file_wrapper"](f)` for a real file is
   answered with `os.sendfile` from the file's descriptor, the same path as static files.
 
-The app's output is collected before the head is written (no streaming yet): iterables are joined
-into one body and Content-Length is computed, so a large generator is held in memory. Any exception
-from the app, or a malformed status/header, is answered 500 and its traceback logged; the worker
-keeps serving.
+The answer (app/wsgi_head.py checks status and headers and builds the head): a list or tuple
+of bytes is joined and sent with the head in one write; any other iterable is streamed, each
+chunk as the app makes it (the connection's StreamedBody: the app's Content-Length held exactly,
+else chunked for HTTP/1.1, up to the close for HTTP/1.0; a slow client suspends the generator);
+the head waits for the first non-empty chunk, as PEP 3333 asks. The app's Content-Length is
+kept on every path: more bytes are cut, fewer close the connection after them. Every answer
+carries X-Request-ID. An exception or a PEP 3333 violation before the first byte is a 500 (the
+traceback, or one line naming the violation, in the error log); after it, the connection closes
+without finishing the body. `close()` of the iterable is always called. The worker keeps serving.
 """
 
 from __future__ import annotations
