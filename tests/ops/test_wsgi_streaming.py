@@ -77,3 +77,13 @@ def test_close_is_called_when_the_client_goes_away_mid_stream(server: ServerProc
     assert fetch(server, "/open/b")[0] == 200
     wait_for(lambda: fetch(server, "/closed/b")[2] == b"yes", timeout=10)
     assert "Traceback" not in server.log()
+
+
+def test_head_of_a_streamed_answer_sends_no_body_and_closes_the_generator(server: ServerProcess) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"HEAD /gated/c HTTP/1.1\r\nHost: x\r\n\r\nGET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got = _read_until(sock, b"Connection: close")
+        head, _, rest = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding" not in head
+        assert rest.startswith(b"HTTP/1.1 200")  # the next answer follows at once: no body for HEAD
+    wait_for(lambda: fetch(server, "/closed/c")[2] == b"yes", timeout=5)
