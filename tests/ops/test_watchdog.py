@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.ops.helpers import APP_ENV, fetch, fetch_json, wait_for
-from tests.serverproc import ServerProcess
+from tests.support.clients import fetch, fetch_json
+from tests.support.server import APP_ENV, ServerProcess
+from tests.support.waiting import wait_for
 
 
 def _pid(server: ServerProcess) -> int:

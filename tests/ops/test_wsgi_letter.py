@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import APP_ENV, fetch, fetch_json, wait_for
-from tests.serverproc import ServerProcess, raw_exchange
+from tests.support.clients import fetch, fetch_json
+from tests.support.server import APP_ENV, ServerProcess, raw_exchange
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import APP_ENV, fetch, wait_for
-from tests.serverproc import ServerProcess
+from tests.support.clients import fetch
+from tests.support.server import APP_ENV, ServerProcess
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import APP_ENV, fetch
-from tests.serverproc import ServerProcess
+from tests.support.clients import fetch
+from tests.support.server import APP_ENV, ServerProcess
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ class WsgiResponder:
     def respond(self, request: Request) -> Response:
         request_id = request.request_id or f"{self._id_prefix}{next(self._ids):x}"
         request.request_id = request_id
-        body = request.body_reader
+        body: Any = request.body_reader
         if body is None:  # no body, or the connection read it whole (an embedding without a router)
             body = io.BytesIO(request.body) if request.body else EMPTY_INPUT
         environ = self.environs.build(request, body, request_id)

@@ -119,11 +119,11 @@ class StartResponse:
         code, line = _status(status)
         if type(headers) is not list:
             raise AppError(f"response headers must be a list, not {type(headers).__name__}")
-        lines = []
+        lines: list[bytes] = []
         length = None
         for pair in headers:
             encoded = _pair(pair)
-            if type(encoded) is int:
+            if isinstance(encoded, int):
                 length = encoded
             elif encoded:
                 lines.append(encoded)

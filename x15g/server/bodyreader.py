@@ -113,7 +113,7 @@ class BodyReader:
         return data
 
     def readlines(self, hint: int = -1) -> list[bytes]:
-        lines = []
+        lines: list[bytes] = []
         total = 0
         while True:
             line = self.readline()

@@ -77,10 +77,10 @@ class Watchdog:
 def _write_error(message: str) -> None:
     """One error-log line from this thread without taking the handlers' locks (the stuck greenlet
     might hold one): format with each handler's formatter and write to its stream's descriptor."""
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), None)
     written = False
     for handler in logging.getLogger("x15g").handlers:
-        stream = getattr(handler, "stream", None)
+        stream: Any = getattr(handler, "stream", None)
         try:
             os.write(stream.fileno(), (handler.format(record) + "\n").encode("utf-8", "replace"))
             written = True
