@@ -120,6 +120,9 @@ def app(environ, start_response):
         while time.monotonic() < deadline:
             pass
         return ok(start_response)
+    if path.endswith("/own-id"):  # an app that names its answers itself
+        start_response("200 OK", [("X-Request-ID", "app-chosen"), ("Content-Length", "3")])
+        return [b"ok\n"]
     if path.endswith("/content-length"):  # what many apps do; must not fail for a GET
         size = int(environ.get("CONTENT_LENGTH", 0) or 0)
         data = environ["wsgi.input"].read(size)

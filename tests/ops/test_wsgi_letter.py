@@ -132,3 +132,8 @@ def test_every_app_answer_has_a_request_id_the_app_saw(server: ServerProcess) ->
         assert status == 200 and headers["x-request-id"] == json.loads(body)["HTTP_X_REQUEST_ID"]
         ids.add(headers["x-request-id"])
     assert len(ids) == 3
+
+
+def test_an_app_that_sets_its_own_request_id_keeps_it(server: ServerProcess) -> None:
+    answer = raw_exchange(server.port, b"GET /app/own-id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.count(b"X-Request-ID:") == 1 and b"X-Request-ID: app-chosen\r\n" in answer

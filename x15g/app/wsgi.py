@@ -148,22 +148,20 @@ class WsgiResponder:
         """Each further chunk goes out as the app makes it; the connection holds the body to the
         app's Content-Length, or sends it chunked (HTTP/1.1) or up to the close (HTTP/1.0)."""
         status = start.status
-        extra = b"X-Request-ID: " + request_id.encode("latin-1") + b"\r\n"
         declared = start.length
         start.started = True  # from now on start_response(..., exc_info) re-raises
         if request.method == "HEAD" or status < 200 or status == 204 or status == 304:
             _close(result)
-            return Response(status, start.head(declared, extra), b"", declared or 0, send_body=False)
+            return Response(status, start.head(declared, request_id), b"", declared or 0, send_body=False)
         stream = AppStream(request, start, result, first)
-        return Response(status, start.head(declared, extra), StreamedBody(stream, declared), declared or 0)
+        return Response(status, start.head(declared, request_id), StreamedBody(stream, declared), declared or 0)
 
     def _bytes_response(self, request: Request, start: StartResponse, body: bytes, request_id: str) -> Response:
         """The app's Content-Length is kept: more bytes are cut to it, fewer close the connection
         after them so the client sees the truncation; without one it is the body's length."""
         status = start.status
-        extra = b"X-Request-ID: " + request_id.encode("latin-1") + b"\r\n"
         if status < 200 or status == 204 or status == 304:
-            return Response(status, start.head(None, extra), b"", 0, send_body=False)
+            return Response(status, start.head(None, request_id), b"", 0, send_body=False)
         declared = start.length
         close = False
         if declared is None:
@@ -176,7 +174,7 @@ class WsgiResponder:
                             "; cut" if len(body) > declared else "; closing the connection")
                 close = len(body) < declared
                 body = body[:declared]
-        return Response(status, start.head(length, extra), body, length, close=close,
+        return Response(status, start.head(length, request_id), body, length, close=close,
                         send_body=request.method != "HEAD")
 
     def _file_response(self, request: Request, start: StartResponse, wrapper: FileWrapper,
@@ -194,8 +192,7 @@ class WsgiResponder:
         if declared is not None:
             close = declared > count  # the file is shorter: send it, then close
             count = min(count, declared)
-        extra = b"X-Request-ID: " + request_id.encode("latin-1") + b"\r\n"
-        head = start.head(count if declared is None else declared, extra)
+        head = start.head(count if declared is None else declared, request_id)
         return Response(start.status, head, FileRange(fd, offset, count), count, close=close,
                         release=wrapper.close)
 

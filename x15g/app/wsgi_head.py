@@ -28,6 +28,7 @@ _DROP = b""
 # (a Content-Length, whose line the responder writes itself).
 _statuses: dict[str, tuple[int, bytes]] = {}
 _pairs: dict[tuple[str, str], bytes | int] = {}
+_request_id_lines: set[bytes] = set()  # the app's own X-Request-ID lines: then ours is not added
 
 
 class AppError(Exception):
@@ -82,6 +83,8 @@ def _pair(pair: Any) -> bytes | int:
             result = f"{name}: {value}\r\n".encode("latin-1")
         except UnicodeEncodeError:
             raise AppError(f"header {name!r} is not latin-1 (PEP 3333)") from None
+        if lower == "x-request-id" and len(_request_id_lines) < _CACHE_SIZE:
+            _request_id_lines.add(result)
     if type(pair) is tuple:
         if len(_pairs) >= _CACHE_SIZE:
             _pairs.clear()
@@ -96,7 +99,7 @@ class StartResponse:
     re-raises it as PEP 3333 asks; before, a call with `exc_info` replaces the head.
     """
 
-    __slots__ = ("status", "status_line", "lines", "length", "written", "started", "iterator")
+    __slots__ = ("status", "status_line", "lines", "length", "written", "started", "iterator", "own_id")
 
     def __init__(self) -> None:
         self.status = 0
@@ -106,6 +109,7 @@ class StartResponse:
         self.written: list[bytes] = []
         self.started = False  # the head has been handed to the connection
         self.iterator: Any = None  # the app's iterator once its first chunk was pulled (app/wsgi.py)
+        self.own_id = False  # the app set X-Request-ID itself
 
     def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
@@ -121,13 +125,16 @@ class StartResponse:
             raise AppError(f"response headers must be a list, not {type(headers).__name__}")
         lines: list[bytes] = []
         length = None
+        own_id = False
         for pair in headers:
             encoded = _pair(pair)
             if isinstance(encoded, int):
                 length = encoded
             elif encoded:
                 lines.append(encoded)
-        self.status, self.status_line, self.lines, self.length = code, line, lines, length
+                if encoded in _request_id_lines:
+                    own_id = True
+        self.status, self.status_line, self.lines, self.length, self.own_id = code, line, lines, length, own_id
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -138,9 +145,12 @@ class StartResponse:
             raise AppError("write() called before start_response")
         self.written.append(data)
 
-    def head(self, length: int | None, extra: bytes = b"") -> bytes:
-        """Status line, Server, the app's lines, `extra` and Content-Length (when not None)."""
-        head = self.status_line + SERVER_LINE + b"".join(self.lines) + extra
+    def head(self, length: int | None, request_id: str) -> bytes:
+        """Status line, Server, the app's lines, X-Request-ID (unless the app set one) and
+        Content-Length (when not None)."""
+        head = self.status_line + SERVER_LINE + b"".join(self.lines)
+        if not self.own_id:
+            head += b"X-Request-ID: " + request_id.encode("latin-1") + b"\r\n"
         if length is not None:
             head += b"Content-Length: %d\r\n" % length
         return head
