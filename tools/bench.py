@@ -451,6 +451,9 @@ def replay(args: argparse.Namespace) -> int:
     with open(args.from_json) as f:
         saved = json.load(f)
     m = saved["machine"]
+    for row in saved["rows"]:  # runs saved before the app scenarios had only ratios to nginx
+        row.setdefault("reference", "nginx")
+        row.setdefault("ratio", row.get("ratio_nginx"))
     when = f"{saved['started']}, {m['cpu']}, {m['cpus']} CPUs, load {saved['load_before']:.1f}"
     print(markdown(saved["rows"], f"### tools/bench, {when}\n\n`{saved['command']}`"))
     if args.plot:
