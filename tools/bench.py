@@ -212,7 +212,7 @@ def app_check(running: srv.Running, spec: str, path: str) -> str | None:
         sys.path.insert(0, srv.PEERS)
     expected = importlib.import_module(module).EXPECTED[name]
     try:
-        status, body = srv.fetch(running.port, path)
+        status, body = srv.get(running.port, path)
     except (OSError, srv.http.client.HTTPException) as exc:
         return f"GET {path}: {exc!r}"
     if status != 200 or body != expected:

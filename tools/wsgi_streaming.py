@@ -57,6 +57,7 @@ def tick_delays(port: int) -> list[float]:
             lines = buf.split(b"\r\n")
             buf = lines.pop()  # an incomplete chunk line stays
             for line in lines:
+                line = line.strip()  # chunk data is b"TIME\n"; size lines are hex without a dot
                 if line.count(b".") == 1 and line.replace(b".", b"").isdigit():
                     delays.append(now - float(line.decode()))
             if b"0\r\n" == buf or len(delays) >= 10:
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = srv.Context(root, tmp, cpu, [], app="stream_wsgi:app")
     running = srv.start_server("x15g", ctx)
     try:
-        pid = int(srv.fetch(running.port, "/pid")[1])
+        pid = int(srv.get(running.port, "/pid")[1])
         firsts, alls = [], []
         for _ in range(args.runs):
             delays = tick_delays(running.port)
