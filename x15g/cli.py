@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from x15g.app.wsgi import check_app_spec
 
             check_app_spec(settings.wsgi)
+        if settings.isolate:
+            from x15g.isolate.preflight import check as check_isolation
+
+            for warning in check_isolation(settings):
+                log.warning("%s", warning)
         supervisor = Supervisor(settings, reload_settings, run_worker, inherited)
     except ConfigError as exc:
         sys.stderr.write(f"x15g: error: {exc}\n")

@@ -221,6 +221,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("wsgi_prefix", "/", str, "URL prefix where the WSGI application is mounted", "apps"),
     Option("cgi_dir", (), key_value, "run CGI/1.1 scripts: URLPREFIX=DIR; repeat for several", "apps", repeat=True),
     Option("cgi_timeout", 30.0, positive_float, "seconds a CGI script may run before it is killed", "apps"),
+    # isolated handlers
+    Option("isolate", False, parse_bool, "run the WSGI app and the SPECweb99-like dynamic module in sandboxed handler processes, each given the client socket by fd", "isolate", switch=True),
+    Option("isolate_user", "nobody", str, "user the handler processes run as (name or uid)", "isolate"),
+    Option("isolate_group", "nogroup", str, "group the handler processes run as (name or gid)", "isolate"),
+    Option("isolate_procs", 2, positive_int, "handler processes per worker", "isolate"),
+    Option("isolate_timeout", 30.0, positive_float, "seconds a handler may take to answer; then it is killed and the request gets 504", "isolate"),
+    Option("isolate_memory", 1024 * MiB, non_negative_int, "address-space limit of one handler process in bytes (RLIMIT_AS); 0 leaves it unlimited", "isolate"),
+    Option("isolate_require_sandbox", False, parse_bool, "refuse to start when the kernel lacks Landlock or seccomp (else a warning says what is not enforced)", "isolate", switch=True),
     # SPECweb99-like module
     Option("specweb", False, parse_bool, "enable the SPECweb99-like dynamic module at /specweb99 and /cgi-bin/specweb99", "specweb", switch=True),
     Option("specweb_state", None, optional_str, "state directory (User.Personality, Custom.Ads, post.log); default ROOT/../specweb_state", "specweb"),
@@ -361,6 +369,8 @@ def finish(values: dict[str, Any]) -> Settings:
         raise ConfigError("--wsgi-prefix must start with /")
     if values["wsgi"] is not None and ":" not in values["wsgi"]:
         raise ConfigError(f"--wsgi {values['wsgi']!r} must be MODULE:CALLABLE")
+    if values["isolate"] and not (values["wsgi"] or values["specweb"]):
+        raise ConfigError("--isolate has nothing to isolate: it needs --wsgi or --specweb")
     return Settings(**values)
 
 
