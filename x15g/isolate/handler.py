@@ -183,9 +183,13 @@ def build_app(setup: dict[str, Any], settings: Settings, grants: sandbox.Grants)
         local = replace(settings, root=grants.path(settings.root), specweb_state=grants.path(settings.specweb_state))
         return SpecwebResponder(local, DiskIO(settings.threadpool_size))
     if kind == "wsgi":
+        from dataclasses import replace
+
         from x15g.app.wsgi import WsgiResponder, load_app
 
-        return WsgiResponder(settings, load_app(settings.wsgi), settings.wsgi_prefix)
+        # wsgi.multiprocess: true when more than one process runs the app
+        processes = replace(settings, workers=settings.workers * settings.isolate_procs)
+        return WsgiResponder(processes, load_app(settings.wsgi), settings.wsgi_prefix)
     raise ValueError(f"unknown application kind {kind!r}")
 
 

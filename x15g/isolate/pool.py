@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import _socket
 import ctypes
-import dataclasses
 import itertools
 import logging
 import os
@@ -52,13 +51,7 @@ _Q = struct.Struct("<Q")
 _socketpair = _socket.socketpair
 
 
-@dataclasses.dataclass(slots=True)
-class Answer:
-    """The result of one hand-over, for the connection to account and continue from."""
-
-    status: int
-    sent: int
-    keep: bool
+Answer = tuple[int, int, bool]  # (status, body bytes sent, keep the connection): one hand-over
 
 
 class HandlerGone(Exception):
@@ -259,7 +252,7 @@ class HandlerPool:
                 os.close(body_fd)
         result = waiter.get()
         if type(result) is protocol.Report:
-            return Answer(result.status, result.sent, result.keep)
+            return result.status, result.sent, result.keep
         if isinstance(result, gevent.Timeout):
             return self._fail(request, fd, 504, "the application did not answer in time", before)
         return self._fail(request, fd, 502, "the application's handler failed", before)
@@ -292,9 +285,9 @@ class HandlerPool:
         """Answer `status` ourselves if nothing was sent yet, else just close."""
         after = _bytes_sent(fd)
         if before is not None and after is not None and after != before:
-            return Answer(status, 0, False)  # the answer had begun: only a close is honest
+            return (status, 0, False)  # the answer had begun: only a close is honest
         if before is None and status != 503:
-            return Answer(status, 0, False)  # not TCP: cannot tell, so close
+            return (status, 0, False)  # not TCP: cannot tell, so close
         response = error_response(HTTPError(status, reason, close=True), request.method == "HEAD")
         data = response.head + self.dates.header() + b"Connection: close\r\n\r\n"
         if response.send_body:
@@ -302,8 +295,8 @@ class HandlerPool:
         try:
             _send_all(fd, data, self.settings.send_timeout)
         except (OSError, gevent.Timeout):
-            return Answer(status, 0, False)
-        return Answer(status, len(response.body) if response.send_body else 0, False)  # type: ignore[arg-type]
+            return (status, 0, False)
+        return status, len(response.body) if response.send_body else 0, False  # type: ignore[arg-type]
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -1,0 +1,44 @@
+"""What the worker's router holds for an application that runs in handler processes.
+
+`respond` decides nothing: it returns a Response whose body is a take-over (the connection's
+hand-over point), which passes the socket to the pool and reports the handler's outcome back to
+the connection, to be logged and counted like any other answer.
+"""
+
+from __future__ import annotations
+
+from x15g.http.messages import Request, Response, TakeOverOutcome
+from x15g.isolate.pool import HandlerPool
+
+
+class IsolatedResponder:
+    """The application of `pool`, answered in its handler processes."""
+
+    def __init__(self, pool: HandlerPool) -> None:
+        self.pool = pool
+
+    def respond(self, request: Request) -> Response:
+        return Response(0, b"", HandOver(self.pool, request))
+
+
+class HandOver:
+    """A take-over body: one request's hand-over to the pool."""
+
+    __slots__ = ("pool", "request")
+
+    def __init__(self, pool: HandlerPool, request: Request) -> None:
+        self.pool = pool
+        self.request = request
+
+    def take_over(self, fd: int, buffered: bytes, keep_alive: bool) -> TakeOverOutcome:
+        """Runs in the connection's greenlet: the handler never reads the socket, so the bytes
+        after this request (pipelined ones) stay with the connection."""
+        status, sent, keep = self.pool.hand_over(self.request, fd, keep_alive)
+        return TakeOverOutcome(status, sent, keep, buffered)
+
+
+def isolated(settings: object, kind: str) -> IsolatedResponder:
+    """Start the handler pool for `kind` ("wsgi" or "specweb") and return its responder."""
+    pool = HandlerPool(settings, kind)  # type: ignore[arg-type]
+    pool.start()
+    return IsolatedResponder(pool)
