@@ -17,6 +17,7 @@ monkey.patch_all()  # application code may block on sockets or sleep: it must yi
 
 import logging  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
@@ -205,6 +206,10 @@ def _import_through(grants: sandbox.Grants) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # In the server's process group (its CPU and its killpg include us), but stopping is the
+    # worker's business: a handler ends when its control socket closes, after its answers.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
     # Until the sandbox closed every other fd, nothing may create gevent's hub (its epoll fd
     # would be closed under it): the setup is read on the bare, blocking C socket.
     setup_socket = _RealSocket(fileno=int(argv[0]))

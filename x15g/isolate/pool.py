@@ -93,8 +93,7 @@ class HandlerProcess:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "x15g.isolate.handler", str(child.fileno())],
-            pass_fds=(child.fileno(),), close_fds=True, stdin=subprocess.DEVNULL, stderr=pool.stderr,
-            start_new_session=True, env=env)
+            pass_fds=(child.fileno(),), close_fds=True, stdin=subprocess.DEVNULL, stderr=pool.stderr, env=env)
         child.close()
         parent.setblocking(False)
         self.sock = parent
