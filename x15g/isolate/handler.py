@@ -3,9 +3,10 @@
 FD is its end of the control socket. It reads the setup, opens what it is granted, enters the
 sandbox (sandbox.py) and only then imports the application (the WSGI app, or builds the
 SPECweb99-like module), says it is ready, and serves hand-overs: each arrives with the client's
-socket, is answered by its own greenlet directly on that socket (several at once; file bodies by
-sendfile), then the socket is closed here and a report goes back to the worker, which owns the
-connection again. The handler never reads from a client socket: the worker has read the head
+socket, is answered by its own greenlet directly on that socket (several at once), through the
+same send pipeline as the worker's (server/connection.py: file bodies by sendfile, streamed
+bodies, the Connection header), then the socket is closed here and a report goes back to the
+worker, which owns the connection again and accounts the answer. The handler never reads from a client socket: the worker has read the head
 and the body, and keeps any pipelined bytes after them.
 """
 
@@ -20,30 +21,51 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import _socket  # noqa: E402
 import gevent  # noqa: E402
-from gevent.socket import wait_write  # noqa: E402
+from gevent import getcurrent  # noqa: E402
 
 from x15g.app.errorpage import error_response  # noqa: E402
 from x15g.app.responder import Responder  # noqa: E402
 from x15g.config import Settings  # noqa: E402
 from x15g.errors import HTTPError  # noqa: E402
 from x15g.http.dates import DateCache  # noqa: E402
-from x15g.http.messages import FileRange, Request, Response  # noqa: E402
+from x15g.http.messages import Request, Response, StreamedBody  # noqa: E402
 from x15g.isolate import protocol, sandbox  # noqa: E402
+from x15g.observability.counters import Counters  # noqa: E402
 from x15g.observability.logs import setup_logging  # noqa: E402
-from x15g.server.sendfile import FileShrunk, send_file  # noqa: E402
+from x15g.server.connection import INF, Connection, ConnectionTimeout, PeerGone  # noqa: E402
 
 log = logging.getLogger("x15g.isolate.handler")
 
-_KEEP_11 = b"\r\n"
-_KEEP_10 = b"Connection: keep-alive\r\n\r\n"
-_CLOSE = b"Connection: close\r\n\r\n"
-_MSG_MORE = getattr(socket, "MSG_MORE", 0)
+_monotonic = time.monotonic
+SWEEP_INTERVAL = 0.25  # resolution of --send-timeout, as in the worker
 _RealSocket = _socket.socket
 EXIT_SANDBOX = 3  # the sandbox could not be set up as required (the worker logs why)
+
+
+class HandlerContext:
+    """What the send pipeline (server/connection.py) reads from its context, for a handler: the
+    answers go out exactly as the worker would send them, but are accounted by the worker (from
+    the report), so counters and access log here are inert. `connections` are the ones sending,
+    for the sweeper that enforces --send-timeout."""
+
+    def __init__(self, settings: Settings) -> None:
+        hub = gevent.get_hub()
+        self.loop = hub.loop
+        self.hub_switch = hub.switch
+        self.dates = DateCache()
+        self.counters = Counters()
+        self.metrics = None
+        self.access_log = None
+        self.answers = None
+        self.draining = False
+        self.max_requests = settings.max_keepalive_requests
+        self.send_timeout = settings.send_timeout
+        self.connections: set[Connection] = set()
 
 
 class Handler:
@@ -52,10 +74,11 @@ class Handler:
     def __init__(self, control: socket.socket, app: Responder, settings: Settings) -> None:
         self.control = control
         self.app = app
-        self.dates = DateCache()
-        self.send_timeout = settings.send_timeout
+        self.ctx = HandlerContext(settings)
 
     def serve(self) -> None:
+        sweeper = self.ctx.loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
+        sweeper.start(self._sweep)
         protocol.send(self.control, protocol.encode_report(protocol.Report(0, 0, 0, False, False)))
         while True:
             try:
@@ -78,10 +101,7 @@ class Handler:
             request_id, request, keep_allowed = protocol.decode_request(data, fds[1] if len(fds) > 1 else -1)
             response = self._respond(request)
             status = response.status
-            keep = keep_allowed and request.keep_alive and not response.close
-            sent, begun = self._send(raw, response, request, keep)
-        except _Broken as broken:
-            keep, begun = False, broken.begun
+            sent, keep, begun = self._send(raw, request, response, keep_allowed)
         except Exception:  # a bug costs this request, never the handler
             log.exception("hand-over %d failed", request_id)
             keep = False
@@ -102,74 +122,30 @@ class Handler:
             log.exception("error answering %s %r", request.method, request.target)
             return error_response(HTTPError(500, "internal error", close=True), head_only)
 
-    def _send(self, raw: Any, response: Response, request: Request, keep: bool) -> tuple[int, bool]:
-        """Write the answer as the worker would: head + Date + Connection, then the body."""
-        tail = (_KEEP_11 if request.version == 11 else _KEEP_10) if keep else _CLOSE
-        head = response.head + self.dates.header() + tail
-        writer = _Writer(raw, self.send_timeout)
-        fd = writer.fd
+    def _send(self, raw: Any, request: Request, response: Response, keep_allowed: bool) -> tuple[int, bool, bool]:
+        """Send through the pipeline: (body bytes sent, keep the connection, anything sent)."""
+        body = response.body
+        closes = response.close or (type(body) is StreamedBody and body.length is None and request.version != 11)
+        connection = Connection(raw, None, self.ctx)
+        connection._peer = request.peer
+        connection.greenlet = getcurrent()
+        out = connection._built(response, request, keep_allowed and request.keep_alive and not closes, _monotonic())
+        out.method = None  # accounted by the worker, from the report
+        self.ctx.connections.add(connection)
         try:
-            body = response.body
-            if not response.send_body or request.method == "HEAD":
-                writer.write(head)
-                return 0, True
-            parts = body if type(body) is list else [body]
-            pending = head
-            sent = 0
-            for part in parts:
-                if type(part) is FileRange:
-                    if pending:
-                        writer.write(pending, _MSG_MORE)
-                        pending = b""
-                    send_file(fd, part, writer.wait)
-                    writer.begun = True
-                    sent += part.count
-                else:
-                    pending += part
-                    sent += len(part)
-            if pending:
-                writer.write(pending)
-            return sent, True
-        except (OSError, FileShrunk, gevent.Timeout) as exc:
-            log.info("%s: answer to %s %r cut short: %s", request.peer, request.method, request.target, exc)
-            raise _Broken(writer.begun) from None
+            connection._deliver(out, True)
+        except PeerGone:
+            out.keep = False
         finally:
-            if response.release is not None:
-                response.release()
+            self.ctx.connections.discard(connection)
+        return out.sent, out.keep and out.done, out.offset > 0
 
-
-class _Broken(Exception):
-    def __init__(self, begun: bool) -> None:
-        self.begun = begun
-
-
-class _Writer:
-    """Blocking-cooperative writes to the client socket, `timeout` per stall. The socket is
-    already non-blocking: the flag belongs to the open file, shared with the worker, so it is
-    never changed here."""
-
-    __slots__ = ("raw", "fd", "timeout", "begun")
-
-    def __init__(self, raw: Any, timeout: float) -> None:
-        self.raw = raw
-        self.fd = raw.fileno()
-        self.timeout = timeout
-        self.begun = False
-
-    def wait(self) -> None:
-        wait_write(self.fd, timeout=self.timeout, timeout_exc=gevent.Timeout(self.timeout))
-
-    def write(self, data: bytes, flags: int = 0) -> None:
-        view = memoryview(data)
-        send = self.raw.send
-        while view:
-            try:
-                done = send(view, flags)
-            except BlockingIOError:
-                self.wait()
-                continue
-            self.begun = True
-            view = view[done:]
+    def _sweep(self) -> None:
+        """Hub timer: throw ConnectionTimeout into answers stalled past --send-timeout."""
+        now = _monotonic()
+        for connection in [c for c in self.ctx.connections if c.deadline < now]:
+            connection.deadline = INF
+            connection.greenlet.throw(ConnectionTimeout)
 
 
 def build_app(setup: dict[str, Any], settings: Settings, grants: sandbox.Grants) -> Responder:
