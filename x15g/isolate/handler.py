@@ -189,7 +189,9 @@ def main(argv: list[str]) -> int:
     # Until the sandbox closed every other fd, nothing may create gevent's hub (its epoll fd
     # would be closed under it): the setup is read on the bare, blocking C socket.
     setup_socket = _RealSocket(fileno=int(argv[0]))
-    data, _ = protocol.receive(setup_socket)
+    data, _ = protocol.receive(setup_socket)  # a spare process waits here (pool.take_process)
+    if not data:
+        return 0  # a spare the worker no longer needs
     setup = protocol.decode_setup(data)
     values = setup["settings"]
     settings = Settings(**{name: tuple(v) if type(v) is list else v for name, v in values.items()})

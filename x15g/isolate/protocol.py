@@ -97,6 +97,7 @@ def setup_message(settings: Any, kind: str) -> bytes:
     "specweb") and the sandbox plan."""
     return marshal.dumps({
         "kind": kind,
+        "announce": True,  # log what the sandbox enforces
         "settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
         "plan": dataclasses.asdict(handler_plan(settings, kind)),
     })
