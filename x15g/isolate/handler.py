@@ -80,9 +80,10 @@ class Handler:
         sweeper = self.ctx.loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
         sweeper.start(self._sweep)
         protocol.send(self.control, protocol.encode_report(protocol.Report(0, 0, 0, False, False)))
+        receiver = protocol.Receiver()
         while True:
             try:
-                data, fds = protocol.receive(self.control)
+                data, fds = receiver.receive(self.control)
             except (OSError, ValueError) as exc:
                 log.error("control socket: %s; handler stopping", exc)
                 return
@@ -94,7 +95,9 @@ class Handler:
             gevent.spawn(self.answer, data, fds)
 
     def answer(self, data: bytes, fds: list[int]) -> None:
-        raw = _RealSocket(fileno=fds[0])  # the C socket type: no gevent wrapper to change its flags
+        # The C socket type (no gevent wrapper to change its flags), told its family instead of
+        # asking the kernel (three system calls): only send and close are used on it.
+        raw = _RealSocket(socket.AF_INET, socket.SOCK_STREAM, 0, fds[0])
         request_id = 0
         status, sent, keep, begun = 500, 0, False, False
         try:

@@ -111,9 +111,10 @@ class HandlerProcess:
         """Watcher callback, run in the hub: dispatch the reports that arrived (waking each
         waiting connection directly, no greenlet of our own in between)."""
         sock = self.sock
+        receive = self.pool.receiver.receive
         while True:
             try:
-                data, fds = protocol.receive(sock)
+                data, fds = receive(sock)
             except BlockingIOError:
                 return
             except (OSError, ValueError):
@@ -190,6 +191,7 @@ class HandlerPool:
         self.stderr = None if settings.error_log in ("-", "") else open(settings.error_log, "ab")
         self.dates = DateCache()
         self.loop = gevent.get_hub().loop
+        self.receiver = protocol.Receiver()  # shared: the reports are read in the hub, one at a time
         self.up = Event()  # set while at least one handler is ready
         self.closing = False
         self._ids = itertools.count(1)

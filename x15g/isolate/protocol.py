@@ -128,9 +128,29 @@ def send(sock: socket.socket, data: bytes, fds: list[int] = ()) -> None:  # type
         sock.send(data)
 
 
+class Receiver:
+    """Receives messages into one buffer allocated once: recvmsg(MAX_MESSAGE) would allocate
+    (and the allocator mmap and munmap) 192 KiB per message."""
+
+    __slots__ = ("buffer", "view")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(MAX_MESSAGE)
+        self.view = memoryview(self.buffer)
+
+    def receive(self, sock: socket.socket) -> tuple[bytes, list[int]]:
+        """One message and the fds attached to it; (b"", []) when the peer is gone."""
+        size, ancillary, flags, _ = sock.recvmsg_into([self.buffer], _FD_SPACE)
+        return _checked(bytes(self.view[:size]), ancillary, flags)
+
+
 def receive(sock: socket.socket) -> tuple[bytes, list[int]]:
     """One message and the fds attached to it; (b"", []) when the peer is gone."""
     data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, _FD_SPACE)
+    return _checked(data, ancillary, flags)
+
+
+def _checked(data: bytes, ancillary: list, flags: int) -> tuple[bytes, list[int]]:
     fds: list[int] = []
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == _SCM:
