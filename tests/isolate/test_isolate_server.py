@@ -148,6 +148,13 @@ def test_hung_handler_gives_504_after_the_timeout(server) -> None:
     assert "not answered within" in server.log()
 
 
+def test_memory_limit_costs_only_that_request(server) -> None:
+    status, _, body = fetch(server, "/hog?%d" % (3 << 30))  # above the default 1 GiB address space
+    assert status == 500 and b"Traceback" not in body
+    assert text(server, "/whoami").startswith("65534 ")
+    assert "MemoryError" in server.log()
+
+
 def test_crashing_handler_gives_502(server) -> None:
     status, _, body = fetch(server, "/crash")
     assert status == 502 and b"Traceback" not in body
