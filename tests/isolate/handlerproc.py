@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 
-from tests.serverproc import REPO
+from tests.support.server import REPO
 from x15g.config import default_settings
 from x15g.http.messages import Request
 from x15g.isolate import protocol

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.conftest import make_docroot
+from tests.support.docroots import make_docroot
 from tests.isolate.handlerproc import HandlerProcess, read_answer
 
 

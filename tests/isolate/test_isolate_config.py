@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from tests.ops.helpers import APP_ENV
-from tests.serverproc import REPO, free_port
+from tests.support.server import APP_ENV, REPO, free_port
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,13 +9,13 @@ import re
 import signal
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_docroot
-from tests.ops.helpers import APP_ENV, fetch, wait_for
-from tests.serverproc import ServerProcess
+from tests.support.clients import fetch
+from tests.support.docroots import make_docroot
+from tests.support.server import APP_ENV, ServerProcess
+from tests.support.waiting import wait_for, worker_pids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the isolate user needs the server started as root")
 
@@ -23,11 +23,8 @@ TIMEOUT = 5  # --isolate-timeout
 
 
 def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
+    """A process's children: the master's worker, the worker's handlers (and its spare)."""
+    return worker_pids(pid)
 
 
 def ready_handlers(server) -> dict[int, int]:

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from tests.serverproc import REPO
+from tests.support.server import REPO
 from x15g.isolate import landlock, seccomp
 
 CHILD = textwrap.dedent("""
