@@ -69,6 +69,6 @@ def _with_wsgi(settings: Settings, spec: str, routes: list[Route], static: Stati
         wsgi = WsgiResponder(settings, app, settings.wsgi_prefix)
     prefix = settings.wsgi_prefix.rstrip("/").encode()
     if not prefix:
-        return Router(routes, StaticOrApp(static, wsgi))
+        return Router(routes, StaticOrApp(static, wsgi))  # type: ignore[arg-type]  # any responder serves
     routes += [Route(prefix, wsgi, exact=True), Route(prefix + b"/", wsgi)]
     return Router(routes, static)

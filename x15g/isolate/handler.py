@@ -160,7 +160,8 @@ def build_app(setup: dict[str, Any], settings: Settings, grants: sandbox.Grants)
         from x15g.diskio import DiskIO
         from x15g.specweb.responder import SpecwebResponder
 
-        local = replace(settings, root=grants.path(settings.root), specweb_state=grants.path(settings.specweb_state))
+        state = settings.specweb_state or ""  # always set by config.finish
+        local = replace(settings, root=grants.path(settings.root), specweb_state=grants.path(state))
         return SpecwebResponder(local, DiskIO(settings.threadpool_size))
     if kind == "wsgi":
         from dataclasses import replace
@@ -169,7 +170,7 @@ def build_app(setup: dict[str, Any], settings: Settings, grants: sandbox.Grants)
 
         # wsgi.multiprocess: true when more than one process runs the app
         processes = replace(settings, workers=settings.workers * settings.isolate_procs)
-        return WsgiResponder(processes, load_app(settings.wsgi), settings.wsgi_prefix)
+        return WsgiResponder(processes, load_app(settings.wsgi or ""), settings.wsgi_prefix)
     raise ValueError(f"unknown application kind {kind!r}")
 
 

@@ -25,7 +25,7 @@ import struct
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import gevent
 from gevent.event import Event
@@ -74,7 +74,7 @@ class HandlerProcess:
         self.pool = pool
         self.slot = slot
         self.proc: subprocess.Popen | None = None
-        self.sock: socket.socket | None = None
+        self.sock: Any = None  # the C socket type (read from a hub watcher)
         self.pending: dict[int, _Pending] = {}
         self.ready = False
         self.started = 0.0
@@ -97,7 +97,7 @@ class HandlerProcess:
         self.watcher = pool.loop.io(parent.fileno(), 1)
         self.watcher.start(self._on_readable)
 
-    def send(self, data: bytes, fds: list[int] = ()) -> None:  # type: ignore[assignment]
+    def send(self, data: bytes, fds: Sequence[int] = ()) -> None:
         """Send one message, waiting (cooperatively) while the control socket is full."""
         sock = self.sock
         while True:

@@ -4,6 +4,8 @@ One datagram per message, so no framing. Worker to handler (trusted direction, `
 - the setup, once: the settings, what to serve, the sandbox plan;
 - a hand-over: request id, the parsed request, whether keep-alive is allowed, with the client's
   socket attached by SCM_RIGHTS (and a memfd holding the body when it is large).
+The sockets are `socket.socket` or the C `_socket.socket` (the worker reads them from a hub
+watcher, without gevent's wrapper): both have sendmsg and recvmsg.
 Handler to worker (untrusted direction: a fixed struct the worker unpacks, never unpickles):
 - a report: request id, status, body bytes sent, flags (keep the connection / answer begun).
   Id 0 is the handler saying it is ready.
@@ -19,7 +21,7 @@ import socket
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from x15g.http.messages import Request
 from x15g.isolate import sandbox
@@ -120,7 +122,7 @@ def decode_setup(data: bytes) -> dict[str, Any]:
     return marshal.loads(data)
 
 
-def send(sock: socket.socket, data: bytes, fds: list[int] = ()) -> None:  # type: ignore[assignment]
+def send(sock: Any, data: bytes, fds: Sequence[int] = ()) -> None:
     """One message, with `fds` attached (they stay open here: the caller closes its copies)."""
     if fds:
         sock.sendmsg([data], [(socket.SOL_SOCKET, _SCM, array.array("i", fds))])
@@ -138,13 +140,13 @@ class Receiver:
         self.buffer = bytearray(MAX_MESSAGE)
         self.view = memoryview(self.buffer)
 
-    def receive(self, sock: socket.socket) -> tuple[bytes, list[int]]:
+    def receive(self, sock: Any) -> tuple[bytes, list[int]]:
         """One message and the fds attached to it; (b"", []) when the peer is gone."""
         size, ancillary, flags, _ = sock.recvmsg_into([self.buffer], _FD_SPACE)
         return _checked(bytes(self.view[:size]), ancillary, flags)
 
 
-def receive(sock: socket.socket) -> tuple[bytes, list[int]]:
+def receive(sock: Any) -> tuple[bytes, list[int]]:
     """One message and the fds attached to it; (b"", []) when the peer is gone."""
     data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, _FD_SPACE)
     return _checked(data, ancillary, flags)
