@@ -28,6 +28,10 @@ import _socket  # noqa: E402
 import gevent  # noqa: E402
 from gevent import getcurrent  # noqa: E402
 
+# One greenlet per hand-over: without the spawn-tree bookkeeping (a stack walk) a spawn costs
+# 1.6 us instead of 3.1 us.
+gevent.config.track_greenlet_tree = False
+
 from x15g.app.errorpage import error_response  # noqa: E402
 from x15g.app.responder import Responder  # noqa: E402
 from x15g.config import Settings  # noqa: E402
