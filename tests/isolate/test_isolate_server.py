@@ -145,6 +145,19 @@ def test_hung_handler_gives_504_after_the_timeout(server) -> None:
     assert "not answered within" in server.log()
 
 
+def test_bodies_and_pipelined_requests_reach_the_handler(server) -> None:
+    """POST bodies travel with the request; a request pipelined after one is answered next."""
+    with server.connect(timeout=20) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world"
+                     b"GET /whoami HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    first, _, second = data.partition(b"HTTP/1.1 200 OK", )[2].partition(b"HTTP/1.1 ")
+    assert first.endswith(b"\r\n\r\nhello world")
+    assert second.startswith(b"200 OK") and b"\r\n\r\n65534 " in second
+
+
 def test_memory_limit_costs_only_that_request(server) -> None:
     status, _, body = fetch(server, "/hog?%d" % (3 << 30))  # above the default 1 GiB address space
     assert status == 500 and b"Traceback" not in body

@@ -17,24 +17,36 @@ class IsolatedResponder:
     def __init__(self, pool: HandlerPool) -> None:
         self.pool = pool
 
+    streams_body = False  # the connection reads the whole body first: it travels with the request
+
     def respond(self, request: Request) -> Response:
-        return Response(0, b"", HandOver(self.pool, request))
+        reader = request.body_reader
+        after_body = b""
+        if reader is not None:
+            # Mounted behind a route that reads bodies lazily (StaticOrApp at "/"): read it all
+            # here, the handler never reads the socket. What follows the body is the reader's
+            # (server/bodyreader.py) leftover, which the connection does not pass to a take-over.
+            request.body = reader.read()
+            request.body_reader = None
+            after_body = getattr(reader, "leftover", b"")
+        return Response(0, b"", HandOver(self.pool, request, after_body))
 
 
 class HandOver:
     """A take-over body: one request's hand-over to the pool."""
 
-    __slots__ = ("pool", "request")
+    __slots__ = ("pool", "request", "after_body")
 
-    def __init__(self, pool: HandlerPool, request: Request) -> None:
+    def __init__(self, pool: HandlerPool, request: Request, after_body: bytes = b"") -> None:
         self.pool = pool
         self.request = request
+        self.after_body = after_body  # pipelined bytes a lazy body reader read past the body
 
     def take_over(self, fd: int, buffered: bytes, keep_alive: bool) -> TakeOverOutcome:
         """Runs in the connection's greenlet: the handler never reads the socket, so the bytes
         after this request (pipelined ones) stay with the connection."""
         status, sent, keep = self.pool.hand_over(self.request, fd, keep_alive)
-        return TakeOverOutcome(status, sent, keep, buffered)
+        return TakeOverOutcome(status, sent, keep, self.after_body + buffered)
 
 
 def isolated(settings: object, kind: str) -> IsolatedResponder:
