@@ -41,6 +41,8 @@ from locust.runners import MasterRunner, WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `loadtests.*` imports work
 
 from loadtests import specweb_control as control  # noqa: E402
+from loadtests.specweb_report import inject_html, to_csv  # noqa: E402
+from loadtests.specweb_summary import Tally  # noqa: E402
 from loadtests.specweb_checks import AdExpectation, check_cad, check_dynamic, check_post, check_static  # noqa: E402
 from loadtests.specweb_workload import (  # noqa: E402
     CAD, CGI, CGI_PATH, DYN, POST, STATIC, URLROOT, ConnectionPlan, Target, cad_cookie, pacing_sleep,
@@ -48,8 +50,9 @@ from loadtests.specweb_workload import (  # noqa: E402
 from x15g.specweb.tables import select_ad  # noqa: E402
 
 log = logging.getLogger("specweb99")
-STOP_GRACE = 2.0  # s after the ramp-down before users are stopped: in-flight requests finish
+STOP_GRACE = 2.0  # s after the ramp-down before the final reports: in-flight requests finish
 FINAL_WAIT = 30.0  # s the master waits for the workers' final reports
+UI_LINGER = 5.0  # s the final summary is shown in the web UI (polled every 2 s) before the run stops
 _POST_IDS = itertools.count()
 
 
@@ -62,16 +65,22 @@ class _State:
         self.summary: dict | None = None
         self.started_workers: set[str] = set()
         self.reports: dict[str, dict] = {}
+        self.live: dict[str, dict] = {}
         self.clock: gevent.Greenlet | None = None
         self.user_counter = itertools.count()
+        self.users_at_start: int | None = None
+        self.final_sent = False
 
     def begin(self, params: control.RunParams) -> None:
         """Start a new run with `params` (fresh tables, tally and records)."""
         self.collector = control.Collector(params)
         self.summary = None
         self.reports = {}
+        self.live = {}
         self.started_workers = set()
         self.user_counter = itertools.count()
+        self.users_at_start = None
+        self.final_sent = False
         self.ready.set()
 
 
@@ -88,11 +97,18 @@ def _options(parser) -> None:
     group.add_argument("--specweb-run-seed", type=int, default=0, env_var="LOCUST_SPECWEB_RUN_SEED",
                        help="seed of the request streams (0: pick one and print it)")
     group.add_argument("--specweb-warmup", type=float, default=30, env_var="LOCUST_SPECWEB_WARMUP",
-                       help="warm-up seconds (not measured)")
+                       help="warm-up seconds (not measured), counted from when all N users run")
     group.add_argument("--specweb-measure", type=float, default=120, env_var="LOCUST_SPECWEB_MEASURE",
                        help="measurement interval seconds")
     group.add_argument("--specweb-rampdown", type=float, default=10, env_var="LOCUST_SPECWEB_RAMPDOWN",
                        help="ramp-down seconds after the measurement (not measured)")
+    group.add_argument("--specweb-rampup-limit", type=float, default=0, env_var="LOCUST_SPECWEB_RAMPUP_LIMIT",
+                       help="seconds to wait for all N users before the warm-up starts anyway and the run is "
+                            "invalid (0: 60 s plus N / spawn rate, or the step shape's length)")
+    group.add_argument("--specweb-static-only", action="store_true", default=False,
+                       env_var="LOCUST_SPECWEB_STATIC_ONLY",
+                       help="static GETs only, no Reset or post.log (a server without the dynamic module, "
+                            "e.g. nginx); the verdict says the run is not SPECweb99-like")
     group.add_argument("--summary-json", default="", env_var="LOCUST_SUMMARY_JSON",
                        help="write the SPECweb99-like summary to this JSON file")
 
@@ -102,13 +118,30 @@ def _init(environment, **_kw) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.register_message("specweb_params", _on_params)
+        runner.register_message("specweb_window", _on_window)
+        runner.register_message("specweb_finish", _on_finish)
     if isinstance(runner, MasterRunner):
         runner.register_message("specweb_started", _on_worker_started)
         runner.register_message("specweb_final", _on_worker_final)
     if environment.web_ui:
-        @environment.web_ui.app.route("/specweb/summary")
-        def _summary_route():
-            return STATE.summary or {"state": "no finished run yet"}
+        from loadtests import specweb_ui  # Flask only where there is a web UI
+        specweb_ui.install(environment.web_ui, lambda: current_summary(environment))
+
+
+def current_summary(environment) -> dict | None:
+    """The final summary of the last run, or the live one of the run going on (None before any run)."""
+    col, runner = STATE.collector, environment.runner
+    if STATE.summary is not None or col is None:
+        return STATE.summary
+    now = time.time()
+    if isinstance(runner, MasterRunner):
+        reports = list(STATE.live.values())
+        master = {"tally": Tally().to_wire(), "conforming_now": 0, "cpu_s": col.cpu_seconds()}
+        reports.append(master)
+        workers = len(STATE.started_workers)
+    else:
+        reports, workers = [col.live_report(now)], 1
+    return control.live_summary(col.params, reports, workers, STATE.users_at_start, runner.user_count, now)
 
 
 def _target_users(environment) -> int:
@@ -116,6 +149,17 @@ def _target_users(environment) -> int:
     shape = environment.shape_class
     return max(getattr(runner, "target_user_count", 0) or 0, getattr(opts, "num_users", 0) or 0,
                getattr(shape, "max_users", 0) or 0, 1)
+
+
+def _rampup_limit(environment, users: int) -> float:
+    """Seconds the ramp-up may take (--specweb-rampup-limit, else from the spawn rate or the shape)."""
+    opts, shape = environment.parsed_options, environment.shape_class
+    if opts.specweb_rampup_limit > 0:
+        return opts.specweb_rampup_limit
+    if shape is not None and hasattr(shape, "ramp_seconds"):
+        return 60.0 + shape.ramp_seconds()
+    rate = getattr(environment.runner, "spawn_rate", 0) or getattr(opts, "spawn_rate", 0) or 1.0
+    return 60.0 + users / float(rate)
 
 
 @events.test_start.add_listener
@@ -126,8 +170,10 @@ def _test_start(environment, **_kw) -> None:
         return
     opts = environment.parsed_options
     run_seed = opts.specweb_run_seed or int.from_bytes(os.urandom(4), "big")
-    params = control.plan_run(environment.host, _target_users(environment), opts.specweb_dirs, opts.specweb_seed,
-                              run_seed, opts.specweb_warmup, opts.specweb_measure, opts.specweb_rampdown)
+    users = _target_users(environment)
+    params = control.plan_run(environment.host, users, opts.specweb_dirs, opts.specweb_seed, run_seed,
+                              opts.specweb_warmup, opts.specweb_measure, opts.specweb_rampdown,
+                              _rampup_limit(environment, users), opts.specweb_static_only)
     for problem in params.problems:
         log.error("%s", problem)
     STATE.begin(params)
@@ -135,25 +181,112 @@ def _test_start(environment, **_kw) -> None:
         runner.send_message("specweb_params", control.params_to_wire(params))
     if STATE.clock is not None:
         STATE.clock.kill(block=False)
-    STATE.clock = gevent.spawn(_run_clock, environment, params.t_end)
-    log.info("SPECweb99-like run: N=%d D=%d run seed %d, warm-up %ss, measurement %ss, ramp-down %ss",
-             params.N, params.D, params.run_seed, params.warmup, params.measure, params.rampdown)
+    STATE.clock = gevent.spawn(_run_clock, environment, STATE.collector)
+    log.info("SPECweb99-like run: N=%d D=%d run seed %d, ramp-up up to %.0fs, warm-up %ss, measurement %ss, "
+             "ramp-down %ss%s", params.N, params.D, params.run_seed, params.rampup_limit, params.warmup,
+             params.measure, params.rampdown, ", static only" if params.static_only else "")
 
 
-def _run_clock(environment, t_end: float) -> None:
-    """Stop the run itself after warm-up + measurement + ramp-down (and quit when headless)."""
-    gevent.sleep(max(0.0, t_end - time.time()) + STOP_GRACE)
-    runner = environment.runner
-    if runner.state in ("stopped", "stopping", "cleanup"):
+def _sleep_until(t: float) -> None:
+    gevent.sleep(max(0.0, t - time.time()))
+
+
+def _run_clock(environment, col: control.Collector) -> None:
+    """Drive the phases: ramp-up until all N users run, warm-up, measurement, ramp-down, then the
+    final reports, the post-log check and the summary while the run still shows as running (so the
+    web UI shows the verdict), then stop the run (and quit when headless)."""
+    runner, params = environment.runner, col.params
+    deadline = params.t0 + params.rampup_limit
+    while runner.user_count < params.N and time.time() < deadline:
+        gevent.sleep(0.2)
+    start = time.time() + params.warmup
+    col.begin_measurement(start)
+    if isinstance(runner, MasterRunner):
+        runner.send_message("specweb_window", {"start": start})
+    gevent.spawn(_sample_cpu, col)
+    _sleep_until(start)
+    STATE.users_at_start = runner.user_count
+    if STATE.users_at_start < params.N:
+        log.warning("N not reached: %d users at the start of the measurement interval", STATE.users_at_start)
+    _sleep_until(params.t_end + STOP_GRACE)
+    if runner.state in ("stopped", "stopping", "cleanup") or col is not STATE.collector:
         return
+    _finish_run(environment, col, request=True)
     STATE.clock = None
-    runner.stop()
+    if not environment.parsed_options.headless:
+        gevent.sleep(UI_LINGER)
+    if runner.state not in ("stopped", "stopping", "cleanup"):
+        runner.stop()
     if environment.parsed_options.headless:
         runner.quit()
 
 
+def _sample_cpu(col: control.Collector) -> None:
+    """Record this process's CPU time at the start and the end of the measurement interval."""
+    ws, we = col.params.window
+    _sleep_until(ws)
+    col.cpu_window[:] = [time.process_time()]
+    _sleep_until(we)
+    if len(col.cpu_window) == 1:
+        col.cpu_window.append(time.process_time())
+
+
+def _drain(col: control.Collector, timeout: float = control.HTTP_TIMEOUT) -> None:
+    """Wait (bounded) until no POST of this process is in flight, so the records are complete."""
+    deadline = time.time() + timeout
+    while col.pending and time.time() < deadline:
+        gevent.sleep(0.1)
+
+
+def _finish_run(environment, col: control.Collector, request: bool) -> None:
+    """Collect the final reports (asking the workers for them if `request`) and publish the summary."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        if request:
+            runner.send_message("specweb_finish", {})
+        deadline = time.time() + FINAL_WAIT
+        while not STATE.started_workers <= set(STATE.reports) and time.time() < deadline:
+            gevent.sleep(0.1)
+        reports = list(STATE.reports.values())
+        missing = sorted(STATE.started_workers - set(STATE.reports))
+        workers = len(STATE.started_workers)
+        conforming_now = sum(r["conforming_now"] for r in STATE.live.values())
+    else:
+        if request:
+            _drain(col)
+        reports, missing, workers = [col.final_report()], [], 1
+        conforming_now = col.tally.conforming_now(time.time())[1]
+    master_cpu = col.cpu_seconds() if isinstance(runner, MasterRunner) else 0.0
+    users_now = runner.user_count
+    summary = control.finish(col.params, reports, workers, missing, STATE.users_at_start, users_now, master_cpu,
+                             conforming_now)
+    if col is STATE.collector and STATE.summary is None:
+        STATE.summary = summary
+        control.publish(summary, environment.parsed_options.summary_json)
+
+
 def _on_params(environment, msg, **_kw) -> None:
     STATE.begin(control.params_from_wire(msg.data))
+
+
+def _on_window(environment, msg, **_kw) -> None:
+    col = STATE.collector
+    if col is not None:
+        col.begin_measurement(msg.data["start"])
+        gevent.spawn(_sample_cpu, col)
+
+
+def _send_final(environment, col: control.Collector) -> None:
+    if not STATE.final_sent and col is STATE.collector:
+        STATE.final_sent = True
+        environment.runner.send_message("specweb_final", {"worker": environment.runner.client_id,
+                                                          "report": col.final_report()})
+
+
+def _on_finish(environment, msg, **_kw) -> None:
+    col = STATE.collector
+    if col is not None:
+        gevent.spawn(lambda: (_drain(col), _send_final(environment, col)))
 
 
 def _on_worker_started(environment, msg, **_kw) -> None:
@@ -164,34 +297,47 @@ def _on_worker_final(environment, msg, **_kw) -> None:
     STATE.reports[msg.data["worker"]] = msg.data["report"]
 
 
+@events.report_to_master.add_listener
+def _report_to_master(client_id, data, **_kw) -> None:
+    col = STATE.collector
+    if col is not None and not STATE.final_sent:
+        data["specweb"] = col.live_report(time.time())
+
+
+@events.worker_report.add_listener
+def _worker_report(client_id, data, **_kw) -> None:
+    if "specweb" in data and STATE.collector is not None and STATE.summary is None:
+        STATE.live[client_id] = data["specweb"]
+
+
 @events.test_stop.add_listener
 def _test_stop(environment, **_kw) -> None:
+    """A run stopped before its end (Stop button, Ctrl-C): its summary is made now."""
     runner, col = environment.runner, STATE.collector
     if col is None:
         return
     if isinstance(runner, WorkerRunner):
-        runner.send_message("specweb_final", {"worker": runner.client_id, "report": col.final_report()})
+        _send_final(environment, col)
         return
-    if isinstance(runner, MasterRunner):
-        deadline = time.time() + FINAL_WAIT
-        while not STATE.started_workers <= set(STATE.reports) and time.time() < deadline:
-            gevent.sleep(0.1)
-        reports = list(STATE.reports.values())
-        missing = sorted(STATE.started_workers - set(STATE.reports))
-        workers = len(STATE.started_workers)
-    else:
-        reports, missing, workers = [col.final_report()], [], 1
-    STATE.summary = control.finish(col.params, reports, workers, missing)
-    control.publish(STATE.summary, environment.parsed_options.summary_json)
+    if STATE.summary is None:
+        _finish_run(environment, col, request=False)
 
 
 @events.quitting.add_listener
 def _quitting(environment, **_kw) -> None:
-    """Exit code: 0 for a valid run, 1 for an invalid one or a run that produced no summary."""
+    """Exit code: 0 for a valid run, 1 for an invalid one or a run that produced no summary; the
+    summary goes into the --html report and a PREFIX_specweb99.csv beside the --csv files."""
     if isinstance(environment.runner, WorkerRunner):
         return
-    valid = bool(STATE.summary and STATE.summary["valid"])
-    environment.process_exit_code = 0 if valid else 1
+    s, opts = STATE.summary, environment.parsed_options
+    environment.process_exit_code = 0 if s and s["valid"] else 1
+    if s is None:
+        return
+    if getattr(opts, "html_file", None) and os.path.exists(opts.html_file):
+        report = Path(opts.html_file)
+        report.write_text(inject_html(report.read_text(encoding="utf-8"), s), encoding="utf-8")
+    if getattr(opts, "csv_prefix", None):
+        Path(opts.csv_prefix + "_specweb99.csv").write_text(to_csv(s))
 
 
 class SpecwebUser(FastHttpUser):
@@ -274,7 +420,9 @@ class SpecwebUser(FastHttpUser):
                     if resp.status_code == 200:
                         self.col.posts.append(rec)
                 if error:
-                    _log_failure(error, method, url, resp)
+                    example = _describe(method, url, resp)
+                    self.col.tally.example(error, example)
+                    _log_failure(error, example)
                     resp.failure(error)
                 else:
                     resp.success()
@@ -313,14 +461,19 @@ class SpecwebUser(FastHttpUser):
 _FAILURES_LOGGED: dict[str, int] = {}
 
 
-def _log_failure(error: str, method: str, url: str, resp) -> None:
+def _describe(method: str, url: str, resp) -> str:
+    """What came back for a failed check: request, status, length, Set-Cookie and the body's start."""
+    body = resp.content or b""
+    cookies = resp.headers.getlist("set-cookie") if resp.headers else []
+    return "%s %s -> %s, %d bytes, Set-Cookie %s, body starts %r" % (
+        method, url, resp.status_code, len(body), cookies, body[:80])
+
+
+def _log_failure(error: str, example: str) -> None:
     """Log the first few failures of each check with what came back, to make them debuggable."""
     seen = _FAILURES_LOGGED[error] = _FAILURES_LOGGED.get(error, 0) + 1
     if seen <= 3:
-        body = resp.content or b""
-        log.warning("%s: %s %s -> %s, %d bytes, Set-Cookie %s, body starts %r", error, method, url,
-                    resp.status_code, len(body), resp.headers.getlist("set-cookie") if resp.headers else [],
-                    body[:120])
+        log.warning("%s: %s", error, example)
 
 
 def _response_bytes(resp) -> int:
