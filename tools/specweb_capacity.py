@@ -17,9 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import loadtest_run as lr  # noqa: E402
+from loadtests import cli as lr  # noqa: E402
 from loadtests.specweb_summary import machine  # noqa: E402
 from x15g.specweb.fileset import directory_count  # noqa: E402
 
@@ -36,7 +35,7 @@ def run_once(work: Path, n: int, args: argparse.Namespace, sized: list[int]) -> 
     out = work / ("summary-%d.json" % n)
     try:
         cmd = lr.locust_command("http://127.0.0.1:%d" % port, n, dirs, args.warmup, args.measure, args.rampdown,
-                                max(10.0, n / 5), str(out), False, [])
+                                max(10.0, n / 2), str(out), False, [])
         lr.run_locust(cmd, args.locust_workers, args.warmup + args.measure + args.rampdown + 300)
     finally:
         lr.stop(server)

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tools"))
-import loadtest_run as lr  # noqa: E402
+from loadtests import cli as lr  # noqa: E402
 
 pytestmark = pytest.mark.timeout(150)
 
