@@ -35,7 +35,8 @@ from pathlib import Path
 
 import gevent
 from gevent.event import Event
-from locust import FastHttpUser, constant, events, task
+from locust import User, constant, events, task
+from locust.exception import CatchResponseError
 from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `loadtests.*` imports work
@@ -44,6 +45,7 @@ from loadtests import specweb_control as control  # noqa: E402
 from loadtests.specweb_report import inject_html, to_csv  # noqa: E402
 from loadtests.specweb_summary import Tally  # noqa: E402
 from loadtests.specweb_checks import AdExpectation, check_cad, check_dynamic, check_post, check_static  # noqa: E402
+from loadtests.specweb_client import Answer, Connection, resolve  # noqa: E402
 from loadtests.specweb_workload import (  # noqa: E402
     CAD, CGI, CGI_PATH, DYN, POST, STATIC, URLROOT, ConnectionPlan, Target, cad_cookie, pacing_sleep,
     post_body, user_id, user_rng)
@@ -340,21 +342,18 @@ def _quitting(environment, **_kw) -> None:
         Path(opts.csv_prefix + "_specweb99.csv").write_text(to_csv(s))
 
 
-class SpecwebUser(FastHttpUser):
-    """One simulated SPECweb99-like connection (§4): one request at a time, paced to 400 kbit/s."""
+_ADDRESS: dict[str, tuple] = {}  # host URL -> (socket address, Host header), resolved once per process
+
+
+class SpecwebUser(User):
+    """One simulated SPECweb99-like connection (§4): one request at a time, paced to 400 kbit/s,
+    through the lean client of loadtests/specweb_client.py; every request is reported to locust's
+    statistics under its operation name, a failed check as a failure named after the check."""
 
     wait_time = constant(0)
-    network_timeout = control.HTTP_TIMEOUT
-    connection_timeout = control.HTTP_TIMEOUT
-    max_retries = 0
-    concurrency = 1
-
-    def __init__(self, environment) -> None:
-        super().__init__(environment)
-        self.client.client.cookiejar = None  # cookies are ours to send (§5.5): a stray one would make a CAD GET
 
     def on_start(self) -> None:
-        """Wait for the run parameters, then take a user index, an RNG stream and a meter."""
+        """Wait for the run parameters, then take a user index, an RNG stream, a meter and a connection."""
         STATE.ready.wait()
         col = STATE.collector
         runner = self.environment.runner
@@ -367,6 +366,15 @@ class SpecwebUser(FastHttpUser):
         self.last_ad = self.rng.randrange(360)  # §6.4: a new user's first L is random
         self.meter = col.tally.add_user("%d:%d" % (worker, local), time.time())
         self.col = col
+        host = self.host or col.params.host
+        if host not in _ADDRESS:
+            _ADDRESS[host] = resolve(host)
+        address, self.host_header = _ADDRESS[host]
+        self.conn = Connection(address, control.HTTP_TIMEOUT)
+        self.fire = self.environment.events.request.fire
+
+    def on_stop(self) -> None:
+        self.conn.close()
 
     @task
     def one_request(self) -> None:
@@ -379,69 +387,71 @@ class SpecwebUser(FastHttpUser):
         target = col.workload.target(self.rng)
         last = self.plan.next_request()
         started, perf = time.time(), time.perf_counter()
-        error, nbytes, latency = self._exchange(op, target, last)
-        done = time.time()
-        sleep = pacing_sleep(nbytes, time.perf_counter() - perf)
-        col.tally.record(self.meter, op, started, done, nbytes, sleep, latency, error)
+        error, nbytes, latency = self._exchange(op, target, last, started, perf)
+        elapsed = time.perf_counter() - perf  # request, answer and validation: the busy time (§4)
+        sleep = pacing_sleep(nbytes, elapsed)
+        col.tally.record(self.meter, op, started, started + elapsed, nbytes, sleep, latency, error)
         if sleep:
             gevent.sleep(sleep)
 
-    def _exchange(self, op: str, target: Target, last: bool) -> tuple[str | None, int, float]:
+    def _exchange(self, op: str, target: Target, last: bool, started: float,
+                  perf: float) -> tuple[str | None, int, float]:
         """Send one request; (failed check or None, bytes received, latency ms)."""
-        headers = {"Accept-Encoding": "identity"}
-        if last:
-            headers["Connection"] = "close"
-        method, body, url = "GET", None, URLROOT + target.path
-        qs = URLROOT + target.path
-        post_key = None
-        want = None
-        if op in (CAD, POST):
-            headers["Cookie"] = cad_cookie(self.uid, self.last_ad)
-        if op == CAD:
-            a, w, x = select_ad(self.col.user_dems[self.uid - 10000], self.last_ad, self.col.ads, self.col.params.now)
-            near = abs(self.col.params.now - self.col.ads.expv[a]) <= 2
-            want = AdExpectation(a, w, x, near)
-        if op == POST:
-            method, url = "POST", DYN
-            body = post_body(target, self.index)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        col = self.col
+        path = target.path
+        qs = URLROOT + path
+        extra = b"Connection: close\r\n" if last else b""
+        post_key = want = None
+        if op == STATIC:
+            method, url, body = "GET", qs, b""
+        elif op == POST:
+            method, url, body = "POST", DYN, post_body(target, self.index)
+            extra += b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n" % len(body)
             post_key = next(_POST_IDS)
-            self.col.pending[post_key] = (target.d, target.cls, target.num, self.index, self.uid)
-        elif op != STATIC:
-            url = (CGI_PATH if op == CGI else DYN) + "?" + qs
-        error, nbytes, latency = None, 0, 0.0
+            col.pending[post_key] = (target.d, target.cls, target.num, self.index, self.uid)
+        else:
+            method, url, body = "GET", (CGI_PATH if op == CGI else DYN) + "?" + qs, b""
+        if op in (CAD, POST):
+            extra += b"Cookie: %s\r\n" % cad_cookie(self.uid, self.last_ad).encode()
+        if op == CAD:
+            a, w, x = select_ad(col.user_dems[self.uid - 10000], self.last_ad, col.ads, col.params.now)
+            want = AdExpectation(a, w, x, abs(col.params.now - col.ads.expv[a]) <= 2)
+        request = b"%s %s HTTP/1.1\r\nHost: %s\r\nAccept-Encoding: identity\r\n%s\r\n%s" % (
+            method.encode(), url.encode(), self.host_header, extra, body)
+        answer = None
         try:
-            with self.client.request(method, url, name=op, data=body, headers=headers, catch_response=True,
-                                     allow_redirects=False) as resp:
-                error = self._validate(op, target, resp, qs, want)
-                nbytes = _response_bytes(resp)
-                if post_key is not None:
-                    rec = self.col.pending.pop(post_key)
-                    if resp.status_code == 200:
-                        self.col.posts.append(rec)
-                if error:
-                    example = _describe(method, url, resp)
-                    self.col.tally.example(error, example)
-                    _log_failure(error, example)
-                    resp.failure(error)
-                else:
-                    resp.success()
-                latency = resp.request_meta.get("response_time") or 0.0
-        finally:
-            if last or error:
-                self._new_connection()
+            answer = self.conn.exchange(request)
+        except OSError as e:
+            failure: Exception | None = e
+            error = f"{op} connection error"  # no HTTP answer: reset, refused or timed out (§7.6)
+        latency = (time.perf_counter() - perf) * 1000.0
+        if answer is not None:
+            error = self._validate(op, target, answer, qs, want)
+            failure = CatchResponseError(error) if error else None
+            if post_key is not None:
+                rec = col.pending.pop(post_key)
+                if answer.status == 200:
+                    col.posts.append(rec)
+        elif post_key is not None:
+            col.pending.pop(post_key)
+        if error:
+            example = _describe(method, url, answer, failure)
+            col.tally.example(error, example)
+            _log_failure(error, example)
+        if last or error:
+            self._new_connection()
+        nbytes = answer.nbytes if answer is not None else 0
+        self.fire(request_type=method, name=op, response_time=latency, response_length=nbytes,
+                  exception=failure, context={}, url=url, start_time=started, response=None)
         return error, nbytes, latency
 
-    def _validate(self, op: str, target: Target, resp, qs: str, want: AdExpectation | None) -> str | None:
-        status = resp.status_code
-        if status == 0:  # no HTTP answer: reset, refused or timed out (§7.6)
-            return f"{op} connection error"
-        content = resp.content or b""
-        cookies = resp.headers.getlist("set-cookie") if resp.headers is not None else []
+    def _validate(self, op: str, target: Target, answer: Answer, qs: str, want: AdExpectation | None) -> str | None:
+        status, content = answer.status, answer.body
         files = self.col.files
         expected = files.get(target.d, target.cls, target.num)
         if op == STATIC:
             return check_static(status, content, expected)
+        cookies = answer.values("set-cookie")
         if op == CAD:
             error = check_cad(status, cookies, content, qs.encode(), DYN.encode(), files,
                               (target.d, target.cls, target.num), want)
@@ -453,20 +463,20 @@ class SpecwebUser(FastHttpUser):
         return check_dynamic(op, status, cookies, content, qs.encode(), script.encode(), expected)
 
     def _new_connection(self) -> None:
-        """Drop the pooled socket so the next request opens a new TCP connection (§3.3)."""
-        self.client.client.clientpool.close()
+        """Close the socket so the next request opens a new TCP connection (§3.3)."""
+        self.conn.close()
         self.plan.abandon()
 
 
 _FAILURES_LOGGED: dict[str, int] = {}
 
 
-def _describe(method: str, url: str, resp) -> str:
+def _describe(method: str, url: str, answer: Answer | None, failure: Exception | None) -> str:
     """What came back for a failed check: request, status, length, Set-Cookie and the body's start."""
-    body = resp.content or b""
-    cookies = resp.headers.getlist("set-cookie") if resp.headers else []
+    if answer is None:
+        return "%s %s -> %s" % (method, url, failure)
     return "%s %s -> %s, %d bytes, Set-Cookie %s, body starts %r" % (
-        method, url, resp.status_code, len(body), cookies, body[:80])
+        method, url, answer.status, len(answer.body), answer.values("set-cookie"), bytes(answer.body[:80]))
 
 
 def _log_failure(error: str, example: str) -> None:
@@ -474,11 +484,3 @@ def _log_failure(error: str, example: str) -> None:
     seen = _FAILURES_LOGGED[error] = _FAILURES_LOGGED.get(error, 0) + 1
     if seen <= 3:
         log.warning("%s: %s", error, example)
-
-
-def _response_bytes(resp) -> int:
-    """Bytes received: the status line, header lines, blank line and body (§4's R)."""
-    if resp.headers is None:
-        return len(resp.content or b"")
-    head = 17 + sum(len(k) + len(v) + 4 for k, v in resp.headers.items()) + 2
-    return head + len(resp.content or b"")
