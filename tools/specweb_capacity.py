@@ -7,20 +7,46 @@ For each N: (re)generate a file set sized for N (spec formula, or --dirs), start
 --resolution. Prints every run and the result with the machine description.
 
     tools/specweb_capacity.py --start 50 --max 3200 --warmup 10 --measure 30
+    tools/specweb_capacity.py --start 1500 --max 1500 --dirs 20 --locust-workers 2   # one N only
+
+Each line shows the load generator's CPU per operation (all locust processes, in the measurement
+interval) and x15g's CPU (master, workers and reaped CGI children, over the whole run).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadtests import cli as lr  # noqa: E402
 from loadtests.specweb_summary import machine  # noqa: E402
 from x15g.specweb.fileset import directory_count  # noqa: E402
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process `pid` and its children (x15g's master and workers; reaped CGI children
+    count in their parent's cutime/cstime)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run_once(work: Path, n: int, args: argparse.Namespace, sized: list[int]) -> dict:
@@ -33,13 +59,17 @@ def run_once(work: Path, n: int, args: argparse.Namespace, sized: list[int]) -> 
     port = lr.free_port()
     server = lr.start_server(work / "docroot", port, args.server_workers, work / "x15g.log")
     out = work / ("summary-%d.json" % n)
+    cpu0, t0 = tree_cpu_seconds(server.pid), time.time()
     try:
         cmd = lr.locust_command("http://127.0.0.1:%d" % port, n, dirs, args.warmup, args.measure, args.rampdown,
                                 max(10.0, n / 2), str(out), False, [])
         lr.run_locust(cmd, args.locust_workers, args.warmup + args.measure + args.rampdown + 300)
+        server_cpu = 100 * (tree_cpu_seconds(server.pid) - cpu0) / (time.time() - t0)
     finally:
         lr.stop(server)
-    return json.loads(out.read_text()) if out.exists() else {"valid": False, "reasons": ["no summary"]}
+    s = json.loads(out.read_text()) if out.exists() else {"valid": False, "reasons": ["no summary"]}
+    s["x15g_cpu_pct_of_a_core"] = round(server_cpu, 1)  # over the whole locust run, ramp-up included
+    return s
 
 
 def search(args: argparse.Namespace) -> tuple[int, list[dict]]:
@@ -53,9 +83,12 @@ def search(args: argparse.Namespace) -> tuple[int, list[dict]]:
         s = run_once(work, n, args, sized)
         s["N_tried"] = n
         runs.append(s)
-        print("N=%-6d valid=%-5s conforming %s/%s (%.1f%%) errors %s%s" % (
-            n, s.get("valid"), s.get("conforming"), s.get("users"), s.get("conforming_pct", 0),
-            s.get("error_count"), "" if s.get("valid") else "  " + "; ".join(s.get("reasons", []))), flush=True)
+        ops = sum(s.get("ops_per_s", {}).values())
+        print("N=%-6d valid=%-5s conforming %s/%s (%.1f%%) errors %s, %.0f validated ops/s, locust %s us/op, "
+              "x15g %s%% of a core%s" % (
+                  n, s.get("valid"), s.get("conforming"), s.get("users"), s.get("conforming_pct", 0),
+                  s.get("error_count"), ops, s.get("client_cpu_us_per_op"), s.get("x15g_cpu_pct_of_a_core"),
+                  "" if s.get("valid") else "  " + "; ".join(s.get("reasons", []))), flush=True)
         return bool(s.get("valid"))
 
     good, bad, n = 0, 0, args.start
