@@ -172,7 +172,7 @@ class Collector:
     def begin_measurement(self, start: float) -> None:
         """The ramp-up is over: the measurement interval starts at `start`."""
         self.params.measure_start = start
-        self.tally.window = self.params.window
+        self.tally.set_window(self.params.window)
 
     def cpu_seconds(self) -> float:
         """This process's CPU seconds inside the measurement interval (so far)."""

@@ -46,6 +46,7 @@ class UserMeter:
     requests: int = 0
     run_bits: float = 0.0  # over the whole run, for "conforming now"
     run_seconds: float = 0.0
+    ramp_span: tuple[float, float, float] | None = None  # last (start, end, bits) before the window was known
 
     def rate(self) -> float:
         """Average bit rate over the measured wall time (0 when nothing was measured)."""
@@ -84,16 +85,32 @@ class Tally:
         # only the part inside the measurement interval counts (§4: warm-up and ramp-down are not
         # measured), so a long paced sleep straddling a boundary is split, not lost or doubled.
         ws, we = self.window
-        overlap = min(end, we) - max(started, ws)
-        if overlap > 0:
-            meter.bits += 8 * nbytes * overlap / (end - started)
-            meter.seconds += overlap
+        if ws == math.inf:  # ramp-up: a long paced span may still reach into the coming window
+            meter.ramp_span = (started, end, 8.0 * nbytes)
+            return
+        self._count(meter, started, end, 8.0 * nbytes)
         if not ws <= done < we:
             return
         meter.requests += 1
         self.ops[op] += 1
         self.latency_sum[op] += latency_ms
         self.latency.setdefault(op, Counter())[latency_bucket(latency_ms)] += 1
+
+    def _count(self, meter: UserMeter, started: float, end: float, bits: float) -> None:
+        """Count the part of span [started, end] delivering `bits` that lies inside the window."""
+        ws, we = self.window
+        overlap = min(end, we) - max(started, ws)
+        if overlap > 0:
+            meter.bits += bits * overlap / (end - started)
+            meter.seconds += overlap
+
+    def set_window(self, window: tuple[float, float]) -> None:
+        """The ramp-up is over: measure in `window`, counting the spans recorded before that reach into it."""
+        self.window = window
+        for meter in self.users.values():
+            if meter.ramp_span is not None:
+                self._count(meter, *meter.ramp_span)
+                meter.ramp_span = None
 
     def example(self, check: str, text: str) -> None:
         """Keep `text` as the latest example of the failed check `check`."""

@@ -160,3 +160,14 @@ def test_static_only_is_never_valid():
     run_user(tally, "0:0", 400_000)
     s = summarize(tally, {"N": 1, "users_at_start": 1, "static_only": True}, [])
     assert not s["valid"] and s["reasons"] == ["dynamic operations switched off (static only): not a SPECweb99-like run"]
+
+
+def test_span_recorded_in_the_ramp_up_counts_once_the_window_is_known():
+    tally = Tally()  # ramp-up: the window is not known yet
+    meter = tally.add_user("0:0", 0.0)
+    tally.record(meter, STATIC, 90.0, 90.5, 1_000_000, 19.5, 5.0, None)  # 8 Mbit over [90, 110]
+    assert meter.seconds == 0
+    tally.set_window(WINDOW)
+    assert meter.bits == pytest.approx(4e6) and meter.seconds == pytest.approx(10.0)
+    tally.set_window(WINDOW)  # counted once
+    assert meter.seconds == pytest.approx(10.0)
