@@ -1,27 +1,34 @@
 """SPECweb99-like load for x15g (or any server with the same operations), validated byte for byte.
 
-Run (see also `make loadtest`, `make loadtest-ui` and tools/loadtest_run.py):
+Run it with `x15g-loadtest` (loadtests/cli.py; `make loadtest`, `make loadtest-ui`), or with locust:
 
-    locust -f loadtests/specweb99.py --config loadtests/locust.conf --host http://127.0.0.1:8000 \
-        --headless -u 20 -r 10 --specweb-dirs 3 --summary-json summary.json
+    locust -f $(x15g-loadtest --print-locustfile) --headless --host http://127.0.0.1:8000 \
+        -u 20 -r 10 --specweb-dirs 3 --specweb-warmup 10 --specweb-measure 30 --summary-json summary.json
 
 Each locust user is one simulated connection (specweb99-like.md §4): it draws the operation
 (§3.1) and the file (§3.2), keeps HTTP/1.1 connections for k requests (§3.3), paces itself to
-400 kbit/s (§4) and checks every answer byte for byte against files it rebuilds itself (§7).
-Failed checks are locust failures named after the check ("static body mismatch", ...).
-The master (or the single local process) sends Reset before the run (§7.1), stops the run after
-warm-up + measurement + ramp-down, checks post.log (§7.5) and prints the summary (§8); the exit
-code is 0 for a valid run and 1 otherwise.
+400 kbit/s (§4) and checks every answer byte for byte against files it rebuilds itself (§7),
+through the lean client of specweb_client.py. Every request goes to locust's statistics under its
+operation's name; a failed check is a locust failure named after the check ("static body
+mismatch", ...). The master (or the single local process) sends Reset before the run (§7.1),
+waits until all N users run (the ramp-up), then runs warm-up, measurement and ramp-down; after the
+ramp-down it collects the workers' final reports, checks post.log (§7.5), prints the summary (§8)
+and only then stops the run, so the web UI's SPECweb99 tab (specweb_ui.py) shows the final
+verdict. The exit code is 0 for a valid run and 1 otherwise; the summary also goes into locust's
+--html report and PREFIX_specweb99.csv beside its --csv files.
 
-Distributed: `locust -f loadtests/specweb99.py --master ...` plus `locust -f loadtests/specweb99.py
---worker --master-host HOST` on each load machine. Workers get the run parameters from the master
-and send their per-user tallies and POST records back when the run stops; each user is counted
-once (keyed by worker index and user index).
+Distributed: `x15g-loadtest --expect-workers K --master-bind 0.0.0.0:5557 ...` (or locust's own
+`--master`) plus `x15g-loadtest --worker MASTER` (`locust -f ... --worker --master-host MASTER`)
+on each load machine. Workers get the run parameters and the start of the measurement interval
+from the master, add their tallies to locust's stats reports every 3 s (the live tab) and send
+their final tallies and POST records when asked; each user is counted once (keyed by worker index
+and user index).
 
 Options (also as LOCUST_SPECWEB_* environment variables or in locust.conf): --specweb-dirs D
 (0 = the §2.1 formula for N), --specweb-seed (file-content seed, the generator's --seed),
 --specweb-run-seed (request RNG; 0 = random, printed in the summary), --specweb-warmup,
---specweb-measure, --specweb-rampdown (seconds), --summary-json PATH.
+--specweb-measure, --specweb-rampdown (seconds), --specweb-rampup-limit (seconds to wait for all N
+users), --specweb-static-only, --summary-json PATH.
 """
 
 from __future__ import annotations
