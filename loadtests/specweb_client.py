@@ -11,9 +11,14 @@ byte. The locustfile reports every request to locust's statistics itself.
 
 from __future__ import annotations
 
+import select
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from gevent.monkey import get_original
+
+_poll = get_original("select", "poll")  # a non-blocking readiness check, never a greenlet switch
 
 MAX_HEAD = 64 * 1024  # an answer head larger than this is a protocol error
 
@@ -58,6 +63,9 @@ class Connection:
     def exchange(self, request: bytes) -> Answer:
         """Send one complete request and read its answer (OSError on any network or protocol failure)."""
         sock = self.sock
+        if sock is not None and _closed_by_peer(sock):
+            self.close()  # the server closed it while we slept out the pacing (its keep-alive timeout)
+            sock = None
         if sock is None:
             sock = self.sock = socket.socket(self.family, socket.SOCK_STREAM)
             sock.settimeout(self.timeout)
@@ -72,6 +80,13 @@ class Connection:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """True when an idle kept-alive connection is readable (EOF, a reset or stray bytes): not reusable."""
+    poller = _poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def read_answer(sock: socket.socket) -> Answer:
