@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -215,9 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     dirs = args.dirs or directory_count(users)
     rate = args.spawn_rate or max(10.0, users / 5)
     server = None
+    scratch = None  # a work directory of ours, removed at the end
     host = args.host.rstrip("/")
     if not host:
-        root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="x15g-loadtest-"))
+        if not args.root:
+            scratch = tempfile.mkdtemp(prefix="x15g-loadtest-")
+        root = Path(args.root or scratch)
         root.mkdir(parents=True, exist_ok=True)
         docroot = make_fileset(root, users, dirs)
         port = args.port or free_port()
@@ -235,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             stop(server)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

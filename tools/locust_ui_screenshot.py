@@ -246,6 +246,7 @@ def main() -> int:
     finally:
         browser.close()
         stop_all(procs)
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
