@@ -8,6 +8,7 @@ For each N: (re)generate a file set sized for N (spec formula, or --dirs), start
 
     tools/specweb_capacity.py --start 50 --max 3200 --warmup 10 --measure 30
     tools/specweb_capacity.py --start 1500 --max 1500 --dirs 20 --locust-workers 2   # one N only
+    tools/specweb_capacity.py --floor 1500 --start 2000 --max 2000 --resolution 250 --dirs 20 --locust-workers 2
 
 Each line shows the load generator's CPU per operation (all locust processes, in the measurement
 interval) and x15g's CPU (master, workers and reaped CGI children, over the whole run).
@@ -91,7 +92,7 @@ def search(args: argparse.Namespace) -> tuple[int, list[dict]]:
                   "" if s.get("valid") else "  " + "; ".join(s.get("reasons", []))), flush=True)
         return bool(s.get("valid"))
 
-    good, bad, n = 0, 0, args.start
+    good, bad, n = args.floor, 0, args.start
     while n <= args.max:
         if not attempt(n):
             bad = n
@@ -114,6 +115,7 @@ def main() -> int:
     ap.add_argument("--start", type=int, default=50)
     ap.add_argument("--max", type=int, default=3200)
     ap.add_argument("--resolution", type=int, default=10, help="stop bisecting when the gap is this small")
+    ap.add_argument("--floor", type=int, default=0, help="an N already found valid: bisect down to it, not to 0")
     ap.add_argument("--dirs", type=int, default=0, help="file-set directories (0: the spec formula for each N)")
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--measure", type=float, default=30)
