@@ -127,14 +127,17 @@ def main() -> int:
     args = ap.parse_args()
     best, runs = search(args)
     m = machine()
-    print("\nx15g maximum SPECweb99-like conforming connections: %d (timing %s/%s/%s s, %s; x15g --workers %d, "
-          "locust workers %d)" % (best, args.warmup, args.measure, args.rampdown,
-                                  runs[-1].get("timing", "?") if runs else "?", args.server_workers, args.locust_workers))
+    score = max((r.get("score", 0) for r in runs if r.get("valid") and r.get("N_tried") == best), default=0)
+    print("\nx15g SPECweb99-like result: largest valid N %d, score %d conforming connections (timing %s/%s/%s s, %s; "
+          "x15g --workers %d, locust workers %d)" % (
+              best, score, args.warmup, args.measure, args.rampdown, runs[-1].get("timing", "?") if runs else "?",
+              args.server_workers, args.locust_workers))
     print("machine: %s cores, %s, %.1f GB RAM (load generator on the same machine)" % (
         m["nproc"], m["cpu"], m["ram_bytes"] / 2**30))
     print("command: %s" % " ".join(sys.argv))
     if args.json:
-        Path(args.json).write_text(json.dumps({"max_conforming": best, "machine": m, "runs": runs}, indent=2))
+        Path(args.json).write_text(json.dumps({"largest_valid_n": best, "score": score, "machine": m, "runs": runs},
+                                              indent=2))
     return 0
 
 
