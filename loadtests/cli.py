@@ -136,7 +136,7 @@ def run_locust(cmd: list[str], workers: int, timeout: float | None, expect_worke
     try:
         return master.wait(timeout)
     except (KeyboardInterrupt, subprocess.TimeoutExpired):
-        master.send_signal(signal.SIGINT)
+        master.send_signal(signal.SIGTERM)  # locust's own shutdown (SIGINT may be ignored in a background job)
         return master.wait(30)
     finally:
         for p in procs:
@@ -189,9 +189,14 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry; see the module docstring."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops locust and x15g like Ctrl-C does
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
     args = parser().parse_args(argv)
