@@ -14,7 +14,7 @@ The hand-over cost is the difference in server CPU time per request between isol
 in-process (both measured over the whole process group: worker, handlers, spare), in
 microseconds: what passing the socket, the handler's side and the report add per request.
 
-    flock /tmp/x15g-bench.lock .venv/bin/python tools/isolate_bench.py --duration 5s --warmup 1s --reps 3
+    .venv/bin/python -m tools.isolate_bench --duration 5s --warmup 1s --reps 3
 """
 
 from __future__ import annotations
@@ -22,16 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import bench  # noqa: E402
-import bench_servers as srv  # noqa: E402
-import bench_workload as wl  # noqa: E402
+from tools import bench
+from tools import bench_servers as srv
+from tools import bench_workload as wl
 
 from x15g.specweb import fileset  # noqa: E402
 from x15g.specweb.fileset_cli import write_state  # noqa: E402
@@ -59,7 +55,7 @@ http {{
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tools/isolate_bench.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.isolate_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", default="dyn,wsgi", help="comma-separated: dyn, wsgi (default: %(default)s)")
     p.add_argument("--peers", default="gunicorn,granian", help="app servers behind nginx for wsgi, if installed; '' for none")
