@@ -29,8 +29,7 @@ def run_worker(settings: Settings, listeners: list[socket.socket], worker_id: in
     drop_privileges(settings.user, settings.group)
 
     def ready() -> None:
-        os.write(ready_fd, b"1")
-        os.close(ready_fd)
+        os.write(ready_fd, b"1")  # the fd closes when the worker exits (or reports a failure)
 
     return Worker(settings, listeners, worker_id, on_ready=ready, watch_parent=True).serve()
 
@@ -74,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"x15g: error: {exc}\n")
         return 2
     metrics.run_dir = metrics.make_run_dir()  # workers publish their counters here (admin endpoints)
+    supervisor.ledger = metrics.MasterLedger(metrics.run_dir)  # keeps exited workers' totals
     if settings.user is not None or settings.group is not None:
         from x15g.server.privileges import target_ids
 
