@@ -687,7 +687,7 @@ class Connection:
                 else:
                     data = self._recv(wait_until)
             except ConnectionTimeout:
-                ctx.counters.timeouts += 1
+                ctx.counters.head_timed_out(not buf and not first)
                 if not buf:
                     return None, b""
                 raise HTTPError(408, "request head not received in time", close=True) from None
@@ -749,7 +749,7 @@ class Connection:
             try:
                 data = self._recv(_monotonic() + ctx.body_timeout)
             except ConnectionTimeout:
-                ctx.counters.timeouts += 1
+                ctx.counters.timeouts_body += 1
                 raise HTTPError(408, "request body not received in time", close=True) from None
             except OSError:
                 raise PeerGone() from None
