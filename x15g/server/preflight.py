@@ -25,10 +25,14 @@ _close = monkey.get_original("os", "close")
 def check_startup(settings: Settings, import_app: bool = False) -> None:
     """Raise OptionError/ConfigError for the first thing a start would trip over."""
     if settings.user is not None or settings.group is not None:
+        name = "user" if settings.user is not None else "group"
         try:
-            target_ids(settings.user, settings.group)
+            uid, gid = target_ids(settings.user, settings.group)
         except ConfigError as exc:
             raise OptionError("user" if "--user" in str(exc) else "group", str(exc)) from None
+        if os.geteuid() != 0 and (uid not in (-1, os.geteuid()) or gid not in (-1, os.getegid())):
+            raise OptionError(name, f"--{name} {getattr(settings, name)!r}: switching to it needs the "
+                                    f"server to be started as root (or as that user)")
     if settings.wsgi:
         from x15g.app.wsgi import check_app_spec, load_app
 
