@@ -104,7 +104,7 @@ class StopLoad:
     def _connect(self) -> socket.socket | None:
         try:
             return socket.create_connection(("127.0.0.1", self.port), timeout=15)
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):  # nothing was written
             with self.lock:
                 self.refused += 1
             return None
