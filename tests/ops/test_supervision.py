@@ -114,6 +114,23 @@ def test_worker_failing_at_start_backs_off(docroot: Path) -> None:
     assert max(fds) - min(fds) <= 2  # a ready pipe (closed at reap) and master.json being written
 
 
+def test_planned_exit_is_replaced_at_once(docroot: Path) -> None:
+    """A worker that exits with status 0 after serving (recycling) is not a failure: no backoff."""
+    with ServerProcess(docroot, "--wsgi", "tests.ops.startup_apps:app", "--wsgi-prefix", "/app/", workers=1,
+                       env=APP_ENV) as server:
+        for round_ in range(3):
+            (old,) = wait_workers(server.pid, 1)
+            assert fetch(server, "/app/exit")[2] == b"ok\n"
+            assert wait_for(lambda: old not in worker_pids(server.pid), 5)
+            gone = time.monotonic()
+            assert wait_for(lambda: len(worker_pids(server.pid)) == 1, 5)
+            replaced = time.monotonic() - gone
+            assert fetch(server, "/app/x")[2] == b"ok\n"
+            assert replaced < 0.5, replaced
+        assert len(_log_lines(server, "exited by itself after serving; replacing it")) == 3
+        assert _log_lines(server, "backoff") == []
+
+
 def _write_conf(path: Path, docroot: Path, app: str) -> None:
     path.write_text(f"root = {docroot}\nwsgi = {app}\nwsgi-prefix = /app/\ngraceful-timeout = 3\n")
 
