@@ -474,6 +474,8 @@ class Supervisor:
         self._signal_workers(signal.SIGUSR1)
 
     def handle_ttin(self) -> None:
+        if self.stopping:
+            return
         if self.reload is not None:
             log.warning("SIGTTIN ignored: a reload is in progress")
             return
@@ -481,7 +483,7 @@ class Supervisor:
         log.info("SIGTTIN: %d workers", self.target)
 
     def handle_ttou(self) -> None:
-        if self.target <= 1 or self.reload is not None:
+        if self.target <= 1 or self.reload is not None or self.stopping:
             return
         self.target -= 1
         log.info("SIGTTOU: %d workers", self.target)
@@ -494,6 +496,8 @@ class Supervisor:
 
     def handle_hup(self) -> None:
         """Reload: start the new generation; `_advance_reload` commits or rolls back."""
+        if self.stopping:
+            return
         if self.reload is not None:
             log.warning("SIGHUP ignored: generation %d is still starting", self.generation)
             return
