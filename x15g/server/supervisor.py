@@ -11,9 +11,9 @@ Every fd the master opens for a worker (its ready pipe) is closed when the worke
 is reaped. The master runs no gevent hub, so it uses the unpatched `os` calls: gevent's `os.close`
 defers the close to a hub callback that never runs here (the leak of a pipe per spawn).
 
-Respawn: a worker that dies young (before reporting ready, or within `STABLE_AFTER` of it) is
-respawned with exponential backoff, up to one spawn per `MAX_BACKOFF` per slot, and each distinct
-failure is logged once. A worker that exits with status 0 after serving (a planned exit, e.g.
+Respawn: a worker that dies young (before reporting ready, or within `STABLE_AFTER` of it twice
+in a row) is respawned with exponential backoff, up to one spawn per `MAX_BACKOFF` per slot, and
+each distinct failure is logged once. A worker that served and was killed is replaced at once. A worker that exits with status 0 after serving (a planned exit, e.g.
 request-count recycling) is replaced at once.
 
 SIGHUP is a transaction: the new generation must report ready within its `--graceful-timeout`;
@@ -151,6 +151,7 @@ RETIRING = -1
 class SlotBackoff:
     failures: int = 0  # consecutive young deaths
     next_spawn: float = 0.0  # monotonic time before which the slot is not respawned
+    backed_off: bool = False  # a respawn of this slot was delayed since it last served steadily
 
 
 @dataclass
@@ -406,11 +407,15 @@ class Supervisor:
             log.info("worker %d (pid %d) exited by itself after serving; replacing it", worker.worker_id, worker.pid)
             state.failures, state.next_spawn = 0, 0.0
             return
-        if worker.ready and now - worker.ready_at >= STABLE_AFTER:
+        young = not worker.ready or now - worker.ready_at < STABLE_AFTER
+        if not young or state.failures == 0 and worker.ready:
+            # A worker that served and died (a kill, a crash) is replaced at once; only a second
+            # quick death in a row (a crash loop after start) backs off.
             log.warning("worker %d (pid %d) %s; replacing it", worker.worker_id, worker.pid, self._why(worker, code))
-            state.failures, state.next_spawn = 0, 0.0
+            state.failures, state.next_spawn = (1 if young else 0), 0.0
             return
         state.failures += 1
+        state.backed_off = True
         delay = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** (state.failures - 1))
         state.next_spawn = now + delay
         why = self._why(worker, code)
@@ -426,9 +431,10 @@ class Supervisor:
             state = self.backoff.get(worker.worker_id)
             if state is not None and state.failures and worker.ready and now - worker.ready_at >= STABLE_AFTER \
                     and worker.generation == self.generation:
-                log.info("worker %d serving again after %d failed start(s)", worker.worker_id, state.failures)
-                state.failures = 0
-                self.logged_failures.clear()
+                if state.backed_off:
+                    log.info("worker %d serving again after %d failure(s)", worker.worker_id, state.failures)
+                    self.logged_failures.clear()
+                state.failures, state.backed_off = 0, False
 
     def _signal_workers(self, signum: int, generation: int | None = None) -> None:
         for pid, worker in list(self.workers.items()):
