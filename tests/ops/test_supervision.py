@@ -72,6 +72,7 @@ def test_reloads_and_respawns_leak_no_fd(docroot: Path) -> None:
             os.kill(victim, signal.SIGKILL)
             assert wait_for(lambda: len(worker_pids(server.pid)) == 2 and victim not in worker_pids(server.pid), 10)
             pids = set(worker_pids(server.pid))
+            _settled_fds(server.pid)  # the replacement is ready: killing it earlier is a start failure
         respawns = time.monotonic() - started
         after_kills = _settled_fds(server.pid)
         assert get(server.port, "/hello.txt") == (200, b"hello, world\n")
