@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.helpers import Hammer, fd_count, get, wait_for, wait_workers, worker_pids
-from tests.hardening.stopload import StopLoad, post_log_clients
-from tests.ops.helpers import APP_ENV, fetch
-from tests.serverproc import ServerProcess
+from tests.support.clients import Hammer, fetch, get
+from tests.support.server import APP_ENV, ServerProcess
+from tests.support.stopload import StopLoad, post_log_clients
+from tests.support.waiting import fd_count, wait_for, wait_workers, worker_pids
 from x15g.specweb import fileset_cli
 
 CYCLES = int(os.environ.get("X15G_TEST_CYCLES", "20"))

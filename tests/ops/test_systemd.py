@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.helpers import get, wait_for, wait_workers, worker_pids
-from tests.serverproc import REPO, free_port
+from tests.support.clients import get
+from tests.support.server import REPO, free_port
+from tests.support.waiting import wait_for, wait_workers, worker_pids
 
 UNITS = ("x15g.service", "x15g.socket")
 

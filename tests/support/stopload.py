@@ -7,7 +7,6 @@ per request (`fresh`) or on one keep-alive connection (`keepalive`). Every reque
 - unanswered: the request was written in full, then the connection closed or reset without an
   answer: the client cannot tell whether it was processed. The stop must leave none.
 
-Runnable as a script for the figures (`python -m tests.hardening.stopload --help`).
 """
 
 from __future__ import annotations
