@@ -79,6 +79,9 @@ class ListenerSet:
         self.per_worker: list[BindSpec] = []
         self.slots: dict[int, list[socket.socket]] = {}
         self.shared: list[socket.socket] = list(inherited or ())  # systemd socket activation
+        # systemd keeps its own copy of an inherited socket: connections queued on it wait for
+        # the next start, so a stop must leave it taking them (no filter).
+        self.inherited = bool(inherited)
         for text in settings.bind if not inherited else ():
             spec = parse_bind(text)
             if self.reuse_port and not spec.is_unix:
@@ -118,7 +121,8 @@ class ListenerSet:
         for slot in list(self.slots):
             self.retire_slot(slot)
         for sock in self.shared:
-            refuse_new_connections(sock)
+            if not self.inherited:
+                refuse_new_connections(sock)
             sock.close()
         self.shared = []
 
