@@ -24,14 +24,19 @@ def post_bytes(client: int, close: bool) -> bytes:
     return FORM_HEAD % (len(body), b"Connection: close\r\n" if close else b"") + body
 
 
+def _recv(sock: socket.socket) -> bytes:
+    """The next bytes, or b"" when the connection ended (EOF or reset)."""
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
 def read_answer(sock: socket.socket) -> tuple[int, bool] | None:
     """(status, server closes) of one answer, or None when the connection ended before a full one."""
     data = b""
     while b"\r\n\r\n" not in data:
-        try:
-            chunk = sock.recv(65536)
-        except OSError:
-            return None
+        chunk = _recv(sock)
         if not chunk:
             return None
         data += chunk
@@ -48,10 +53,7 @@ def read_answer(sock: socket.socket) -> tuple[int, bool] | None:
         elif name == b"connection" and value.strip().lower() == b"close":
             closes = True
     while len(rest) < length:
-        try:
-            chunk = sock.recv(65536)
-        except OSError:
-            return None
+        chunk = _recv(sock)
         if not chunk:
             return None
         rest += chunk
@@ -70,9 +72,8 @@ class StopLoad:
         self.unsent = 0  # the write failed: the client knows it was not delivered
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._fresh, args=(t,), daemon=True) for t in range(fresh)]
-        self.threads += [threading.Thread(target=self._keepalive, args=(fresh + t,), daemon=True)
-                         for t in range(keepalive)]
+        self.threads = [threading.Thread(target=self._run, args=(t, t >= fresh), daemon=True)
+                        for t in range(fresh + keepalive)]
 
     def __enter__(self) -> "StopLoad":
         for thread in self.threads:
@@ -86,10 +87,6 @@ class StopLoad:
         self.stopping.set()
         for thread in self.threads:
             thread.join(30)
-
-    @property
-    def total(self) -> int:
-        return len(self.acked) + len(self.unanswered) + len(self.other)
 
     def _record(self, client: int, answer: tuple[int, bool] | None, why: str = "closed") -> None:
         with self.lock:
@@ -108,28 +105,8 @@ class StopLoad:
                 self.refused += 1
             return None
 
-    def _fresh(self, t: int) -> None:
-        i = 0
-        while not self.stopping.is_set():
-            sock = self._connect()
-            if sock is None:
-                time.sleep(0.005)
-                continue
-            client = t * 1_000_000 + i
-            i += 1
-            try:
-                try:
-                    sock.sendall(post_bytes(client, close=True))
-                except OSError:
-                    # Not written in full: the client knows it was not delivered.
-                    with self.lock:
-                        self.unsent += 1
-                    continue
-                self._record(client, read_answer(sock))
-            finally:
-                sock.close()
-
-    def _keepalive(self, t: int) -> None:
+    def _run(self, t: int, keepalive: bool) -> None:
+        """POST until stopped: on one keep-alive connection, or on a new one per request."""
         i = 0
         sock = None
         while not self.stopping.is_set():
@@ -141,16 +118,15 @@ class StopLoad:
             client = t * 1_000_000 + i
             i += 1
             try:
-                sock.sendall(post_bytes(client, close=False))
-            except OSError:
-                sock.close()
-                sock = None
+                sock.sendall(post_bytes(client, close=not keepalive))
+            except OSError:  # not written in full: the client knows it was not delivered
                 with self.lock:
                     self.unsent += 1
-                continue
-            answer = read_answer(sock)
-            self._record(client, answer)
-            if answer is None or answer[1]:
+                answer = None
+            else:
+                answer = read_answer(sock)
+                self._record(client, answer)
+            if not keepalive or answer is None or answer[1]:
                 sock.close()
                 sock = None
         if sock is not None:
@@ -161,4 +137,4 @@ def post_log_clients(path: str) -> list[int]:
     """The `client` numbers of every record in a post log (specweb99-like.md §5.6: 139-byte records)."""
     with open(path, "rb") as f:
         data = f.read()
-    return [int(data[11 + 139 * i + 45:11 + 139 * i + 55]) for i in range((len(data) - 11) // 139)]
+    return [int(data[11 + 139 * i + 45:11 + 139 * i + 55]) for i in range(max(0, len(data) - 11) // 139)]
