@@ -12,7 +12,7 @@ class Counters:
     __slots__ = (
         "started", "connections_total", "connections_open", "connections_idle", "requests",
         "bytes_sent", "bodies_memory", "bodies_sendfile", "errors_protocol",
-        "idle_closes", "timeouts_header", "timeouts_body", "accept_errors", "ready_answers",
+        "idle_closes", "timeouts_header", "timeouts_body", "timeouts_send", "accept_errors", "ready_answers",
     )
 
     def __init__(self) -> None:

@@ -334,6 +334,7 @@ def render_prometheus(total: dict[str, Any], workers: int, started: float,
     _family(out, "timeouts_total", "counter", "Connections closed because a client was too slow, by what it was slow at.")
     out.append(f'x15g_timeouts_total{{kind="header"}} {counters.get("timeouts_header", 0)}')
     out.append(f'x15g_timeouts_total{{kind="body"}} {counters.get("timeouts_body", 0)}')
+    out.append(f'x15g_timeouts_total{{kind="send"}} {counters.get("timeouts_send", 0)}')
     _family(out, "response_bodies_total", "counter", "Response bodies by how they were sent.")
     out.append(f'x15g_response_bodies_total{{kind="memory"}} {counters.get("bodies_memory", 0)}')
     out.append(f'x15g_response_bodies_total{{kind="sendfile"}} {counters.get("bodies_sendfile", 0)}')

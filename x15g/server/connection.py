@@ -424,7 +424,8 @@ class Connection:
             log.warning("%s: %s; closing the connection", self.peer, exc)
             self._ended(out)
             raise PeerGone() from None
-        except (OSError, ConnectionTimeout):  # the client stopped reading or went away
+        except (OSError, ConnectionTimeout) as exc:  # the client stopped reading or went away
+            self.ctx.counters.timeouts_send += isinstance(exc, ConnectionTimeout)
             self._ended(out)
             raise PeerGone() from None
         except BaseException:
