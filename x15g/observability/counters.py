@@ -15,6 +15,22 @@ class Counters:
         "idle_closes", "timeouts_header", "timeouts_body", "timeouts_send", "accept_errors", "ready_answers",
     )
 
+    started: float
+    connections_total: int
+    connections_open: int
+    connections_idle: int
+    requests: int
+    bytes_sent: int
+    bodies_memory: int
+    bodies_sendfile: int
+    errors_protocol: int
+    idle_closes: int
+    timeouts_header: int
+    timeouts_body: int
+    timeouts_send: int
+    accept_errors: int
+    ready_answers: int
+
     def __init__(self) -> None:
         self.started = time.time()
         for name in self.__slots__[1:]:

@@ -9,6 +9,7 @@ writing to the old file and says so once, rather than losing the log or the proc
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -24,8 +25,8 @@ class ErrorLogHandler(logging.handlers.WatchedFileHandler):
         super().__init__(path, mode="a", encoding="utf-8")
         self.failed_reopen = ""
 
-    def _open(self):  # type: ignore[no-untyped-def]
-        return open(self.baseFilename, self.mode, buffering=1, encoding=self.encoding, errors=self.errors)
+    def _open(self) -> io.TextIOWrapper:
+        return open(self.baseFilename, "a", buffering=1, encoding=self.encoding, errors=self.errors)
 
     def reopenIfNeeded(self) -> None:  # noqa: N802 (the stdlib's name; emit calls it)
         """The stdlib's check, but the old stream is closed only once the new one is open."""
@@ -56,7 +57,7 @@ class ErrorLogHandler(logging.handlers.WatchedFileHandler):
     def _reopen_failed(self, exc: OSError) -> None:
         """Keep the open stream (the old file); tell it once why the new one is not used."""
         message = f"cannot reopen the error log {self.baseFilename}: {exc.strerror or exc}"
-        if message != self.failed_reopen:
+        if message != self.failed_reopen and self.stream is not None:
             self.failed_reopen = message
             self.stream.write(message + "; still writing to the previous file\n")
 

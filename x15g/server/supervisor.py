@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -171,7 +172,7 @@ class Reload:
 class _Poller:
     """poll(2) over the wakeup pipe and the ready pipes of workers that are starting."""
 
-    poll: object = field(default_factory=_poll)
+    poll: select.poll = field(default_factory=_poll)
     fds: set[int] = field(default_factory=set)
 
     def add(self, fd: int) -> None:
