@@ -164,7 +164,8 @@ def test_failed_reload_keeps_the_old_generation(docroot: Path, tmp_path: Path, b
         _replace_all(server, old)
 
 
-def test_sigterm_during_a_reload_stops_at_once(docroot: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGQUIT], ids=["SIGTERM", "SIGQUIT"])
+def test_a_stop_during_a_reload_is_at_once(docroot: Path, tmp_path: Path, signum: int) -> None:
     conf = tmp_path / "x15g.conf"
     _write_conf(conf, docroot, "tests.ops.startup_apps:app")
     with ServerProcess(docroot, "--config", str(conf), workers=1, env=APP_ENV) as server:
@@ -173,10 +174,10 @@ def test_sigterm_during_a_reload_stops_at_once(docroot: Path, tmp_path: Path) ->
         server.signal(signal.SIGHUP)
         assert wait_for(lambda: len(worker_pids(server.pid)) == 2, 10)  # the new one hangs importing
         sent = time.monotonic()
-        server.signal(signal.SIGTERM)
+        server.signal(signum)
         assert server.proc.wait(10) == 0
         stopped = time.monotonic() - sent
-    print(f"SIGTERM during a reload: exit after {stopped:.2f} s")
+    print(f"{signal.Signals(signum).name} during a reload: exit after {stopped:.2f} s")
     assert stopped < 2.5
 
 
@@ -209,6 +210,24 @@ def test_stop_and_reload_leave_no_post_unanswered(tmp_path: Path, signum: int) -
     assert max(logged.values()) == 1
     if signum == signal.SIGHUP:
         assert load.refused == 0 and load.unsent == 0
+
+
+def test_removing_a_worker_leaves_no_post_unanswered(tmp_path: Path) -> None:
+    """SIGTTOU retires a slot for good: its socket refuses new connections before the worker drains."""
+    root = _specweb_root(tmp_path)
+    with ServerProcess(root, "--specweb", workers=3) as server:
+        assert fetch(server, RESET)[0] == 200
+        wait_workers(server.pid, 3)
+        with StopLoad(server.port, fresh=8, keepalive=2) as load:
+            assert wait_for(lambda: len(load.acked) > 200, 20)
+            server.signal(signal.SIGTTOU)
+            assert wait_for(lambda: len(worker_pids(server.pid)) == 2, 20)
+            at = len(load.acked)
+            assert wait_for(lambda: len(load.acked) > at + 200, 20)
+        logged = Counter(post_log_clients(str(tmp_path / "specweb_state" / "post.log")))
+    print(f"SIGTTOU: {len(load.acked)} acknowledged, {len(load.unanswered)} unanswered, {load.refused} refused")
+    assert load.unanswered == [] and load.other == [] and load.unsent == 0
+    assert all(logged[c] == 1 for c in load.acked) and max(logged.values()) == 1
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$")

@@ -161,3 +161,27 @@ def test_runs_like_the_unit(as_user: bool) -> None:
         assert not (run / "x15g.pid").exists()
     finally:
         shutil.rmtree(base)
+
+
+def test_notifier_speaks_sd_notify(tmp_path: Path) -> None:
+    """One datagram of KEY=VALUE lines, to a path or an abstract (@) address; a no-op without one."""
+    from x15g.server.notify import Notifier
+
+    assert Notifier({}).send("READY=1") is False
+    path = tmp_path / "n.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    abstract.bind(f"\0x15g-test-{os.getpid()}")
+    try:
+        env = {"NOTIFY_SOCKET": str(path), "OTHER": "1"}
+        notifier = Notifier(env)
+        assert env == {"OTHER": "1"}  # children (CGI) cannot notify on our behalf
+        notifier.reloading("reloading")
+        lines = listener.recv(4096).decode().splitlines()
+        assert lines[0] == "RELOADING=1" and lines[1].startswith("MONOTONIC_USEC=") and lines[2] == "STATUS=reloading"
+        Notifier({"NOTIFY_SOCKET": f"@x15g-test-{os.getpid()}"}).stopping("bye")
+        assert abstract.recv(4096) == b"STOPPING=1\nSTATUS=bye"
+    finally:
+        listener.close()
+        abstract.close()
