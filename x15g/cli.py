@@ -4,7 +4,9 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
+import io  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
@@ -59,7 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from x15g.server.supervisor import Supervisor
 
     def reload_settings() -> Settings:
-        fresh = load_settings(args)[0]
+        """SIGHUP: the configuration read again, with the start-up checks; ConfigError says why not."""
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(printed):  # the parser prints its one line and exits 2
+                fresh = load_settings(args)[0]
+        except SystemExit:
+            raise ConfigError(printed.getvalue().strip().removeprefix("x15g: error: ")) from None
         try:
             check_startup(fresh)
         except ConfigError as exc:

@@ -115,6 +115,18 @@ def test_worker_failing_at_start_backs_off(docroot: Path) -> None:
     assert max(fds) - min(fds) <= 2  # a ready pipe (closed at reap) and master.json being written
 
 
+def test_reload_with_a_bad_config_file_keeps_serving(docroot: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "x15g.conf"
+    conf.write_text(f"root = {docroot}\nworkers = 1\n")
+    with ServerProcess(docroot, "--config", str(conf)) as server:
+        (old,) = wait_workers(server.pid, 1)
+        conf.write_text(f"root = {docroot}\nworkers = 1\nworkers = 2\n")
+        server.signal(signal.SIGHUP)
+        line = wait_for(lambda: _log_lines(server, "SIGHUP: configuration not reloaded"), 10)[0]
+        assert f"{conf}:3: workers is already set on line 2" in line
+        assert worker_pids(server.pid) == [old] and get(server.port, "/hello.txt")[0] == 200
+
+
 def test_planned_exit_is_replaced_at_once(docroot: Path) -> None:
     """A worker that exits with status 0 after serving (recycling) is not a failure: no backoff."""
     with ServerProcess(docroot, "--wsgi", "tests.ops.startup_apps:app", "--wsgi-prefix", "/app/", workers=1,
