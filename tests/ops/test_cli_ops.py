@@ -70,6 +70,8 @@ def test_sample_production_config_checks(docroot: Path, tmp_path: Path) -> None:
     (("--user", "no-such-user-x15g"), "argument --user: --user 'no-such-user-x15g': no such user"),
     (("--wsgi", "nosuch_module_x15g:app"), "argument --wsgi: --wsgi 'nosuch_module_x15g:app': "),
     (("--wsgi", "tests.ops.import_fails:app"), "importing it failed: RuntimeError: this application cannot start"),
+    (("--specweb", "--specweb-state", "/nonexistent/x15g-state"), "argument --specweb-state: --specweb-state "
+                                                                  "'/nonexistent/x15g-state' is not a directory"),
 ])
 def test_check_config_rejects_what_a_start_rejects(docroot: Path, args: tuple[str, ...], message: str) -> None:
     # a start only locates a WSGI module (its workers import it, and back off if that fails)
@@ -100,7 +102,7 @@ def _check_log_dir(docroot: Path, logs: Path) -> None:
         result = run_x15g("--root", str(docroot), "--bind", "127.0.0.1:0", "--user", "nobody",
                           "--access-log", str(logs / "access.log"), *mode)
         assert result.returncode == 2, result.stderr
-        assert (f"argument --access-log: --access-log '{logs}/access.log' cannot be opened for writing by user "
+        assert (f"argument --access-log: --access-log: '{logs}/access.log' cannot be opened for writing by user "
                 f"nobody: Permission denied") in result.stderr
     os.chown(logs, 65534, 65534)
     result = run_x15g("--root", str(docroot), "--user", "nobody", "--access-log", str(logs / "access.log"), "--check-config")

@@ -3,8 +3,9 @@
 Everything that would otherwise make every worker fail at start (and the master respawn them in a
 loop) is checked once, in the master, with one clear error naming the option and where its value
 came from: the user and group exist, the WSGI module is found (imported, with `--check-config`),
-CGI directories exist, and the access and error logs can be opened for appending by the user the
-workers run as (checked in a forked child that drops to that user, as a worker would).
+CGI directories and the SPECweb state directory exist, and the access and error logs (and the
+post log) can be opened for appending by the user the workers run as (checked in a forked child
+that drops to that user, as a worker would).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from gevent import monkey
 
 from x15g.config import OptionError, Settings
 from x15g.errors import ConfigError
+from x15g.specweb.state import POST_LOG_FILE
 from x15g.server.privileges import drop_privileges, target_ids
 
 _fork = monkey.get_original("os", "fork")
@@ -47,13 +49,20 @@ def check_startup(settings: Settings, import_app: bool = False) -> None:
         directory = spec.partition("=")[2]
         if not os.path.isdir(directory):
             raise OptionError("cgi_dir", f"--cgi-dir {spec!r}: {directory!r} is not a directory")
+    if settings.specweb:
+        state = settings.specweb_state
+        if not os.path.isdir(state):
+            raise OptionError("specweb_state", f"--specweb-state {state!r} is not a directory "
+                                               f"(x15g-fileset creates it beside the file set)")
     logs = [(name, path) for name, path in (("access_log", settings.access_log), ("error_log", settings.error_log))
             if path and path != "-"]
+    if settings.specweb:
+        logs.append(("specweb_state", os.path.join(settings.specweb_state, POST_LOG_FILE)))
     for name, path in logs:
         problem = _appendable_as(path, settings.user, settings.group)
         if problem:
             who = f"user {settings.user}" if settings.user else "the server's user"
-            raise OptionError(name, f"--{name.replace('_', '-')} {path!r} cannot be opened for writing "
+            raise OptionError(name, f"--{name.replace('_', '-')}: {path!r} cannot be opened for writing "
                                     f"by {who}: {problem}")
 
 
