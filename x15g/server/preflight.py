@@ -49,15 +49,15 @@ def check_startup(settings: Settings, import_app: bool = False) -> None:
         directory = spec.partition("=")[2]
         if not os.path.isdir(directory):
             raise OptionError("cgi_dir", f"--cgi-dir {spec!r}: {directory!r} is not a directory")
+    state = settings.specweb_state or ""  # config.finish fills it in
     if settings.specweb:
-        state = settings.specweb_state
         if not os.path.isdir(state):
             raise OptionError("specweb_state", f"--specweb-state {state!r} is not a directory "
                                                f"(x15g-fileset creates it beside the file set)")
     logs = [(name, path) for name, path in (("access_log", settings.access_log), ("error_log", settings.error_log))
             if path and path != "-"]
     if settings.specweb:
-        logs.append(("specweb_state", os.path.join(settings.specweb_state, POST_LOG_FILE)))
+        logs.append(("specweb_state", os.path.join(state, POST_LOG_FILE)))
     for name, path in logs:
         problem = _appendable_as(path, settings.user, settings.group)
         if problem:
