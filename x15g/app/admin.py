@@ -176,6 +176,8 @@ class AdminResponder:
             "bytes": counters.get("bytes_sent", 0),
             "bodies": {"memory": counters.get("bodies_memory", 0), "sendfile": counters.get("bodies_sendfile", 0)},
             "ready_answers": counters.get("ready_answers", 0),  # repeated heads answered without the cache lookup
+            "keepalive_idle_closes": counters.get("idle_closes", 0),
+            "timeouts": {kind: counters.get(f"timeouts_{kind}", 0) for kind in ("header", "body", "send")},
             "cache": cache,
             "per_worker": [_worker_entry(s) for s in sorted(metrics.fresh(snaps), key=lambda s: (s["worker_id"], s["pid"]))],
         }
@@ -204,4 +206,5 @@ def _worker_entry(snap: dict[str, Any]) -> dict[str, Any]:
         "requests": counters.get("requests", 0),
         "bytes": counters.get("bytes_sent", 0),
         "cache": snap["cache"],
+        "process": snap.get("process", {}),  # cpu_seconds, rss_bytes, open_fds
     }
