@@ -216,7 +216,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("pid_file", None, optional_str, "write the master's PID to this file", "server"),
     Option("user", None, optional_str, "after binding, drop privileges to this user (when started as root)", "server"),
     Option("group", None, optional_str, "after binding, drop privileges to this group (when started as root)", "server"),
-    Option("timeout", 30.0, non_negative_float, "watchdog: a worker whose event loop is held this many seconds by one request (CPU-bound app code) logs the request and exits, and the master replaces it; 0 disables", "server"),
+    Option("timeout", 30.0, duration(0), "watchdog: a worker whose event loop is held this many seconds by one request (CPU-bound app code) logs the request and exits, and the master replaces it; 0 disables", "server"),
     Option("max_requests", 0, non_negative_int, "a worker that has served this many requests drains and exits with status 0 so the master starts a fresh one (memory leaks in apps); 0 disables", "server"),
     Option("max_requests_jitter", 0, non_negative_int, "add a random 0..N to --max-requests per worker, so workers do not recycle at the same moment", "server"),
     Option("forwarded_allow_ips", ("127.0.0.1", "::1"), address_list, "peers (addresses or CIDRs, comma-separated; * for any) whose Forwarded / X-Forwarded-For / X-Forwarded-Proto / X-Request-ID headers are believed: they set the client address and scheme (access log, admin access, apps); others' are ignored", "server"),

@@ -724,7 +724,7 @@ class Connection:
         try:
             return self._recv(_monotonic() + self.ctx.body_timeout)
         except ConnectionTimeout:
-            self.ctx.counters.timeouts += 1
+            self.ctx.counters.timeouts_body += 1
             raise HTTPError(408, "request body not received in time", close=True) from None
         except OSError:
             raise HTTPError(400, "client went away during the request body", close=True) from None
