@@ -401,8 +401,8 @@ class Supervisor:
 
     @staticmethod
     def _why(worker: WorkerProcess, code: int) -> str:
-        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-        return f"failed to start: {worker.failure} ({how})" if worker.failure else f"exited ({how})"
+        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        return f"failed to start: {worker.failure} ({how})" if worker.failure else how
 
     def _replaced(self, worker: WorkerProcess, code: int) -> None:
         """A current worker is gone: respawn now, or after a backoff when it died young."""
