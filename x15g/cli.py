@@ -52,6 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"x15g: error: {explain(exc, settings.sources)}\n")
         return 2
     if check_only:
+        if settings.isolate:
+            from x15g.isolate.preflight import check as check_isolation
+
+            try:
+                for warning in check_isolation(settings):
+                    sys.stderr.write(f"x15g: warning: {warning}\n")
+            except ConfigError as exc:
+                sys.stderr.write(f"x15g: error: {explain(exc, settings.sources)}\n")
+                return 2
         sys.stdout.write(describe(settings))
         return 0
     gevent.config.loop = "libev-cext" if settings.loop == "libev" else "libuv"

@@ -48,9 +48,14 @@ def _replace_all(server: ServerProcess, old: set[int], count: int = 2, timeout: 
 def _settled_fds(pid: int) -> int:
     """The master's fd count once no worker is starting: only its wakeup pipe's two ends are
     pipes then (a starting worker's ready pipe closes when it reports ready)."""
+    def link(fd: str) -> str:
+        try:
+            return os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile (master.json is written once a second)
+            return ""
+
     def pipes() -> int:
-        return sum(1 for fd in os.listdir(f"/proc/{pid}/fd")
-                   if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:"))
+        return sum(1 for fd in os.listdir(f"/proc/{pid}/fd") if link(fd).startswith("pipe:"))
 
     wait_for(lambda: pipes() == 2, 10)
     return fd_count(pid)
