@@ -21,12 +21,13 @@ _OPTIONS_STAR = build_head(200, (("Allow", "GET, HEAD, POST, OPTIONS"),), 0)
 class Route:
     """`prefix` matches the path exactly when `exact`, else as a prefix (ending with '/' or not)."""
 
-    __slots__ = ("prefix", "exact", "responder")
+    __slots__ = ("prefix", "exact", "responder", "now")
 
     def __init__(self, prefix: bytes, responder: Responder, exact: bool = False) -> None:
         self.prefix = prefix
         self.exact = exact
         self.responder = responder
+        self.now = getattr(responder, "respond_now", None)  # ImmediateResponder, when it is one
 
     def matches(self, path: bytes) -> bool:
         if self.exact:
@@ -40,6 +41,7 @@ class Router:
     def __init__(self, routes: Sequence[Route], default: Responder) -> None:
         self.routes = sorted(routes, key=lambda r: (-len(r.prefix), not r.exact))
         self.default = default
+        self._default_now = getattr(default, "respond_now", None)
         # Hot path: most requests match no route, so test every prefix in one C call first.
         self._any_prefix = tuple(route.prefix for route in self.routes)
 
@@ -54,3 +56,17 @@ class Router:
         if request.target == b"*":
             return Response(200, _OPTIONS_STAR, b"", 0)
         return self.default.respond(request)
+
+    def respond_now(self, request: Request) -> Response | None:
+        """The answer when the responder that owns the path can make it without blocking (see
+        ImmediateResponder); None sends the request to `respond` in the connection's greenlet."""
+        if request.method not in KNOWN_METHODS:
+            return None
+        path = request.path
+        if self._any_prefix and path.startswith(self._any_prefix):
+            for route in self.routes:
+                if route.matches(path):
+                    return route.now(request) if route.now is not None else None
+        if self._default_now is None or request.target == b"*":
+            return None
+        return self._default_now(request)

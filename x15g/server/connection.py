@@ -7,12 +7,20 @@ States (`Connection.state`):
 
 - NEW: accepted, nothing read. The accept loop tries one `recv` (`answer_first`): a request with a
   ready answer is answered right there, no greenlet involved (`Connection: close` clients are then
-  served by accept, recv, send, close); anything else goes to a runner with the bytes read.
+  served by accept, recv, send, close), and so is one the app answers immediately (below);
+  anything else goes to a runner with the bytes read.
 - READING: the connection's greenlet reads a request head (under the header deadline) and body.
 - ANSWERING: the app decides and the answer goes out (and may wait on a slow client).
 - IDLE: between keep-alive requests. The greenlet is parked in the hub with a read watcher; when
-  the next request comes, the watcher's callback (in the hub) sends its ready answer if it has
-  one (server/answers.py) and stays IDLE, or hands the bytes to the greenlet (READING).
+  the next request comes, the watcher's callback (in the hub) answers it there if it can without
+  blocking, and stays IDLE; else it hands the bytes (and its parse) to the greenlet (READING).
+
+Answering without blocking, in the hub or the accept loop (the Flash/X15 idea): first a *ready
+answer* (server/answers.py: the exact head bytes answered before, sent as stored: no parse, no
+routing); else an *immediate answer*: the head is parsed and the app's `respond_now` answers
+when nothing it needs may wait (a cached file entry inside its window with the body in memory or
+its pages known resident, a 304 or 206 from it, a cached 404). Everything that may block (a
+miss, a revalidation, cold pages, a request body, WSGI, CGI, the POST log) goes to the greenlet.
 - CLOSED.
 
 What moves between the three places that run a connection (the accept loop, the hub callback,
@@ -137,7 +145,7 @@ class Connection:
     """Serve one accepted socket until it closes; `ctx` is the worker's shared `ServingContext`."""
 
     __slots__ = ("raw", "read_event", "write_event", "address", "_peer", "ctx", "state", "deadline", "greenlet",
-                 "served", "buffer", "outgoing")
+                 "served", "buffer", "outgoing", "early")
 
     def __init__(self, raw: Any, address: object, ctx: Any) -> None:
         self.raw = raw  # a real non-blocking socket, not gevent's wrapper (see the module docstring)
@@ -152,6 +160,8 @@ class Connection:
         self.served = 0  # requests answered (or being answered) on this connection
         self.buffer = b""  # bytes read and not yet parsed (the next request's start)
         self.outgoing: Outgoing | None = None  # an answer the socket did not take at once
+        # (bytes, parse_head's result) of a request the hub parsed but left to the greenlet
+        self.early: tuple[bytes, Any] | None = None
         ctx.counters.connections_total += 1
 
     @property
@@ -190,7 +200,12 @@ class Connection:
         if not data:
             self._end()
             return True
-        out = self._ready(data)
+        try:
+            out = self._ready(data) or self._immediate(data)
+        except Exception:  # a bug must cost this connection only, not the accept loop
+            log.exception("answering %s from the accept loop failed", self.peer)
+            self._end()
+            return True
         if out is None:
             self.buffer = data
             return False
@@ -239,15 +254,12 @@ class Connection:
     def _serve(self) -> bool:
         """The request loop; returns True when the close should linger (an error answer)."""
         ctx = self.ctx
-        limits = ctx.limits
         app = ctx.app
-        answers = ctx.answers
-        access_log = ctx.access_log
         buf, self.buffer = self.buffer, b""
         while True:
             self.state = READING
             try:
-                parsed = parse_head(buf, limits) if buf else None
+                parsed = self._parse(buf) if buf else None
                 if parsed is None:
                     parsed, buf = self._read_head(buf)
                     if parsed is None:
@@ -277,23 +289,14 @@ class Connection:
             except Exception:
                 log.exception("error answering %s %r", request.method, request.target)
                 response = error_response(HTTPError(500, "internal error", close=True), request.method == "HEAD")
-            body = response.body
-            kind = type(body)
+            kind = type(response.body)
             if kind is not bytes and kind is not FileRange and kind is not list and kind is not StreamedBody:
                 keep, buf = self._take_over(request, response, buf, started)
                 if not keep:
                     return False
                 continue
-            closes = response.close or (kind is StreamedBody and body.length is None  # type: ignore[union-attr]
-                                        and request.version != 11)
-            keep = self._keeps(request.keep_alive, closes, served)
-            out = self._built(response, request, keep, started)
+            out = self._answer(request, head, response, started)
             self._deliver(out, True)
-            if answers is not None and response.fresh is not None:
-                answer = answers.remember(head, request, response, connection_tail(keep, request.version),
-                                          keep, started)
-                if answer is not None and access_log is not None:
-                    answer.log_fields = access_log.fields(request, response.status, answer.sent)
             if not out.keep:
                 return response.close
             if not served & 31:
@@ -301,7 +304,65 @@ class Connection:
                 # the other connections (and the accept loop) run now and then.
                 _yield()
 
-    # -- answers: built, ready, taken over ------------------------------------------------------
+    # -- answers: built, ready, immediate, taken over -------------------------------------------
+
+    def _answer(self, request: Request, head: bytes, response: Response, started: float) -> Outgoing:
+        """Decide keep-alive for the `served`th answer, make its Outgoing, and offer it to the
+        ready-answer store (which keeps it if its rule allows)."""
+        body = response.body
+        closes = response.close or (type(body) is StreamedBody and body.length is None  # type: ignore[union-attr]
+                                    and request.version != 11)
+        keep = self._keeps(request.keep_alive, closes, self.served)
+        out = self._built(response, request, keep, started)
+        answers = self.ctx.answers
+        if answers is not None and response.fresh is not None:
+            answer = answers.remember(head, request, response, connection_tail(keep, request.version), keep, started)
+            access_log = self.ctx.access_log
+            if answer is not None and access_log is not None:
+                answer.log_fields = access_log.fields(request, response.status, answer.sent)
+        return out
+
+    def _immediate(self, data: bytes) -> Outgoing | None:
+        """The answer to the request `data` when the app can make it without blocking (a cached
+        file, a 304 or 206 from it, ...): parsed, routed and answered right here, in the hub or
+        the accept loop. None leaves it to the greenlet (a parse it made is kept in `early`)."""
+        ctx = self.ctx
+        try:
+            parsed = parse_head(data, ctx.limits)
+        except HTTPError:
+            return None  # the greenlet answers it (and lingers on close)
+        if parsed is None:
+            return None
+        request, consumed = parsed
+        self.early = (data, parsed)
+        if consumed != len(data) or request.chunked or request.content_length:
+            return None  # pipelined requests and bodies: the greenlet's loop
+        started = _monotonic()
+        request.peer = self.peer
+        try:
+            response = ctx.app.respond_now(request)
+        except HTTPError as error:
+            if error.close:
+                return None
+            response = error_response(error, request.method == "HEAD")
+        if response is None or response.close or (type(response.body) is not bytes
+                                                  and type(response.body) is not FileRange):
+            if response is not None and response.release is not None:
+                response.release()  # the greenlet asks again
+            return None
+        self.early = None
+        self.served += 1
+        self.state = ANSWERING
+        return self._answer(request, data, response, started)
+
+    def _parse(self, buf: bytes) -> Any:
+        """parse_head(buf), or the parse the hub already made of these very bytes."""
+        early = self.early
+        if early is not None:
+            self.early = None
+            if early[0] is buf:
+                return early[1]
+        return parse_head(buf, self.ctx.limits)
 
     def _built(self, response: Response, request: Request | None, keep: bool, started: float) -> Outgoing:
         """The Outgoing for a response the app built (or an error page, `request` None)."""
@@ -335,6 +396,8 @@ class Connection:
         """The Outgoing of the ready answer to the request `data`, if there is one and the
         connection decides as it was stored (keep or close)."""
         ctx = self.ctx
+        if ctx.answers is None:
+            return None
         started = _monotonic()
         answer = ctx.answers.lookup(data, started)
         if answer is None:
@@ -595,11 +658,10 @@ class Connection:
         event = self.read_event
         if event is None:
             event = self.read_event = self.ctx.loop.io(self.raw.fileno(), 1)
-        ready = self.ctx.answers is not None
         while True:
             self.state = IDLE
             self.deadline = deadline
-            event.start(self._on_readable, ready)
+            event.start(self._on_readable)
             try:
                 got = self.ctx.hub_switch()
             finally:
@@ -612,7 +674,7 @@ class Connection:
                 raise PeerGone()  # a closing answer: nothing more to read
             deadline = min(_monotonic() + self.ctx.keepalive_timeout, self.ctx.idle_until)
 
-    def _on_readable(self, ready: bool) -> None:
+    def _on_readable(self) -> None:
         """Watcher callback, run in the hub (IDLE): answer a repeated request from the ready
         answers without switching to this connection's greenlet; hand anything else over."""
         try:
@@ -622,9 +684,9 @@ class Connection:
         except OSError:
             data = b""
         handover: bytes | Outgoing = data
-        if data and ready:
+        if data:
             try:
-                out = self._ready(data)
+                out = self._ready(data) or self._immediate(data)
                 if out is not None:
                     if self._deliver(out, False) and out.keep:
                         self.state = IDLE
@@ -675,8 +737,10 @@ class Connection:
                 return None, b""
             if not buf:
                 deadline = wait_until = _monotonic() + ctx.header_timeout
-            buf += data
-            parsed = parse_head(buf, ctx.limits)
+                buf = data
+            else:
+                buf += data
+            parsed = self._parse(buf)
             if parsed is not None:
                 return parsed, buf
             wait_until = deadline
