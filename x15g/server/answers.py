@@ -28,6 +28,9 @@ from typing import Any
 from x15g.http.admission import SecondSighting
 from x15g.http.messages import FileRange, Request, Response
 
+# In-memory bodies up to this size are copied into the stored wire bytes (connection.py sends a
+# larger one after them without a copy, so the store holds heads, not copies of bodies).
+INLINE_BODY = 4096
 MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
 DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 
@@ -36,7 +39,7 @@ class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
     __slots__ = ("response", "request", "method", "tail", "keep", "date", "wire", "sent", "file", "size",
-                 "log_fields")
+                 "log_fields", "inline_body")
 
     def __init__(self, response: Response, request: Request, tail: bytes, keep: bool) -> None:
         self.response = response
@@ -50,20 +53,17 @@ class ReadyAnswer:
         # A large file's body goes by sendfile after `wire` (then only the head).
         self.file = body if type(body) is FileRange else None
         self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
-        # Memory `wire` holds (a copy of the body when it is sent from memory), Date included.
-        self.size = len(response.head) + len(tail) + DATE_LINE + (0 if self.file is not None else self.sent)
+        # A small body is copied into `wire`; a larger one is sent from the response's own bytes.
+        self.inline_body = self.sent if self.file is None and self.sent <= INLINE_BODY else 0
+        # Memory `wire` holds, Date included.
+        self.size = len(response.head) + len(tail) + DATE_LINE + self.inline_body
         self.log_fields: Any = None  # the access log's prepared fields, when there is one
-
-    @property
-    def memory_body(self) -> int:
-        """How many bytes at the end of `wire` are body."""
-        return 0 if self.file is not None else self.sent
 
     def wire_for(self, date: bytes) -> bytes:
         """The bytes to send, rebuilt when the Date line changed (once a second)."""
         if date is not self.date:
             response = self.response
-            body = response.body if self.sent and self.file is None else b""
+            body = response.body if self.inline_body else b""
             self.wire = response.head + date + self.tail + body  # type: ignore[operator]
             self.date = date
         return self.wire

@@ -65,6 +65,7 @@ from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOver, TakeOverOutcome
 from x15g.http.parser import parse_head
 from x15g.http.writer import connection_tail
+from x15g.server.answers import INLINE_BODY  # bodies up to it are joined to the head, larger follow it
 from x15g.server.sendfile import FileShrunk
 
 INF = float("inf")
@@ -105,17 +106,19 @@ def peer_name(address: object) -> str:
 class Outgoing:
     """One answer on its way out, ready or built, and what accounting it needs.
 
-    `data` is the head (with Date and Connection) plus the in-memory body, of which the first
-    `head_len` bytes are head; `body` what follows it (a FileRange, a list of parts, a
-    StreamedBody) or None. `offset` and `body_sent` record progress; `done` is set once all is sent."""
+    `data` is the head (with Date and Connection), maybe with a small body joined to it, of which
+    the first `head_len` bytes are head; `more` a larger in-memory body sent after it in the same
+    `sendmsg` (not copied); `body` what follows (a FileRange, a list of parts, a StreamedBody) or
+    None. `offset` counts the bytes of `data` and `more` that left. `offset` and `body_sent` record progress; `done` is set once all is sent."""
 
-    __slots__ = ("data", "head_len", "body", "offset", "body_sent", "keep", "linger", "method", "status",
+    __slots__ = ("data", "more", "head_len", "body", "offset", "body_sent", "keep", "linger", "method", "status",
                  "started", "request", "log_fields", "ready", "release", "hold", "files", "done", "chunked",
                  "stream")
 
     def __init__(self, data: bytes, head_len: int, body: Any, keep: bool, method: str | None, status: int,
                  started: float) -> None:
         self.data = data
+        self.more = b""
         self.head_len = head_len
         self.body = body
         self.offset = 0
@@ -381,8 +384,12 @@ class Connection:
         if not response.sends_body(method):
             out = Outgoing(head, len(head), None, keep, accounted, response.status, started)
         elif kind is bytes:
-            out = Outgoing(head + body if body else head, len(head), None, keep,  # type: ignore[operator]
-                           accounted, response.status, started)
+            if len(body) > INLINE_BODY:  # type: ignore[arg-type]
+                out = Outgoing(head, len(head), None, keep, accounted, response.status, started)
+                out.more = body  # type: ignore[assignment]
+            else:
+                out = Outgoing(head + body if body else head, len(head), None, keep,  # type: ignore[operator]
+                               accounted, response.status, started)
         else:
             out = Outgoing(head, len(head), body, keep, accounted, response.status, started)
         if kind is StreamedBody:
@@ -409,8 +416,10 @@ class Connection:
         self.served = number
         self.state = ANSWERING
         wire = answer.wire_for(ctx.dates.header())
-        out = Outgoing(wire, len(wire) - answer.memory_body, answer.file, keep, answer.method,
+        out = Outgoing(wire, len(wire) - answer.inline_body, answer.file, keep, answer.method,
                        answer.response.status, started)
+        if answer.sent and not answer.inline_body and answer.file is None:
+            out.more = answer.response.body  # type: ignore[assignment]
         out.ready = True
         out.request = answer.request
         out.log_fields = answer.log_fields
@@ -516,14 +525,21 @@ class Connection:
         """Send the rest of `out` in order: its bytes, then its body parts; True when all left."""
         raw = self.raw
         data = out.data
+        more = out.more
         body = out.body
-        size = len(data)
+        size = len(data) + len(more)
         if out.offset < size:
             # Head and file data share segments; a stream's head goes at once (its producer may be slow).
             flags = _MSG_MORE if body is not None and type(body) is not StreamedBody else 0
             while True:
+                offset = out.offset
                 try:
-                    out.offset += raw.send(memoryview(data)[out.offset:] if out.offset else data, flags)
+                    if not more:
+                        out.offset += raw.send(memoryview(data)[offset:] if offset else data, flags)
+                    elif offset < len(data):
+                        out.offset += raw.sendmsg((memoryview(data)[offset:] if offset else data, more), (), flags)
+                    else:
+                        out.offset += raw.send(memoryview(more)[offset - len(data):], flags)
                 except BlockingIOError:
                     pass
                 if out.offset >= size:
