@@ -109,34 +109,33 @@ class Outgoing:
     `data` is the head (with Date and Connection), maybe with a small body joined to it, of which
     the first `head_len` bytes are head; `more` a larger in-memory body sent after it in the same
     `sendmsg` (not copied); `body` what follows (a FileRange, a list of parts, a StreamedBody) or
-    None. `offset` counts the bytes of `data` and `more` that left. `offset` and `body_sent` record progress; `done` is set once all is sent."""
+    None. `offset` (bytes of `data` and `more` that left) and `body_sent` record progress; `done`
+    is set once all is sent. Rarely set fields are class defaults (no __slots__): an immediate
+    answer writes only the fields it needs."""
 
-    __slots__ = ("data", "more", "head_len", "body", "offset", "body_sent", "keep", "linger", "method", "status",
-                 "started", "request", "log_fields", "ready", "release", "hold", "files", "done", "chunked",
-                 "stream")
+    more = b""
+    offset = 0
+    body_sent = 0  # body bytes sent after `data` and `more`
+    linger = False  # an error answer: the close should linger (see Connection._close)
+    request: Request | None = None  # for the access log
+    log_fields: Any = None  # a ready answer's prepared access-log fields
+    ready = False
+    release: Any = None  # called once when the answer ends
+    hold: Any = None  # a ready answer's file entry, held open if the greenlet must finish
+    files = 0  # file ranges sent (bodies_sendfile)
+    done = False
+    chunked = False  # a StreamedBody sent with chunked transfer coding
+    stream: StreamedBody | None = None  # closed when the answer ends, sent or not
 
     def __init__(self, data: bytes, head_len: int, body: Any, keep: bool, method: str | None, status: int,
                  started: float) -> None:
         self.data = data
-        self.more = b""
         self.head_len = head_len
         self.body = body
-        self.offset = 0
-        self.body_sent = 0  # body bytes sent after `data`
         self.keep = keep
-        self.linger = False  # an error answer: the close should linger (see Connection._close)
         self.method = method  # None: no request to account (an unparsable head)
         self.status = status
         self.started = started
-        self.request: Request | None = None  # for the access log
-        self.log_fields: Any = None  # a ready answer's prepared access-log fields
-        self.ready = False
-        self.release: Any = None  # called once when the answer ends
-        self.hold: Any = None  # a ready answer's file entry, held open if the greenlet must finish
-        self.files = 0  # file ranges sent (bodies_sendfile)
-        self.done = False
-        self.chunked = False  # a StreamedBody sent with chunked transfer coding
-        self.stream: StreamedBody | None = None  # closed when the answer ends, sent or not
 
     @property
     def sent(self) -> int:
@@ -394,9 +393,10 @@ class Connection:
             out = Outgoing(head, len(head), body, keep, accounted, response.status, started)
         if kind is StreamedBody:
             out.stream = body  # type: ignore[assignment]
-        out.chunked = chunked
+            out.chunked = chunked
         out.request = request
-        out.release = response.release
+        if response.release is not None:
+            out.release = response.release
         return out
 
     def _ready(self, data: bytes) -> Outgoing | None:
@@ -512,7 +512,10 @@ class Connection:
         if method is None:
             return
         duration = _monotonic() - out.started
-        sent = out.sent
+        sent = out.offset - out.head_len
+        if sent < 0:
+            sent = 0
+        sent += out.body_sent
         ctx.metrics.observe(method, out.status, duration, sent)
         access_log = ctx.access_log
         if access_log is not None:
