@@ -41,7 +41,7 @@ import bench_workload as wl  # noqa: E402
 # Targets (issue 11): x15g's req/s as a multiple of nginx's.
 TARGETS = {"1k": 1.20, "mix": 1.00, "1m": 1.0, "1k-close": 1.00, "unique": 0.60, "browser": 0.60}
 # Measured on request, without a target: a browser revalidating a cached 1 KiB file.
-EXTRA_SCENARIOS = ("1k-304",)
+EXTRA_SCENARIOS = ("1k-304", "dynamic")
 PYWSGI_TARGET = 20.0
 PYWSGI_TARGET_SCENARIOS = ("1k", "mix")
 
@@ -58,6 +58,7 @@ class Scenario:
     revalidate: bool = False  # send If-None-Match with the server's own ETag: every answer a 304
     unique: bool = False  # every request head new (a counter in the query)
     browser: bool = False  # the mix with browser-like heads from many visitors
+    dynamic: bool = False  # SPECweb99-like dynamic GET and CAD (x15g's --specweb module only)
 
 
 def scenarios(conns: int) -> dict[str, Scenario]:
@@ -70,6 +71,7 @@ def scenarios(conns: int) -> dict[str, Scenario]:
         "1k-304": Scenario("1k-304", wl.ONE_K, conns, revalidate=True),
         "unique": Scenario("unique", wl.ONE_K, conns, unique=True),
         "browser": Scenario("browser", "/", conns, browser=True),
+        "dynamic": Scenario("dynamic", wl.DYNAMIC, conns, dynamic=True),
     }
 
 
@@ -175,7 +177,8 @@ def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, chec
             srv.stop_server(running)
             print(f"SKIP {name}: no answer to GET {wl.ONE_K} ({exc!r}); its log:\n{srv.log_tail(running.log_path)}")
             continue
-        problems = {sc: srv.check_answers(running, root.path, paths, headers)
+        problems = {sc: (dynamic_check(name, running.port, paths) if sc == "dynamic"
+                         else srv.check_answers(running, root.path, paths, headers))
                     for sc, (paths, headers) in checks.items()}
         bad = {sc: why for sc, why in problems.items() if why}
         for sc, why in bad.items():
@@ -189,6 +192,17 @@ def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, chec
     return started
 
 
+def dynamic_check(name: str, port: int, paths: list[str]) -> str | None:
+    """The dynamic scenario needs x15g's SPECweb99-like module: a 200 for a dynamic GET."""
+    if name != "x15g":
+        return "no SPECweb99-like dynamic module"
+    try:
+        status, _ = srv.fetch(port, f"{wl.DYNAMIC}?{paths[0]}")
+    except (OSError, srv.http.client.HTTPException) as exc:
+        return f"GET {wl.DYNAMIC}: {exc!r}"
+    return None if status == 200 else f"GET {wl.DYNAMIC}: status {status}"
+
+
 def answer_checks(root: wl.DocRoot, seq: list, names: list[str]) -> dict:
     """Per scenario: the paths every server must answer byte for byte before it is measured."""
     mix_samples = []
@@ -197,7 +211,7 @@ def answer_checks(root: wl.DocRoot, seq: list, names: list[str]) -> dict:
         if hit:
             mix_samples.append(wl.mix_path(*hit))
     table = {"1k": ([wl.ONE_K], None), "1m": ([wl.ONE_M], None), "mix": (mix_samples, None),
-             "unique": ([wl.ONE_K], None), "browser": (mix_samples, None),
+             "unique": ([wl.ONE_K], None), "browser": (mix_samples, None), "dynamic": (mix_samples, None),
              "1k-close": ([wl.ONE_K], {"Connection": "close"}), "1k-304": ([wl.ONE_K], srv.REVALIDATE)}
     return {sc: table[sc] for sc in names}
 
@@ -332,7 +346,7 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
     dirs = wl.directory_count(args.connections) if args.mix_dirs == "auto" else int(args.mix_dirs)
     root_dir = os.path.join(tmp, "root")
     os.makedirs(root_dir)
-    uses_mix = "mix" in args.scenario_list or "browser" in args.scenario_list
+    uses_mix = bool({"mix", "browser", "dynamic"} & set(args.scenario_list))
     root = wl.build_docroot(root_dir, dirs if uses_mix else 0)
     seq = wl.mix_sequence(max(dirs, 1))
     scripts = {}
@@ -343,6 +357,8 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
                 f.write(wl.lua_mix_script(seq))
             elif sc == "browser":
                 f.write(wl.lua_browser_script(seq))
+            elif sc == "dynamic":
+                f.write(wl.lua_dynamic_script(seq))
             elif sc == "unique":
                 f.write(wl.lua_unique_script(wl.ONE_K))
             else:
@@ -351,7 +367,13 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
     if uses_mix:
         print(f"mix: {root.mix_dirs} directories ({root.mix_bytes / 1e6:.0f} MB), a stream of {len(seq)} URLs, "
               f"mean body {wl.mean_response_size(seq) / 1000:.1f} KB", flush=True)
-    ctx = srv.Context(root_dir, tmp, args.server_cpu, shlex.split(args.x15g_args))
+    x15g_args = shlex.split(args.x15g_args)
+    if "dynamic" in args.scenario_list:
+        from x15g.specweb.fileset_cli import write_state
+
+        write_state(root_dir, wl.DYNAMIC_USERS)  # next to the root, where --specweb looks
+        x15g_args.append("--specweb")
+    ctx = srv.Context(root_dir, tmp, args.server_cpu, x15g_args)
     started = {}
     try:
         started = start_all(args, ctx, root, answer_checks(root, seq, args.scenario_list))

@@ -347,8 +347,8 @@ class Connection:
             if error.close:
                 return None
             response = error_response(error, request.method == "HEAD")
-        if response is None or response.close or (type(response.body) is not bytes
-                                                  and type(response.body) is not FileRange):
+        kind = type(response.body) if response is not None else None
+        if response is None or response.close or (kind is not bytes and kind is not FileRange and kind is not list):
             if response is not None and response.release is not None:
                 response.release()  # the greenlet asks again
             return None
