@@ -28,9 +28,12 @@ from typing import Any
 from x15g.http.admission import SecondSighting
 from x15g.http.messages import FileRange, Request, Response
 
-# In-memory bodies up to this size are copied into the stored wire bytes (connection.py sends a
-# larger one after them without a copy, so the store holds heads, not copies of bodies).
+# A full-path body up to this size is joined to its head for one send (a copy for one answer);
+# larger ones follow the head in the same sendmsg, without a copy (connection.py).
 INLINE_BODY = 4096
+# A stored answer keeps a copy of its body in its wire bytes only up to this size (a 1 KiB file):
+# the store is keyed by head bytes, and heads that differ per visitor would each copy the body.
+STORED_BODY = 1024
 MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
 DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 
@@ -39,11 +42,14 @@ class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
     __slots__ = ("response", "request", "method", "tail", "keep", "date", "wire", "sent", "file", "size",
-                 "log_fields", "inline_body")
+                 "log_fields", "inline_body", "wants_keep")
 
     def __init__(self, response: Response, request: Request, tail: bytes, keep: bool) -> None:
         self.response = response
-        self.request = request  # the request it answered (its access-log fields, its Connection wish)
+        self.wants_keep = request.keep_alive  # what the request's Connection part asked for
+        # The request it answered, to log a failed send with the bytes that left; only kept
+        # when there is an access log (`log_fields` set), as it holds the parsed header fields.
+        self.request: Request | None = None
         self.method = request.method
         self.tail = tail  # the Connection part that ends the head (depends on the HTTP version)
         self.keep = keep  # what the connection decided for it (False: the tail says Connection: close)
@@ -54,7 +60,7 @@ class ReadyAnswer:
         self.file = body if type(body) is FileRange else None
         self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
         # A small body is copied into `wire`; a larger one is sent from the response's own bytes.
-        self.inline_body = self.sent if self.file is None and self.sent <= INLINE_BODY else 0
+        self.inline_body = self.sent if self.file is None and self.sent <= STORED_BODY else 0
         # Memory `wire` holds, Date included.
         self.size = len(response.head) + len(tail) + DATE_LINE + self.inline_body
         self.log_fields: Any = None  # the access log's prepared fields, when there is one

@@ -322,6 +322,7 @@ class Connection:
             access_log = self.ctx.access_log
             if answer is not None and access_log is not None:
                 answer.log_fields = access_log.fields(request, response.status, answer.sent)
+                answer.request = request
         return out
 
     def _immediate(self, data: bytes) -> Outgoing | None:
@@ -410,7 +411,7 @@ class Connection:
         if answer is None:
             return None
         number = self.served + 1
-        keep = self._keeps(answer.request.keep_alive, False, number)
+        keep = self._keeps(answer.wants_keep, False, number)
         if keep is not answer.keep:
             return None  # a drain or the request limit closes where the stored answer kept
         self.served = number
