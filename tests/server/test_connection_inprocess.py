@@ -496,6 +496,7 @@ def test_an_answer_that_needs_no_wait_is_made_in_the_hub_whatever_the_head(
     assert len(app.immediate_requests) == 5 and len(app.requests) == 1
     counters = h.ctx.counters
     assert (counters.requests, counters.ready_answers, counters.bytes_sent) == (6, 0, 30)
+    assert counters.immediate_answers == 5
 
     # A request that may block goes to the greenlet, which reuses the hub's parse.
     slow = App(fixed(b"slow"))

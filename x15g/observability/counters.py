@@ -11,7 +11,7 @@ class Counters:
     __slots__ = (
         "started", "connections_total", "connections_open", "connections_idle", "requests",
         "by_class", "bytes_sent", "bodies_memory", "bodies_sendfile", "errors_protocol", "timeouts",
-        "accept_errors", "ready_answers",
+        "accept_errors", "ready_answers", "immediate_answers",
     )
     # snapshot() reports by_class (1xx..5xx, filled by RequestMetrics.observe) under these keys.
     CLASS_KEYS = ("responses_1xx", "responses_2xx", "responses_3xx", "responses_4xx", "responses_5xx")

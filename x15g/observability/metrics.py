@@ -201,6 +201,7 @@ _COUNTERS = (
     ("timeouts_total", "timeouts", "Header, keep-alive and body read timeouts."),
     ("accept_errors_total", "accept_errors", "accept(2) failures."),
     ("ready_answers_total", "ready_answers", "Requests answered from ready bytes (repeated heads; no parse, no lookup)."),
+    ("immediate_answers_total", "immediate_answers", "Requests parsed and answered in the event loop, no greenlet switch (cached answers)."),
 )
 _CACHE = (
     ("cache_hits_total", "hits", "counter", "Open-file cache hits."),

@@ -356,6 +356,7 @@ class Connection:
         self.early = None
         self.served += 1
         self.state = ANSWERING
+        ctx.counters.immediate_answers += 1
         return self._answer(request, data, response, started)
 
     def _parse(self, buf: bytes) -> Any:
