@@ -34,7 +34,12 @@ INLINE_BODY = 4096
 # A stored answer keeps a copy of its body in its wire bytes only up to this size (a 1 KiB file):
 # the store is keyed by head bytes, and heads that differ per visitor would each copy the body.
 STORED_BODY = 1024
-MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
+# Longer heads are not stored. Heads of this size come from simple clients and load generators,
+# which repeat them byte for byte; a browser's or a proxy's (user agent, Accept-*, cookies,
+# Referer: 400-800 bytes) differ per visitor, so storing them only churned: with browser-like
+# heads from 5,000 visitors one worker answered 28k req/s and grew 61 MB with the store, 42k and
+# 9 MB without it (immediate answers serve them at once anyway).
+MAX_HEAD = 256
 DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 
 
