@@ -1,27 +1,32 @@
-"""Shared fixtures: a small document root and a running x15g serving it."""
+"""Shared fixtures: a small document root and a running x15g serving it.
+
+Tests in a module that starts processes (it uses `ServerProcess` or `subprocess`) are marked
+`process`; `make test-fast` runs the others (`-m "not process"`), the pure-code tests.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.support.docroots import make_docroot
+from tests.support.server import ServerProcess
 
 
-def make_docroot(base: Path) -> Path:
-    """A document root with a few files of known content."""
-    root = base / "root"
-    (root / "sub").mkdir(parents=True)
-    (root / "index.html").write_bytes(b"<h1>index</h1>\n")
-    (root / "hello.txt").write_bytes(b"hello, world\n")
-    (root / "sub" / "index.html").write_bytes(b"<p>sub</p>\n")
-    (root / "one_k.bin").write_bytes(bytes(range(256)) * 4)
-    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
-    (root / ".secret").write_bytes(b"TOPSECRET\n")
-    os.chmod(root, 0o755)
-    return root
+SERVER_FIXTURES = {"server", "shared_server", "server_default"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "process: starts a server or another process (not in make test-fast)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        starts = hasattr(module, "ServerProcess") or hasattr(module, "subprocess")
+        if starts or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
 
 
 @pytest.fixture

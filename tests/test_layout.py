@@ -1,4 +1,8 @@
-"""The import rules of design.md §2, checked by walking every module's imports."""
+"""The layering rules of docs/architecture.md, checked by walking every module's imports.
+
+Layers, lowest first: errors and cache; http; cgi; static, specweb, app; observability and server;
+cli. A module may import its own layer and the layers below it, never above.
+"""
 
 from __future__ import annotations
 
@@ -25,16 +29,34 @@ def modules(under: str) -> list[Path]:
     return sorted((PACKAGE / under).rglob("*.py")) if under else sorted(PACKAGE.rglob("*.py"))
 
 
+@pytest.mark.parametrize("path", modules("cache"), ids=lambda p: p.name)
+def test_cache_policy_imports_nothing_of_x15g(path: Path) -> None:
+    assert not {name for name in imports_of(path) if not name.startswith("x15g.cache")}
+
+
 @pytest.mark.parametrize("path", modules("http"), ids=lambda p: p.name)
 def test_http_is_pure(path: Path) -> None:
     allowed = {"x15g", "x15g.errors"}
-    bad = {name for name in imports_of(path) if name not in allowed and not name.startswith("x15g.http")}
+    bad = {name for name in imports_of(path)
+           if name not in allowed and not name.startswith(("x15g.http", "x15g.cache"))}
     assert not bad, f"{path.name} imports {bad}"
     text = path.read_text()
     assert "import gevent" not in text and "import socket" not in text
 
 
-@pytest.mark.parametrize("path", modules("static") + modules("specweb") + modules("app"), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", modules("cgi"), ids=lambda p: p.name)
+def test_cgi_runner_sits_on_http_only(path: Path) -> None:
+    allowed = ("x15g.errors", "x15g.http", "x15g.cache", "x15g.cgi")
+    assert not {name for name in imports_of(path) if name != "x15g" and not name.startswith(allowed)}
+
+
+@pytest.mark.parametrize("path", modules("specweb") + modules("static"), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_responders_never_import_the_app_layer(path: Path) -> None:
+    """specweb/ and static/ are mounted by app/ (app/build.py wires them), never the reverse."""
+    assert not {name for name in imports_of(path) if name.startswith("x15g.app")}
+
+
+@pytest.mark.parametrize("path", modules("static") + modules("specweb") + modules("app") + modules("cgi"), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_responders_never_import_the_server(path: Path) -> None:
     assert not {name for name in imports_of(path) if name.startswith("x15g.server")}
 

@@ -33,15 +33,20 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tools import bench_servers as srv
+from tools import bench_workload as wl
 
-import bench_servers as srv  # noqa: E402
-import bench_workload as wl  # noqa: E402
-
-# Targets (issue 11): x15g's req/s as a multiple of nginx's.
+# Targets: x15g's req/s as a multiple of nginx's (issue 3's four, raised by issue 11, and issue
+# 11's real-traffic scenarios).
 TARGETS = {"1k": 1.20, "mix": 1.00, "1m": 1.0, "1k-close": 1.00, "unique": 0.60, "browser": 0.60}
-# Measured on request, without a target: a browser revalidating a cached 1 KiB file.
-EXTRA_SCENARIOS = ("1k-304", "dynamic")
+# App scenarios (issue 12): every WSGI server hosts the same app of tools/peers/hello_wsgi.py, and
+# x15g's req/s is compared with granian's measured in the same run.
+APP_SCENARIOS = {"wsgi": ("hello_wsgi:app", "/"), "flask": ("hello_wsgi:flask_app", "/")}
+APP_TARGETS = {"wsgi": 0.60, "flask": 0.60}
+APP_REFERENCE = "granian"
+# Measured on request: a browser revalidating a cached 1 KiB file, the SPECweb99-like dynamic GETs
+# (x15g only), and the app scenarios.
+EXTRA_SCENARIOS = ("1k-304", "dynamic", *APP_SCENARIOS)
 PYWSGI_TARGET = 20.0
 PYWSGI_TARGET_SCENARIOS = ("1k", "mix")
 
@@ -72,6 +77,7 @@ def scenarios(conns: int) -> dict[str, Scenario]:
         "unique": Scenario("unique", wl.ONE_K, conns, unique=True),
         "browser": Scenario("browser", "/", conns, browser=True),
         "dynamic": Scenario("dynamic", wl.DYNAMIC, conns, dynamic=True),
+        **{name: Scenario(name, path, conns) for name, (_, path) in APP_SCENARIOS.items()},
     }
 
 
@@ -96,6 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--x15g-args", default="", help="extra arguments for x15g, e.g. \"--cache-entries 100\"")
     p.add_argument("--json", metavar="PATH", help="also write all runs and medians as JSON")
     p.add_argument("--plot", metavar="PNG", help="bar chart of ratios to nginx (needs matplotlib)")
+    p.add_argument("--from-json", metavar="PATH",
+                   help="run nothing: print the table (and --plot the chart) of a run saved with --json")
     p.add_argument("--keep", action="store_true", help="keep the temporary root, configs and server logs")
     args = p.parse_args(argv)
     args.server_list = [s for s in args.servers.split(",") if s]
@@ -162,24 +170,22 @@ def run_wrk(args: argparse.Namespace, sc: Scenario, port: int, duration: str, sc
     return res
 
 
-def start_all(args: argparse.Namespace, ctx: srv.Context, root: wl.DocRoot, checks: dict) -> dict:
-    """Start and check every selected server; returns name -> (Running, {scenario: problem|None})."""
+def start_all(args: argparse.Namespace, ctx: srv.Context, checks: dict, names: list[str]) -> dict:
+    """Start and check servers `names`; returns name -> (Running, {scenario: problem|None})."""
     started = {}
-    for name in args.server_list:
+    for name in names:
         try:
             running = srv.start_server(name, ctx)
         except srv.Unavailable as exc:
             print(f"SKIP {name}: {exc}", flush=True)
             continue
         try:
-            srv.fetch(running.port, wl.ONE_K)
+            srv.get(running.port, wl.ONE_K)
         except (OSError, srv.http.client.HTTPException) as exc:
             srv.stop_server(running)
             print(f"SKIP {name}: no answer to GET {wl.ONE_K} ({exc!r}); its log:\n{srv.log_tail(running.log_path)}")
             continue
-        problems = {sc: (dynamic_check(name, running.port, paths) if sc == "dynamic"
-                         else srv.check_answers(running, root.path, paths, headers))
-                    for sc, (paths, headers) in checks.items()}
+        problems = {sc: check(running) for sc, check in checks.items()}
         bad = {sc: why for sc, why in problems.items() if why}
         for sc, why in bad.items():
             print(f"SKIP {name} for {sc}: wrong answer: {why}", flush=True)
@@ -197,7 +203,7 @@ def dynamic_check(name: str, port: int, paths: list[str]) -> str | None:
     if name != "x15g":
         return "no SPECweb99-like dynamic module"
     try:
-        status, _ = srv.fetch(port, f"{wl.DYNAMIC}?{paths[0]}")
+        status, _ = srv.get(port, f"{wl.DYNAMIC}?{paths[0]}")
     except (OSError, srv.http.client.HTTPException) as exc:
         return f"GET {wl.DYNAMIC}: {exc!r}"
     return None if status == 200 else f"GET {wl.DYNAMIC}: status {status}"
@@ -213,14 +219,36 @@ def answer_checks(root: wl.DocRoot, seq: list, names: list[str]) -> dict:
     table = {"1k": ([wl.ONE_K], None), "1m": ([wl.ONE_M], None), "mix": (mix_samples, None),
              "unique": ([wl.ONE_K], None), "browser": (mix_samples, None), "dynamic": (mix_samples, None),
              "1k-close": ([wl.ONE_K], {"Connection": "close"}), "1k-304": ([wl.ONE_K], srv.REVALIDATE)}
-    return {sc: table[sc] for sc in names}
+    checks = {sc: (lambda running, paths=table[sc][0], headers=table[sc][1]:
+                   srv.check_answers(running, root.path, paths, headers)) for sc in names}
+    if "dynamic" in checks:
+        checks["dynamic"] = lambda running: dynamic_check(running.name, running.port, mix_samples)
+    return checks
 
 
-def measure(args: argparse.Namespace, started: dict, scripts: dict) -> dict:
-    """Warm up, then run `reps` alternating rounds per scenario; returns {(scenario, server): [runs]}."""
+def app_check(running: srv.Running, spec: str, path: str) -> str | None:
+    """GET `path` from an app server: None when it answers 200 with the app's own body."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    if srv.PEERS not in sys.path:
+        sys.path.insert(0, srv.PEERS)
+    expected = importlib.import_module(module).EXPECTED[name]
+    try:
+        status, body = srv.get(running.port, path)
+    except (OSError, srv.http.client.HTTPException) as exc:
+        return f"GET {path}: {exc!r}"
+    if status != 200 or body != expected:
+        return f"GET {path}: status {status}, {len(body)} bytes (expected 200, {len(expected)} bytes)"
+    return None
+
+
+def measure(args: argparse.Namespace, started: dict, scripts: dict, names: list[str]) -> dict:
+    """Warm up, then run `reps` alternating rounds per scenario of `names`; returns
+    {(scenario, server): [runs]}."""
     runs: dict[tuple[str, str], list[dict]] = {}
     all_sc = scenarios(args.connections)
-    for sc_name in args.scenario_list:
+    for sc_name in names:
         sc = all_sc[sc_name]
         names = [n for n in started if not started[n][1].get(sc_name)]
         for name in names if seconds(args.warmup) > 0 else ():
@@ -257,11 +285,14 @@ def summarize(runs: dict) -> list[dict]:
                      "socket_error_kinds": {k: sum(r[k] for r in rs) for k in ("connect", "read", "write", "timeout")}})
     by_key = {(r["scenario"], r["server"]): r for r in rows}
     for r in rows:
-        ref = by_key.get((r["scenario"], "nginx"))
-        r["ratio_nginx"] = r["rps"] / ref["rps"] if ref and ref["rps"] else None
-        r["target"] = TARGETS.get(r["scenario"]) if r["server"] == "x15g" else None
-        r["meets_target"] = (r["ratio_nginx"] >= r["target"]
-                             if r["target"] is not None and r["ratio_nginx"] is not None else None)
+        app = r["scenario"] in APP_SCENARIOS
+        r["reference"] = APP_REFERENCE if app else "nginx"
+        ref = by_key.get((r["scenario"], r["reference"]))
+        r["ratio"] = r["rps"] / ref["rps"] if ref and ref["rps"] else None
+        r["ratio_nginx"] = None if app else r["ratio"]
+        r["target"] = (APP_TARGETS if app else TARGETS).get(r["scenario"]) if r["server"] == "x15g" else None
+        r["meets_target"] = (r["ratio"] >= r["target"]
+                             if r["target"] is not None and r["ratio"] is not None else None)
     return rows
 
 
@@ -273,11 +304,13 @@ def socket_errors(row: dict) -> str:
 
 def markdown(rows: list[dict], header: str) -> str:
     """The result table in Markdown, scenario by scenario, plus the x15g/pywsgi ratios."""
-    out = [header, "", "| scenario | server | req/s | MiB/s | × nginx | x15g target | spread | p99 ms "
+    out = [header, "", "| scenario | server | req/s | MiB/s | × ref | x15g target | spread | p99 ms "
            "| CPU server/wrk | req/CPU-s | server CPU µs/req | non-2xx | socket errors |",
            "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ratio = f"{r['ratio_nginx']:.2f}" if r["ratio_nginx"] is not None else "–"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "–"
+        if r["ratio"] is not None and r["reference"] != "nginx":
+            ratio += f" (× {r['reference']})"
         target = ""
         if r["target"] is not None:
             target = f"≥ {r['target']:.2f} {'met' if r['meets_target'] else 'NOT met'}"
@@ -301,8 +334,9 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(out)
 
 
-def plot(rows: list[dict], path: str) -> None:
-    """Grouped bars of req/s relative to nginx per scenario, with x15g's targets as marks."""
+def plot(rows: list[dict], path: str, title: str = "") -> None:
+    """Grouped bars of req/s relative to nginx per scenario, each labelled with its ratio, x15g's
+    targets as dashed marks; `title` says when and where it was measured."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -317,14 +351,19 @@ def plot(rows: list[dict], path: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, name in enumerate(servers):
         xs = [j + i * width for j in range(len(scs))]
-        ys = [(by_key.get((sc, name)) or {}).get("ratio_nginx") or 0 for sc in scs]
-        ax.bar(xs, ys, width, label=name)
+        ys = [(by_key.get((sc, name)) or {}).get("ratio") or 0 for sc in scs]
+        bars = ax.bar(xs, ys, width, label=name)
+        ax.bar_label(bars, labels=[f"{y:.2f}" if y else "" for y in ys], fontsize=7, padding=1)
     for j, sc in enumerate(scs):
-        if sc in TARGETS:
-            ax.hlines(TARGETS[sc], j - width / 2, j + 0.8 - width / 2, colors="black", linestyles="dashed")
+        goal = TARGETS.get(sc) or APP_TARGETS.get(sc)
+        if goal:
+            ax.hlines(goal, j - width / 2, j + 0.8 - width / 2, colors="black", linestyles="dashed")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(scs))], scs)
-    ax.set_ylabel("req/s relative to nginx (dashed: x15g target)")
-    ax.legend()
+    ax.set_ylabel("req/s relative to nginx (app scenarios: to granian; dashed: x15g target)")
+    ax.set_ylim(0, max([r.get("ratio") or 0 for r in rows] + [1.0]) * 1.15)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(servers), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"plot written to {path}")
@@ -367,19 +406,37 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
     if uses_mix:
         print(f"mix: {root.mix_dirs} directories ({root.mix_bytes / 1e6:.0f} MB), a stream of {len(seq)} URLs, "
               f"mean body {wl.mean_response_size(seq) / 1000:.1f} KB", flush=True)
-    x15g_args = shlex.split(args.x15g_args)
-    if "dynamic" in args.scenario_list:
-        from x15g.specweb.fileset_cli import write_state
+    static = [sc for sc in args.scenario_list if sc not in APP_SCENARIOS]
+    runs: dict = {}
+    if static:
+        x15g_args = shlex.split(args.x15g_args)
+        if "dynamic" in static:
+            from x15g.specweb.fileset_cli import write_state
 
-        write_state(root_dir, wl.DYNAMIC_USERS)  # next to the root, where --specweb looks
-        x15g_args.append("--specweb")
-    ctx = srv.Context(root_dir, tmp, args.server_cpu, x15g_args)
+            write_state(root_dir, wl.DYNAMIC_USERS)  # next to the root, where --specweb looks
+            x15g_args.append("--specweb")
+        ctx = srv.Context(root_dir, tmp, args.server_cpu, x15g_args)
+        runs.update(measure_group(args, ctx, answer_checks(root, seq, static), args.server_list, scripts, static))
+    for sc in args.scenario_list:
+        if sc in APP_SCENARIOS:  # each app scenario starts its servers with its own app
+            spec, path = APP_SCENARIOS[sc]
+            ctx = srv.Context(root_dir, tmp, args.server_cpu, shlex.split(args.x15g_args), app=spec)
+            names = [n for n in args.server_list if n in srv.APP_SERVERS]
+            checks = {sc: lambda running, spec=spec, path=path: app_check(running, spec, path)}
+            runs.update(measure_group(args, ctx, checks, names, scripts, [sc]))
+    return summarize(runs)
+
+
+def measure_group(args: argparse.Namespace, ctx: srv.Context, checks: dict, names: list[str], scripts: dict,
+                  scenario_names: list[str]) -> dict:
+    """Start servers `names`, measure `scenario_names` on them, stop every one whatever happens."""
     started = {}
     try:
-        started = start_all(args, ctx, root, answer_checks(root, seq, args.scenario_list))
-        if "nginx" not in started:
-            print("note: nginx is not running, so there are no ratios to nginx", flush=True)
-        return summarize(measure(args, started, scripts))
+        started = start_all(args, ctx, checks, names)
+        reference = APP_REFERENCE if ctx.app else "nginx"
+        if reference not in started:
+            print(f"note: {reference} is not running, so there are no ratios to {reference}", flush=True)
+        return measure(args, started, scripts, scenario_names)
     finally:
         for running, _ in started.values():
             srv.stop_server(running)
@@ -388,6 +445,8 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns 0 when the run completed (targets are reported, not enforced)."""
     args = parse_args(argv)
+    if args.from_json:
+        return replay(args)
     if srv.find_tool("wrk") is None:
         print(f"wrk is not installed; {srv.INSTALL_HINT}", file=sys.stderr)
         return 2
@@ -423,7 +482,22 @@ def main(argv: list[str] | None = None) -> int:
                        "load_after": os.getloadavg()[0], "rows": rows}, f, indent=2)
         print(f"JSON written to {args.json}")
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.plot, title=f"tools/bench, {started_at}, {m['cpu']}, {m['cpus']} CPUs, load {load_before:.1f}")
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    """--from-json: the table and chart of a saved run, without running anything."""
+    with open(args.from_json) as f:
+        saved = json.load(f)
+    m = saved["machine"]
+    for row in saved["rows"]:  # runs saved before the app scenarios had only ratios to nginx
+        row.setdefault("reference", "nginx")
+        row.setdefault("ratio", row.get("ratio_nginx"))
+    when = f"{saved['started']}, {m['cpu']}, {m['cpus']} CPUs, load {saved['load_before']:.1f}"
+    print(markdown(saved["rows"], f"### tools/bench, {when}\n\n`{saved['command']}`"))
+    if args.plot:
+        plot(saved["rows"], args.plot, title=f"tools/bench, {when}")
     return 0
 
 

@@ -17,12 +17,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from tests.support.clients import get
+from tests.support.server import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
-ALL_SERVERS = ("x15g", "nginx", "pywsgi", "pywsgi-nodelay", "granian", "gunicorn")
-INSTALL_HINT = "install it with: sudo tools/install-bench-deps.sh (apt-get install -y wrk nginx; pip install granian gunicorn)"
+ALL_SERVERS = ("x15g", "nginx", "pywsgi", "pywsgi-nodelay", "granian", "gunicorn", "bjoern", "waitress")
+# Servers that host a WSGI app (the app scenarios); the others only serve the static root.
+APP_SERVERS = ("x15g", "granian", "gunicorn", "bjoern", "waitress")
+INSTALL_HINT = ("install it with: sudo tools/install-bench-deps.sh (apt-get install -y wrk nginx; "
+                "pip install granian gunicorn waitress bjoern)")
 
 
 class Unavailable(Exception):
@@ -37,6 +43,7 @@ class Context:
     tmp: str
     server_cpu: str | None
     x15g_args: list[str] = field(default_factory=list)
+    app: str | None = None  # MODULE:NAME under tools/peers for the app scenarios, else static files
 
 
 @dataclass
@@ -47,13 +54,6 @@ class Running:
     port: int
     proc: subprocess.Popen
     log_path: str
-
-
-def free_port() -> int:
-    """A currently free loopback TCP port (the server binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def find_tool(name: str) -> str | None:
@@ -108,6 +108,10 @@ def server_command(name: str, ctx: Context, port: int) -> tuple[list[str], dict[
     """argv and extra environment to start server `name` on 127.0.0.1:`port`; Unavailable if absent."""
     bind = f"127.0.0.1:{port}"
     env = {"X15G_BENCH_ROOT": ctx.root, "PYTHONPATH": PEERS}
+    if ctx.app is not None:
+        return app_server_command(name, ctx, port, ctx.app)
+    if name in ("bjoern", "waitress"):
+        raise Unavailable(f"{name} runs only in the app scenarios (wsgi, flask)")
     if name == "x15g":
         return [_venv_tool("x15g"), "--root", ctx.root, "--bind", bind, "--workers", "1", *ctx.x15g_args], {}
     if name == "nginx":
@@ -133,6 +137,30 @@ def server_command(name: str, ctx: Context, port: int) -> tuple[list[str], dict[
                 "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048", "--no-access-log",
                 "--working-dir", PEERS, "static_wsgi:app"], env
     raise Unavailable(f"unknown server {name!r} (known: {', '.join(ALL_SERVERS)})")
+
+
+def app_server_command(name: str, ctx: Context, port: int, app: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment to host WSGI app `app` (MODULE:NAME in tools/peers) with one worker."""
+    bind = f"127.0.0.1:{port}"
+    env = {"PYTHONPATH": PEERS}
+    python = os.path.join(VENV_BIN, "python")
+    if name == "x15g":
+        return [_venv_tool("x15g"), "--root", ctx.root, "--bind", bind, "--workers", "1", "--wsgi", app,
+                *ctx.x15g_args], env
+    if name == "granian":
+        return [_venv_tool("granian"), "--interface", "wsgi", "--http", "1", "--no-ws", "--workers", "1",
+                "--blocking-threads", "1", "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048",
+                "--no-access-log", "--working-dir", PEERS, app], env
+    if name == "gunicorn":
+        return [_venv_tool("gunicorn"), "-k", "gevent", "-w", "1", "-b", bind, "--backlog", "2048",
+                "--keep-alive", "75", "--chdir", PEERS, app], env
+    if name == "waitress":
+        return [_venv_tool("waitress-serve"), "--listen", bind, "--threads", "4", "--backlog", "2048", app], env
+    if name == "bjoern":
+        if subprocess.run([python, "-c", "import bjoern"], capture_output=True).returncode != 0:
+            raise Unavailable(f"bjoern is not installed in .venv; {INSTALL_HINT}")
+        return [python, os.path.join(PEERS, "bjoern_app.py"), "--bind", bind, "--app", app], env
+    raise Unavailable(f"{name} is not a WSGI server")
 
 
 def pin(cpu: str | None) -> list[str]:
@@ -174,17 +202,6 @@ def log_tail(path: str, lines: int = 8) -> str:
     return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty log)"
 
 
-def fetch(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET `path` from 127.0.0.1:`port` with http.client; returns (status, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
 REVALIDATE = {"If-None-Match": "<the server's ETag>"}  # check_answers: expect a 304, not the bytes
 
 
@@ -206,7 +223,7 @@ def etag_of(port: int, path: str, timeout: float = 5.0) -> str:
 def check_revalidation(port: int, path: str) -> str | None:
     """GET `path` with If-None-Match set to its own ETag: None when the answer is an empty 304."""
     try:
-        status, body = fetch(port, path, {"If-None-Match": etag_of(port, path)})
+        status, body = get(port, path, headers={"If-None-Match": etag_of(port, path)})
     except (OSError, ValueError, http.client.HTTPException) as exc:
         return f"GET {path} with If-None-Match: {exc!r}"
     if status != 304 or body:
@@ -225,7 +242,7 @@ def check_answers(running: Running, root: str, paths: list[str], headers: dict[s
         with open(os.path.join(root, path.lstrip("/")), "rb") as f:
             expected = f.read()
         try:
-            status, body = fetch(running.port, path, headers)
+            status, body = get(running.port, path, headers=headers)
         except (OSError, http.client.HTTPException) as exc:
             return f"GET {path}: {exc!r}"
         if status != 200 or body != expected:

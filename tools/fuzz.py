@@ -10,7 +10,7 @@ input (and the input written to --crash-dir).
 Engines: atheris (coverage-guided libFuzzer, seeded with the three corpora) when installed, else a
 mutational loop over the corpora (byte flips, inserts, deletes, splices, interesting tokens).
 
-Usage: .venv/bin/python tools/fuzz.py [--runs 1000000] [--engine atheris|mutate] [--crash-dir DIR]
+Usage: .venv/bin/python -m tools.fuzz [--runs 1000000] [--engine atheris|mutate] [--crash-dir DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import time
 import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 try:  # coverage instrumentation of the parser modules only (instrument_all costs ~30 s)
     import atheris
@@ -81,7 +80,7 @@ def one_input(data: bytes) -> None:
 
 def seeds() -> list[bytes]:
     """Every corpus payload (gunicorn, llhttp, http-garden), each with a random step byte."""
-    from tests.requests.corpus import corpus_available, load_all
+    from tests.support.corpus import corpus_available, load_all
 
     found = [b"\x05" + case.raw + case.second for case in load_all()] if corpus_available() else []
     return found or [b"\x05GET / HTTP/1.1\r\nHost: x\r\n\r\n"]

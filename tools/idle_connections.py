@@ -9,7 +9,7 @@ request, read the answer and stay idle. With those open it reads the worker's RS
 The file-descriptor limit is raised here, in the script, and the server inherits it: x15g's own
 defaults are not touched (the issue asks for exactly that).
 
-    tools/idle_connections.py [--connections 10000] [--duration 5s] [--x15g-args "..."]
+    python -m tools.idle_connections [--connections 10000] [--duration 5s] [--x15g-args "..."]
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ import tempfile
 import time
 import types
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import bench  # noqa: E402
-import bench_servers as srv  # noqa: E402
-import bench_workload as wl  # noqa: E402
+from tools import bench
+from tools import bench_servers as srv
+from tools import bench_workload as wl
 
 RSS_TARGET_MIB = 200.0
 RATE_TARGET = 0.8

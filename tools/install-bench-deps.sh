@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what tools/bench needs: wrk (load generator), nginx (the reference server), curl, and
-# optionally the Python peers granian and gunicorn into the project's .venv.
+# optionally the Python peers granian, gunicorn, waitress and bjoern (and Flask for the flask
+# scenario) into the project's .venv. bjoern is C and builds against libev (apt-get libev-dev).
 # Idempotent: anything already present is skipped. Needs root for apt-get.
 #   tools/install-bench-deps.sh            # system tools + Python peers
 #   tools/install-bench-deps.sh --no-pip   # system tools only
@@ -35,7 +36,7 @@ if [ ! -x "$VENV_PY" ]; then
     echo "no $VENV_PY: run 'make venv' first to install the Python peers" >&2
     exit 0
 fi
-for pkg in granian gunicorn; do
+for pkg in granian gunicorn waitress flask; do
     if "$VENV_PY" -c "import $pkg" 2>/dev/null; then
         echo "present in .venv: $pkg"
     else
@@ -43,3 +44,13 @@ for pkg in granian gunicorn; do
         "$VENV_PY" -m pip install --quiet "$pkg" || echo "could not install $pkg (optional peer, skipped)" >&2
     fi
 done
+if "$VENV_PY" -c "import bjoern" 2>/dev/null; then
+    echo "present in .venv: bjoern"
+else
+    if [ ! -e /usr/include/ev.h ]; then
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y libev-dev || echo "no libev-dev: bjoern will not build" >&2
+    fi
+    "$VENV_PY" -m pip install --quiet bjoern || echo "could not build bjoern (optional peer, skipped)" >&2
+fi

@@ -5,7 +5,7 @@ Starts x15g on a tiny generated file set and locust's web UI on 127.0.0.1, start
 locust's HTTP API (POST /swarm, what the UI's start button does), waits, then lets headless
 Chromium (Debian `chromium`) load the charts tab and save a PNG. Everything is stopped by PID.
 
-    tools/locust_ui_screenshot.py [--out docs/locust-ui.png] [--seconds 40] [--tab charts]
+    python -m tools.locust_ui_screenshot [--out docs/locust-ui.png] [--seconds 40] [--tab charts]
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loadtest_run as lr  # noqa: E402
+from tools import loadtest_run as lr
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync", "--hide-scrollbars"]

@@ -10,7 +10,7 @@ Two modes:
   root with `--header-timeout`, measure a normal client's request rate alone, then under attack
   with 500 connections, and print the ratio (issue 6: it must stay >= 0.8).
 
-Usage: .venv/bin/python tools/slowloris.py [--conns 500] [--duration 20] [--header-timeout 2]
+Usage: .venv/bin/python -m tools.slowloris [--conns 500] [--duration 20] [--header-timeout 2]
 """
 
 from __future__ import annotations
@@ -125,8 +125,7 @@ def client_rate(port: int, duration: float, path: str = "/hello.txt") -> float:
 def experiment(conns: int, duration: float, header_timeout: float) -> dict:
     """Start x15g, measure a normal client alone, under `conns` slowloris connections (the
     attacker is a separate process so it does not share the client's GIL), then alone again."""
-    sys.path.insert(0, REPO)
-    from tests.serverproc import ServerProcess
+    from tests.support.server import ServerProcess
 
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "root")
@@ -137,9 +136,9 @@ def experiment(conns: int, duration: float, header_timeout: float) -> dict:
             client_rate(server.port, 1.0)  # warm the cache
             before = client_rate(server.port, duration / 2)
             attacker = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--port", str(server.port), "--conns", str(conns),
+                [sys.executable, "-m", "tools.slowloris", "--port", str(server.port), "--conns", str(conns),
                  "--interval", str(header_timeout / 4), "--duration", str(duration * 3)],
-                stdout=subprocess.PIPE, text=True)
+                stdout=subprocess.PIPE, text=True, cwd=REPO)
             time.sleep(2.0)  # ramp up
             under = client_rate(server.port, duration)
             attacker.send_signal(signal.SIGTERM)

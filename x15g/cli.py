@@ -1,4 +1,4 @@
-"""The `x15g` command. gevent is patched here, first, and nowhere else (design.md §1.4)."""
+"""The `x15g` command. gevent is patched here, first, and nowhere else (architecture.md, principle 4)."""
 
 from gevent import monkey
 

@@ -3,7 +3,7 @@
 Each `Option` names its flag, `X15G_<NAME>` environment variable, config-file key, type/validator,
 default and help. The configargparse parser, `config/x15g.conf` and the README option table are all
 derived from `OPTIONS` (gunicorn's config registry plus waitress's single validated settings object,
-design.md §1.3). `load_settings` returns one frozen `Settings` passed down to every module; nothing
+architecture.md, principle 3). `load_settings` returns one frozen `Settings` passed down to every module; nothing
 else reads the environment or the config file.
 
 Precedence: command-line flag > environment > config file > default.
@@ -103,6 +103,22 @@ def key_value(text: str) -> str:
     return text
 
 
+def address_list(text: str | tuple) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDRs, or `*` for any; empty for none."""
+    import ipaddress
+
+    if isinstance(text, tuple):
+        return text
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    for item in items:
+        if item != "*":
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+    return items
+
+
 def optional_str(text: str) -> str | None:
     text = text.strip()
     return text or None
@@ -153,7 +169,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_connections", 1000, positive_int, "connections one worker serves at once; when full it stops accepting (backpressure)", "server"),
     Option("backlog", 2048, positive_int, "listen(2) backlog", "server"),
     Option("max_accept", 32, positive_int, "connections a worker accepts per wake-up; low values balance several workers on one port", "server"),
-    Option("reuse_port", True, parse_bool, "each worker binds its own SO_REUSEPORT listener so the kernel balances (else an inherited socket)", "server", switch=True),
+    Option("reuse_port", True, parse_bool, "the master opens one SO_REUSEPORT listener per worker slot so the kernel balances (else one socket all workers share)", "server", switch=True),
     Option("loop", "libev", choice("libev", "libuv"), "gevent event loop", "server"),
     Option("threadpool_size", 8, positive_int, "threads per worker for blocking disk work (open, stat, cold reads, fsync)", "server"),
     Option("graceful_timeout", 30.0, non_negative_float, "seconds to finish in-flight requests on SIGTERM/SIGHUP before closing", "server"),
@@ -161,6 +177,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("pid_file", None, optional_str, "write the master's PID to this file", "server"),
     Option("user", None, optional_str, "after binding, drop privileges to this user (when started as root)", "server"),
     Option("group", None, optional_str, "after binding, drop privileges to this group (when started as root)", "server"),
+    Option("timeout", 30.0, non_negative_float, "watchdog: a worker whose event loop is held this many seconds by one request (CPU-bound app code) logs the request and exits, and the master replaces it; 0 disables", "server"),
+    Option("max_requests", 0, non_negative_int, "a worker that has served this many requests drains and exits with status 0 so the master starts a fresh one (memory leaks in apps); 0 disables", "server"),
+    Option("max_requests_jitter", 0, non_negative_int, "add a random 0..N to --max-requests per worker, so workers do not recycle at the same moment", "server"),
+    Option("forwarded_allow_ips", ("127.0.0.1", "::1"), address_list, "peers (addresses or CIDRs, comma-separated; * for any) whose Forwarded / X-Forwarded-For / X-Forwarded-Proto / X-Request-ID headers are believed: they set the client address and scheme (access log, admin access, apps); others' are ignored", "server"),
     # protocol limits and timeouts
     Option("max_request_line", 8190, positive_int, "longest request line in bytes (longer: 414)", "limits"),
     Option("max_header_size", 64 * KiB, positive_int, "largest request head in bytes, request line included (larger: 431)", "limits"),
@@ -247,6 +267,8 @@ def _help_default(option: Option) -> str:
         return ", ".join(option.default) if option.default else "none"
     if option.default is None:
         return "unset"
+    if isinstance(option.default, tuple):  # a list-valued option given once, comma-separated
+        return ",".join(option.default) or "none"
     if isinstance(option.default, bool):
         return "true" if option.default else "false"
     return str(option.default)
@@ -261,6 +283,9 @@ def build_parser(default_config_files: Sequence[str] = DEFAULT_CONFIG_FILES) -> 
         config_file_parser_class=configargparse.DefaultConfigFileParser,
         args_for_setting_config_path=["-c", "--config"],
         config_arg_help_message="config file of `name = value` lines (default search: " + ", ".join(default_config_files) + ")",
+        add_config_file_help=False,
+        epilog="Every option is also an X15G_<NAME> environment variable and a `name = value` line of the "
+               "config file. Precedence: flag > environment > config file > default. Manual: man x15g.",
     )
     parser.add_argument("--version", action="version", version=f"x15g {__version__}")
     parser.add_argument("--check-config", action="store_true", help="print the resolved configuration and exit (like nginx -t)")
@@ -363,6 +388,8 @@ def describe(settings: Settings) -> str:
 
 
 def _format(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

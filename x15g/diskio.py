@@ -1,4 +1,4 @@
-"""The one facade for blocking disk work (design.md §1.5, the Flash lesson).
+"""The one facade for blocking disk work (architecture.md, principle 5, the Flash lesson).
 
 Every open, fstat, scandir, cold read and fsync that may wait on a disk goes through `DiskIO.run`,
 which hands it to the gevent hub's threadpool so the event loop keeps serving other connections.

@@ -2,7 +2,7 @@
 
 An `HTTPError` knows the status to answer with and whether the connection must close afterwards,
 so exactly one function (`x15g.app.errorpage.error_response`) maps any of them to a response; no
-`isinstance` ladders elsewhere (the h11 idea, design.md §1.6).
+`isinstance` ladders elsewhere (the h11 idea, architecture.md, principle 6).
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.helpers import BIG_SIZE, get, read_until_close, worker_pids
-from tests.serverproc import ServerProcess
+from tests.support.waiting import worker_pids
+from tests.support.clients import BIG_SIZE, get, read_until_close
+from tests.support.server import ServerProcess
 
 
 def _start_download(port: int, path: bytes = b"/big.bin") -> socket.socket:
@@ -135,7 +136,7 @@ def test_read_error_is_500_and_the_worker_lives(hroot, failing_file, small: str)
     with ServerProcess(hroot, "--small-file-size", small) as server:
         workers = worker_pids(server.pid)
         with server.connect() as sock:
-            sock.sendall(b"GET /bad.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET /bad.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             data, closed = read_until_close(sock, 5)
         if small == "0":
             # sendfile fails after the 200 head left: the connection closes, no body byte is sent.

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.hardening.conftest import make_root
-from tests.hardening.helpers import read_until_close, statuses
-from tests.serverproc import ServerProcess
+from tests.support.docroots import make_root
+from tests.support.clients import read_until_close, statuses
+from tests.support.server import ServerProcess
 
 SECRET = b"TOP-SECRET-OUTSIDE-ROOT"
 

@@ -20,13 +20,13 @@ import http.client
 import os
 import signal
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.support.server import ServerProcess
+from tests.support.waiting import wait_for
 from x15g.specweb import fileset_cli
 
 RESET = "/specweb99?command/Reset&maxload=40&pttime=0&maxthread=10&exp=0,180&urlroot=/file_set/"
@@ -109,7 +109,7 @@ def test_post_log_survives_stop_mid_load(tmp_path: Path, how: str) -> None:
         posters = Posters(server.port)
         for thread in posters.threads:
             thread.start()
-        time.sleep(1.5)
+        wait_for(lambda: len(posters.acked) >= 200, 30, what="200 POSTs acknowledged")  # mid-load
         if how == "sigterm":
             posters.stop.set()  # no new POSTs; those in flight must complete
             server.signal(signal.SIGTERM)

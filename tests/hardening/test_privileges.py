@@ -3,7 +3,9 @@ document root is refused unless --allow-world-writable-root.
 
 The privilege test binds a port below 1024 (only root may) and then checks, in /proc, that every
 worker runs as nobody/nogroup with no supplementary groups, that a root-only file inside the
-document root is refused (the drop is real), and that a replacement worker drops too.
+document root is refused (the drop is real), and that a replacement worker drops too. x15g runs
+from a world-readable copy of its runtime (tests/support/install.py), as it would be installed,
+so the test passes from a checkout that `nobody` cannot enter (a 0700 home or mktemp -d).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.helpers import get, wait_for, wait_workers, worker_pids
-from tests.serverproc import ServerProcess
+from tests.support.waiting import wait_for, wait_workers, worker_pids
+from tests.support.clients import get
+from tests.support.install import readable_runtime
+from tests.support.server import ServerProcess
 
 NOBODY = 65534
 
@@ -46,25 +51,33 @@ def _privileged_port() -> int:
 
 
 @pytest.fixture
-def world_root():
-    """A root outside pytest's 0700 tmp tree, so user nobody can reach it."""
-    base = tempfile.mkdtemp(prefix="x15g-priv-")
+def world_base():
+    """A directory outside pytest's 0700 tmp tree, so user nobody can reach what is in it."""
+    base = tempfile.mkdtemp(prefix="x15g-priv-", dir="/tmp")
     os.chmod(base, 0o755)
-    root = Path(base) / "root"
+    yield Path(base)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def world_root(world_base: Path) -> Path:
+    """The document root, readable by nobody, with one file only root may read."""
+    root = world_base / "root"
     root.mkdir(mode=0o755)
     (root / "hello.txt").write_bytes(b"hello, world\n")
     (root / "rootonly.txt").write_bytes(b"root only\n")
     os.chmod(root / "hello.txt", 0o644)
     os.chmod(root / "rootonly.txt", 0o600)
-    yield root
-    subprocess.run(["rm", "-rf", base], check=False)
+    return root
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-def test_user_group_drop_after_binding_a_privileged_port(world_root: Path) -> None:
+def test_user_group_drop_after_binding_a_privileged_port(world_base: Path, world_root: Path) -> None:
     port = _privileged_port()
+    command, env = readable_runtime(world_base / "install")
     server = ServerProcess(world_root, "--user", "nobody", "--group", "nogroup", workers=2,
-                           bind=f"127.0.0.1:{port}")
+                           bind=f"127.0.0.1:{port}", env=env)
+    server.args[:3] = command  # python -m x15g, from the copy
     server.port = port  # wait_ready polls this port
     with server:
         workers = wait_workers(server.pid, 2)
@@ -76,7 +89,7 @@ def test_user_group_drop_after_binding_a_privileged_port(world_root: Path) -> No
         assert get(port, "/hello.txt") == (200, b"hello, world\n")
         assert get(port, "/rootonly.txt")[0] == 403  # root could read it: the drop is real
         os.kill(workers[0], signal.SIGKILL)
-        assert wait_for(lambda: len(worker_pids(server.pid)) == 2 and workers[0] not in worker_pids(server.pid), 2)
+        wait_workers(server.pid, 2, exclude={workers[0]})
         for pid in worker_pids(server.pid):
             assert wait_for(lambda: _ids(pid)["Uid"] == [NOBODY] * 4, 5), _ids(pid)
 

@@ -7,9 +7,11 @@ came back, so the request hidden after the framing (GET /sub/a.txt) never got it
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from tests.hardening.helpers import get, read_until_close, statuses
+from tests.support.clients import get, read_until_close, statuses
 
 SMUGGLED = b"GET /sub/a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
 HEAD = b"POST /hello.txt HTTP/1.1\r\nHost: x\r\n"
@@ -67,6 +69,7 @@ def test_worker_serves_after_all_smuggling_attempts(shared_server) -> None:
         with shared_server.connect() as sock:
             try:
                 sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)  # EOF after the payload: the server answers, then closes
             except OSError:
                 pass
             read_until_close(sock, 5.0)

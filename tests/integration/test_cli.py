@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 
 def run_x15g(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:

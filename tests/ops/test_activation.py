@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import fetch, fetch_json, wait_for
-from tests.serverproc import ServerProcess, free_port
+from tests.support.waiting import wait_for
+from tests.support.clients import fetch, fetch_json
+from tests.support.server import ServerProcess, free_port
 from x15g.server.activation import listen_fds
 
 # The launcher: move the socket to fd 3, set the variables, exec x15g (same PID as the launcher).

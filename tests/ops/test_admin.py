@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import fetch, fetch_json, wait_for
-from tests.serverproc import ServerProcess
+from tests.support.waiting import wait_for
+from tests.support.clients import fetch, fetch_json
+from tests.support.server import ServerProcess
 
 # One sample line of the text format 0.0.4: name{labels} value
 _SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*",?)*\})? [-+0-9.eE]+(Inf)?$')

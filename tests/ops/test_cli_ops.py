@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import fetch, wait_for
-from tests.serverproc import REPO, ServerProcess
+from tests.support.waiting import wait_for
+from tests.support.clients import fetch
+from tests.support.server import REPO, ServerProcess
 
 
 def run_x15g(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import APP_ENV, fetch, fetch_json, wait_for
-from tests.serverproc import ServerProcess
+from tests.support.server import APP_ENV
+from tests.support.waiting import wait_for
+from tests.support.clients import fetch, fetch_json
+from tests.support.server import ServerProcess
 
 
 @pytest.fixture

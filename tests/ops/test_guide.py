@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import fetch, fetch_json, wait_for
-from tests.serverproc import REPO, ServerProcess, free_port
+from tests.support.waiting import wait_for
+from tests.support.clients import fetch, fetch_json
+from tests.support.server import REPO, ServerProcess, free_port
 
 GUIDE = (REPO / "README.md").read_text()
 BIN = Path(sys.executable).parent
 
 SERVE = "x15g --root ./public --bind 127.0.0.1:8000 --workers 2"
 CHECK = "x15g --config config/production.conf --root ./public --check-config"
-PRECOMPRESS = "python tools/precompress.py ./public --brotli"
+PRECOMPRESS = "x15g-precompress ./public --brotli"
 CACHE = "x15g --root ./public --bind 127.0.0.1:8000 --cache-control '/assets/*=public, max-age=31536000, immutable' --cache-control '*.html=no-cache'"
 FLASK = "x15g --root ./public --bind 127.0.0.1:8000 --wsgi myapp:app"
 LOADTEST = "python tools/loadtest_run.py --users 2 --dirs 1 --warmup 1 --measure 3 --rampdown 1"
@@ -56,8 +57,8 @@ def argv(command: str, public: Path, port: int) -> list[str]:
     """The guide's command as this test runs it: real paths, a free port, this venv's programs."""
     words = shlex.split(command.replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
     words = [str(public) if w == "./public" else w for w in words]
-    if words[0] == "x15g":
-        words[0] = str(BIN / "x15g")
+    if words[0].startswith("x15g"):
+        words[0] = str(BIN / words[0])  # x15g, x15g-precompress: this venv's console scripts
     elif words[0] == "python":
         words[0] = sys.executable
     return words

@@ -7,12 +7,15 @@ import json
 import os
 import re
 import signal
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import fetch, wait_for
-from tests.serverproc import ServerProcess, raw_exchange
+from tests.support.waiting import wait_for
+from tests.support.clients import fetch
+from tests.support.server import ServerProcess, raw_exchange
 
 COMBINED = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "(?P<line>[^"]*)" '
                       r'(?P<status>\d{3}) (?P<bytes>\d+|-) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)"$')
@@ -77,6 +80,9 @@ def test_json_format_cannot_be_forged(docroot: Path, tmp_path: Path) -> None:
     assert set(record) == {"remote", "time", "method", "path", "query", "version", "status", "bytes",
                            "duration_ms", "referer", "user_agent", "pid"}
     assert record["status"] == 200 and "injected" not in record
+    # RFC 3339 with milliseconds and a numeric offset (what log shippers parse without a pattern)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", record["time"]), record["time"]
+    assert abs(datetime.fromisoformat(record["time"]).timestamp() - time.time()) < 600
     assert record["user_agent"] == FORGED.decode("latin-1")
     assert (record["query"], record["referer"], record["remote"]) == ("a=%22b", 'r"', "127.0.0.1")
     assert record["bytes"] == 13 and record["duration_ms"] >= 0 and record["pid"] != os.getpid()

@@ -1,4 +1,4 @@
-"""tools/precompress.py: which files get sidecars, mtimes, idempotence, brotli optional."""
+"""x15g-precompress (x15g/static/precompress.py): which files get sidecars, mtimes, idempotence, brotli optional."""
 
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import REPO
-
-TOOL = REPO / "tools" / "precompress.py"
 HAVE_BROTLI = importlib.util.find_spec("brotli") is not None
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "x15g.static.precompress", *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture

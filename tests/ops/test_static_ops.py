@@ -1,4 +1,4 @@
-"""Precompressed sidecars (made by tools/precompress.py) and --cache-control rules, end to end."""
+"""Precompressed sidecars (made by x15g-precompress) and --cache-control rules, end to end."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import fetch
-from tests.serverproc import REPO, ServerProcess
+from tests.support.clients import fetch
+from tests.support.server import ServerProcess
 
 HAVE_BROTLI = importlib.util.find_spec("brotli") is not None
 CSS = b"body { color: red; }\n" * 300
@@ -26,7 +26,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "assets" / "app.3f9a.js").write_bytes(b"console.log(1);\n" * 100)
     (root / "page.html").write_bytes(b"<p>page</p>\n" * 50)
     os.chmod(root, 0o755)
-    args = [sys.executable, str(REPO / "tools" / "precompress.py"), str(root)] + (["--brotli"] if HAVE_BROTLI else [])
+    args = [sys.executable, "-m", "x15g.static.precompress", str(root)] + (["--brotli"] if HAVE_BROTLI else [])
     subprocess.run(args, check=True, capture_output=True, timeout=60)
     return root
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import APP_ENV, fetch, fetch_json, wait_for
-from tests.serverproc import ServerProcess, raw_exchange
+from tests.support.server import APP_ENV
+from tests.support.waiting import wait_for
+from tests.support.clients import fetch, fetch_json
+from tests.support.server import ServerProcess, raw_exchange
 
 
 @pytest.fixture
@@ -76,7 +78,8 @@ def test_post_chunked_body_is_decoded_for_the_app(app_server: ServerProcess) -> 
     assert head.startswith(b"HTTP/1.1 200")
     env = json.loads(body)
     assert env["body"] == "hello world"
-    assert env["CONTENT_LENGTH"] == "11"
+    # streamed as the app reads it: no length is known up front (PEP 3333, like gunicorn)
+    assert env["CONTENT_LENGTH"] is None and env["wsgi.input_terminated"] is True
 
 
 def test_file_wrapper_is_sent_whole(app_server: ServerProcess, payload: Path) -> None:
@@ -89,14 +92,20 @@ def test_file_wrapper_is_sent_whole(app_server: ServerProcess, payload: Path) ->
     assert stats["bodies"]["sendfile"] >= 1
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("/app/generator", b"".join(b"%d\n" % i for i in range(1000))),
-    ("/app/write", b"written returned\n"),
-])
-def test_iterables_and_write_are_joined_with_a_content_length(app_server: ServerProcess, path: str, expected: bytes) -> None:
-    status, headers, body = fetch(app_server, path)
-    assert status == 200 and body == expected
-    assert headers["content-length"] == str(len(expected))
+def test_a_list_and_write_are_joined_with_a_content_length(app_server: ServerProcess) -> None:
+    status, headers, body = fetch(app_server, "/app/write")
+    assert (status, body) == (200, b"written returned\n")
+    assert headers["content-length"] == str(len(body))
+
+
+def test_a_generator_without_length_is_streamed_chunked(app_server: ServerProcess) -> None:
+    expected = b"".join(b"%d\n" % i for i in range(1000))
+    status, headers, body = fetch(app_server, "/app/generator")
+    assert (status, body) == (200, expected)
+    assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
+    answer = raw_exchange(app_server.port, b"GET /app/generator HTTP/1.0\r\nHost: a\r\n\r\n")
+    head, _, raw_body = answer.partition(b"\r\n\r\n")  # HTTP/1.0: the body ends at the close
+    assert b"Transfer-Encoding" not in head and raw_body == expected
 
 
 @pytest.mark.parametrize("path, status", [

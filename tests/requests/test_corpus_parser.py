@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.requests.corpus import Case, corpus_available, load_all
+from tests.support.corpus import MISSING, Case, corpus_available, load_all, must_run_corpus
 from x15g.errors import HTTPError
 from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import Request
@@ -111,7 +111,7 @@ ARTIFACTS = {
                           "gunicorn's expectation checks the head only",
 }
 
-SKIP_NOTE = "shared corpus not found at ../shared/corpus (see tests/requests/corpus.py)"
+SKIP_NOTE = MISSING
 
 
 @dataclass
@@ -227,6 +227,8 @@ def test_corpus_case(case: Case) -> None:
 
 def test_corpus_present_or_skipped() -> None:
     if not corpus_available():
+        if must_run_corpus():
+            pytest.fail(f"CI=true: {SKIP_NOTE}")
         pytest.skip(SKIP_NOTE)
     assert len(CASES) > 300
 

@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.hardening.helpers import worker_pids
-from tests.requests.corpus import Case, corpus_available, load_all
+from tests.support.waiting import worker_pids
+from tests.support.corpus import Case, corpus_available, load_all
 from tests.requests.test_corpus_parser import SKIP_NOTE, drive, limits_for
-from tests.serverproc import ServerProcess, raw_exchange
+from tests.support.server import ServerProcess, raw_exchange
 
 TIMEOUTS = ("--header-timeout", "1", "--keepalive-timeout", "1", "--body-timeout", "1")
 CASES = [c for c in load_all() if c.expect != "skip"]
@@ -102,7 +102,9 @@ def _check(case: Case, data: bytes, closed: bool, seconds: float) -> str | None:
         if got != expected and not (len(got) <= answered and 501 in got):
             return f"expected {expected} (then close) for {out.error!r}, got {got}"
     elif out.end == "incomplete":
-        if len(got) > answered + 1 or (len(got) == answered + 1 and got[-1] not in (408, 400, 413, 431, 414)):
+        # 200/405: a complete head whose body is still coming, to a route that takes no body (a
+        # static file), is answered at once (issue 13.7); the connection then waits or closes.
+        if len(got) > answered + 1 or (len(got) == answered + 1 and got[-1] not in (408, 400, 413, 431, 414, 405, 200)):
             return f"incomplete input: expected {answered} answers then 408/close, got {got}"
     elif len(got) != answered and not (len(got) < answered and 501 in got):
         return f"expected {answered} answers, got {got}"

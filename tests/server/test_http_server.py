@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import threading
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess, raw_exchange
+from tests.support.server import ServerProcess, raw_exchange
 
 
 def _responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
@@ -212,9 +211,9 @@ def test_body_too_large_is_413(docroot: Path) -> None:
 def test_expect_100_continue_and_chunked_body(shared_server: ServerProcess) -> None:
     with shared_server.connect(timeout=5) as sock:
         sock.sendall(b"POST /hello.txt HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
-        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
-        sock.sendall(b"abcd")
+        # a static file wants no body: the final answer at once, no 100 (RFC 9110 §10.1.1)
         assert sock.recv(1000).startswith(b"HTTP/1.1 405 ")
+        sock.sendall(b"abcd")  # a client may send it anyway: dropped, the connection goes on
         # chunked body with a trailer: read fully, then the connection stays usable
         sock.sendall(b"POST /hello.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -242,16 +241,6 @@ def test_header_timeout_drops_a_slow_head(docroot: Path) -> None:
             assert time.monotonic() - started < 4
 
 
-def test_keepalive_timeout_closes_idle_connection(docroot: Path) -> None:
-    with ServerProcess(docroot, "--keepalive-timeout", "1") as proc:
-        with proc.connect(timeout=5) as sock:
-            sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n")
-            assert sock.recv(1000).startswith(b"HTTP/1.1 200")
-            started = time.monotonic()
-            assert sock.recv(1000) == b""
-            assert 0.5 < time.monotonic() - started < 4
-
-
 def test_hundred_concurrent_keepalive_clients(shared_server: ServerProcess, shared_docroot: Path) -> None:
     expected = (shared_docroot / "one_k.bin").read_bytes()
     failures: list[str] = []
@@ -274,35 +263,3 @@ def test_hundred_concurrent_keepalive_clients(shared_server: ServerProcess, shar
     for thread in threads:
         thread.join(60)
     assert failures == []
-
-
-def test_sigterm_drains_in_flight_and_exits_zero(docroot: Path) -> None:
-    # Larger than the kernel's socket buffers (up to ~4 MiB send + 6 MiB receive on loopback), so
-    # the answer is really still being sent by the worker when SIGTERM arrives.
-    (docroot / "huge.bin").write_bytes(os.urandom(24 * 1024 * 1024))
-    proc = ServerProcess(docroot, "--graceful-timeout", "10").start()
-    try:
-        idle = proc.connect()
-        idle.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n")
-        assert idle.recv(1000).startswith(b"HTTP/1.1 200")
-        busy = proc.connect()
-        busy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        busy.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: a\r\n\r\n")
-        first = busy.recv(4096)  # the big answer is in flight
-        time.sleep(0.3)  # let the worker fill the socket buffers and block in sendfile
-        assert first.startswith(b"HTTP/1.1 200")
-        started = time.monotonic()
-        proc.signal(15)
-        idle.settimeout(3)
-        assert idle.recv(100) == b""  # idle keep-alive connection closed when the grace (1 s) ends
-        assert time.monotonic() - started < 2
-        received = len(first.partition(b"\r\n\r\n")[2])
-        while True:
-            chunk = busy.recv(1 << 20)
-            if not chunk:
-                break
-            received += len(chunk)
-        assert received == (docroot / "huge.bin").stat().st_size  # in-flight answer completed
-        assert proc.proc.wait(10) == 0
-    finally:
-        proc.stop()

@@ -12,8 +12,8 @@ import socket
 import time
 from pathlib import Path
 
-from tests.hardening.helpers import worker_pids
-from tests.serverproc import ServerProcess
+from tests.support.waiting import worker_pids
+from tests.support.server import ServerProcess
 
 GET_HELLO = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
 

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.support.server import ServerProcess
 from x15g.specweb import fileset, fileset_cli
 from x15g.specweb.wrap import wrap
 

@@ -23,6 +23,13 @@ from x15g.static.mimetypes import MimeMap, with_charset
         ("README", "application/octet-stream"),
         ("file.unknownext", "application/octet-stream"),
         ("notes.md", "text/markdown; charset=utf-8"),
+        ("font.ttf", "font/ttf"),
+        ("font.otf", "font/otf"),
+        ("app.js.map", "application/json; charset=utf-8"),
+        ("event.ics", "text/calendar; charset=utf-8"),
+        ("config.yaml", "application/yaml"),
+        ("config.yml", "application/yaml"),
+        ("data.jsonld", "application/ld+json; charset=utf-8"),
     ],
 )
 def test_default_table(name: str, expected: str) -> None:

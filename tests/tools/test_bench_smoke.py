@@ -12,13 +12,11 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOLS = os.path.join(REPO, "tools")
-sys.path.insert(0, TOOLS)
+from tests.support.server import REPO
+from tools import bench, bench_servers
+from tools import bench_workload as wl
 
-import bench  # noqa: E402
-import bench_servers  # noqa: E402
-import bench_workload as wl  # noqa: E402
+TOOLS = os.path.join(REPO, "tools")
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -109,10 +107,10 @@ def test_short_run_against_nginx_and_pywsgi(tmp_path):
 
 
 def test_idle_connections_help_and_proc_helpers():
-    import idle_connections as idle
+    from tools import idle_connections as idle
 
-    out = subprocess.run([sys.executable, os.path.join(TOOLS, "idle_connections.py"), "--help"],
-                         capture_output=True, text=True, timeout=20)
+    out = subprocess.run([sys.executable, "-m", "tools.idle_connections", "--help"],
+                         capture_output=True, text=True, timeout=20, cwd=REPO)
     assert out.returncode == 0 and "--connections" in out.stdout
     assert idle.rss_mib(os.getpid()) > 1.0
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
@@ -127,9 +125,9 @@ def test_idle_connections_help_and_proc_helpers():
                     reason="needs wrk and nginx (tools/install-bench-deps.sh)")
 def test_idle_connections_short_run_against_nginx(tmp_path):
     out_json = tmp_path / "idle.json"
-    cmd = [sys.executable, os.path.join(TOOLS, "idle_connections.py"), "--server", "nginx", "--connections", "300",
+    cmd = [sys.executable, "-m", "tools.idle_connections", "--server", "nginx", "--connections", "300",
            "--duration", "1s", "--reps", "1", "--json", str(out_json)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=50)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=50, cwd=REPO)
     assert out.returncode == 0, out.stdout + out.stderr
     fig = json.loads(out_json.read_text())
     assert fig["idle_still_open"] == 300 and fig["rss_idle_mib"] > 0 and fig["rate_idle"] > 0
@@ -171,3 +169,11 @@ def test_real_traffic_scenarios_and_their_scripts():
         assert field in browser
     dynamic = wl.lua_dynamic_script(seq)
     assert "my_cookie=user_id=" in dynamic and wl.DYNAMIC in dynamic
+
+
+def test_from_json_replays_a_saved_run_without_running(capsys):
+    """docs/performance.md's table and chart come from docs/bench/*.json through --from-json."""
+    saved = os.path.join(REPO, "docs", "bench", "2026-11-26.json")
+    assert bench.main(["--from-json", saved]) == 0
+    out = capsys.readouterr().out
+    assert "| 1k | x15g | 58,135 |" in out and "1k: x15g = 53.7× gevent.pywsgi" in out

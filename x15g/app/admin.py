@@ -18,9 +18,10 @@ import json
 import logging
 import os
 import time
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable, Protocol
 
 from x15g import __version__
+from x15g.config import Settings
 from x15g.diskio import DiskIO
 from x15g.errors import HTTPError
 from x15g.http.messages import Request, Response
@@ -33,13 +34,46 @@ _NO_STORE = (("Cache-Control", "no-store"),)
 _ALLOW = (("Allow", "GET, HEAD"),)
 
 
+class ConnectionView(Protocol):
+    """What the admin endpoints read of one open connection."""
+
+    @property
+    def idle(self) -> bool: ...
+
+
+class ServingContext(Protocol):
+    """A worker's serving context as the admin endpoints and metrics read it: its counters, request
+    metrics, open connections and whether it drains. `x15g/server/worker.py` provides one;
+    `StandaloneState` stands in outside a worker."""
+
+    @property
+    def counters(self) -> Counters: ...
+
+    @property
+    def metrics(self) -> metrics.RequestMetrics: ...
+
+    @property
+    def connections(self) -> Collection[ConnectionView]: ...
+
+    @property
+    def draining(self) -> bool: ...
+
+
+class CacheStats(Protocol):
+    """The numbers a cache reports (`x15g/static/filecache.py`): hits, misses, entries, memory,
+    open_fds, evictions."""
+
+    hits: int
+    misses: int
+
+
 class StandaloneState:
     """What the admin responder reads when no worker context is given (tests, tools)."""
 
     def __init__(self) -> None:
         self.counters = Counters()
         self.metrics = metrics.RequestMetrics()
-        self.connections: set[Any] = set()
+        self.connections: set[ConnectionView] = set()
         self.draining = False
 
 
@@ -60,12 +94,14 @@ def is_loopback(peer: str) -> bool:
 class AdminResponder:
     """Answers `<prefix>health`, `<prefix>status` and `<prefix>metrics` (GET and HEAD)."""
 
-    def __init__(self, settings: Any, disk: DiskIO, state: Any = None, caches: Iterable[Any] = (),
+    streams_body = True  # needs no request body: answered before one is read
+
+    def __init__(self, settings: Settings, disk: DiskIO, state: ServingContext | None = None, caches: Iterable[CacheStats] = (),
                  run_dir: str | None = None, worker_id: int = 0) -> None:
         self.prefix = settings.admin_prefix.encode()
         self.loopback_only = settings.admin_access == "loopback"
         self.disk = disk
-        self.state = state if state is not None else StandaloneState()
+        self.state: ServingContext = state if state is not None else StandaloneState()
         self.caches = list(caches)
         self.run_dir = run_dir
         self.worker_id = worker_id

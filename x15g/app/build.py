@@ -3,13 +3,14 @@ admin endpoints, the SPECweb99-like module, CGI directories and a WSGI app where
 
 from __future__ import annotations
 
+from x15g.app.admin import ServingContext
 from x15g.app.router import Route, Router
 from x15g.config import Settings
 from x15g.diskio import DiskIO
 from x15g.static.responder import StaticResponder
 
 
-def build_app(settings: Settings, disk: DiskIO, state: object = None) -> Router:
+def build_app(settings: Settings, disk: DiskIO, state: ServingContext | None = None) -> Router:
     """The router for one worker process; `state` is the worker's serving context (counters,
     connections, draining, metrics, periodic) that the admin endpoints report on."""
     routes: list[Route] = []
@@ -21,7 +22,7 @@ def build_app(settings: Settings, disk: DiskIO, state: object = None) -> Router:
         routes.append(Route(b"/cgi-bin/specweb99", CgiSpecwebResponder(settings), exact=True))
         type_overrides[settings.specweb_urlroot] = "text/plain"
     for spec in settings.cgi_dir:
-        from x15g.app.cgi import CgiResponder
+        from x15g.cgi.runner import CgiResponder
 
         prefix, _, directory = spec.partition("=")
         prefix = "/" + prefix.strip("/") + "/"
@@ -33,21 +34,22 @@ def build_app(settings: Settings, disk: DiskIO, state: object = None) -> Router:
 
         admin = AdminResponder(settings, disk, state, [static.cache], metrics.run_dir, getattr(state, "worker_id", 0))
         routes.append(Route(settings.admin_prefix.encode(), admin))
-        if hasattr(state, "periodic"):
-            state.periodic.append(admin.publish)  # type: ignore[attr-defined]
+        periodic = getattr(state, "periodic", None)  # a worker's once-a-second jobs
+        if periodic is not None:
+            periodic.append(admin.publish)
     if settings.wsgi:
-        return _with_wsgi(settings, routes, static)
+        return _with_wsgi(settings, settings.wsgi, routes, static)
     return Router(routes, static)
 
 
-def _with_wsgi(settings: Settings, routes: list[Route], static: StaticResponder) -> Router:
+def _with_wsgi(settings: Settings, spec: str, routes: list[Route], static: StaticResponder) -> Router:
     """Mount the WSGI app: at a prefix it owns `/prefix` and `/prefix/...`; at `/` a static file
     that exists wins for GET/HEAD and everything else goes to the app (see the README guide)."""
     import logging
 
     from x15g.app.wsgi import StaticOrApp, WsgiResponder, app_inside_root, load_app
 
-    app = load_app(settings.wsgi)
+    app = load_app(spec)
     if app_inside_root(app, settings.root):
         logging.getLogger("x15g.wsgi").warning(
             "the WSGI app's source lies under --root %s: its files can be downloaded", settings.root)

@@ -1,4 +1,4 @@
-"""The one place an HTTPError becomes a response (design.md §1.6)."""
+"""The one place an HTTPError becomes a response (architecture.md, principle 6)."""
 
 from __future__ import annotations
 

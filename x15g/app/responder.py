@@ -1,6 +1,6 @@
 """What every responder is: something that turns a Request into a Response.
 
-Responders decide, the connection writes (design.md §1.2). A responder may block cooperatively
+Responders decide, the connection writes (architecture.md, principle 2). A responder may block cooperatively
 (disk work through DiskIO, a CGI child process) and raises `HTTPError` for error answers.
 """
 

@@ -21,13 +21,12 @@ _OPTIONS_STAR = build_head(200, (("Allow", "GET, HEAD, POST, OPTIONS"),), 0)
 class Route:
     """`prefix` matches the path exactly when `exact`, else as a prefix (ending with '/' or not)."""
 
-    __slots__ = ("prefix", "exact", "responder", "now")
+    __slots__ = ("prefix", "exact", "responder")
 
     def __init__(self, prefix: bytes, responder: Responder, exact: bool = False) -> None:
         self.prefix = prefix
         self.exact = exact
         self.responder = responder
-        self.now = getattr(responder, "respond_now", None)  # ImmediateResponder, when it is one
 
     def matches(self, path: bytes) -> bool:
         if self.exact:
@@ -41,32 +40,36 @@ class Router:
     def __init__(self, routes: Sequence[Route], default: Responder) -> None:
         self.routes = sorted(routes, key=lambda r: (-len(r.prefix), not r.exact))
         self.default = default
-        self._default_now = getattr(default, "respond_now", None)
         # Hot path: most requests match no route, so test every prefix in one C call first.
         self._any_prefix = tuple(route.prefix for route in self.routes)
 
     def respond(self, request: Request) -> Response:
         if request.method not in KNOWN_METHODS:
             raise HTTPError(501, f"method {request.method} is not implemented")
-        path = request.path
-        if self._any_prefix and path.startswith(self._any_prefix):
-            for route in self.routes:
-                if route.matches(path):
-                    return route.responder.respond(request)
         if request.target == b"*":
             return Response(200, _OPTIONS_STAR, b"", 0)
-        return self.default.respond(request)
+        return self._responder(request.path).respond(request)
 
-    def respond_now(self, request: Request) -> Response | None:
-        """The answer when the responder that owns the path can make it without blocking (see
-        ImmediateResponder); None sends the request to `respond` in the connection's greenlet."""
-        if request.method not in KNOWN_METHODS:
-            return None
-        path = request.path
+    def reads_body_lazily(self, request: Request) -> bool:
+        """Whether the responder of `request` reads its body itself, when it needs it, from
+        `request.body_reader` (`streams_body`), so the connection must not read it first: an
+        answer that needs no body (405, 501, a static file) then goes out before the body."""
+        if request.method not in KNOWN_METHODS or request.target == b"*":
+            return True
+        return getattr(self._responder(request.path), "streams_body", False)
+
+    def _responder(self, path: bytes) -> Responder:
         if self._any_prefix and path.startswith(self._any_prefix):
             for route in self.routes:
                 if route.matches(path):
-                    return route.now(request) if route.now is not None else None
-        if self._default_now is None or request.target == b"*":
+                    return route.responder
+        return self.default
+
+    def respond_now(self, request: Request) -> Response | None:
+        """The answer when the responder that owns the path can make it without blocking (an
+        ImmediateResponder's respond_now); None sends the request to `respond` in the
+        connection's greenlet."""
+        if request.method not in KNOWN_METHODS or request.target == b"*":
             return None
-        return self._default_now(request)
+        now = getattr(self._responder(request.path), "respond_now", None)
+        return now(request) if now is not None else None

@@ -1,21 +1,27 @@
 """Host a WSGI application (PEP 3333) as a responder mounted at a URL prefix.
 
-The app runs in the connection's greenlet, so it may block cooperatively (patched sockets, sleep)
-but must not burn CPU for long. What the server gives it:
-- `environ` with SCRIPT_NAME = the mount prefix and PATH_INFO = the rest, both percent-decoded and
-  carried as latin-1 "bytes-as-str" (PEP 3333 §"Unicode issues"); headers as HTTP_*; headers
-  whose name contains `_` are dropped so they cannot pose as ones with `-` (nginx, gunicorn).
-- `wsgi.input`: the connection has read the whole body already (Content-Length or chunked,
-  bounded by `--max-body-size`, 413 above), so it is an `io.BytesIO`; CONTENT_LENGTH is the
-  decoded length and `wsgi.input_terminated` is true.
+The app runs in the connection's greenlet, so it may block cooperatively (patched sockets, sleep);
+code that holds the CPU for longer than `--timeout` is ended by the watchdog (server/watchdog.py).
+What the server gives it:
+- `environ` (app/wsgi_environ.py): SCRIPT_NAME = the mount prefix, PATH_INFO = the rest, CGI
+  variables by the letter (CONTENT_LENGTH only when the request has one), the client and scheme
+  a trusted proxy forwarded (http/forwarded.py), HTTP_X_REQUEST_ID (the proxy's or generated).
+- `wsgi.input`: the body straight from the socket as the app reads it (server/bodyreader.py;
+  chunked bodies too, then without CONTENT_LENGTH; `wsgi.input_terminated` is true); nothing is
+  held by the server, `--max-body-size` gives 413.
 - `wsgi.errors` writes lines to the error log (logger `x15g.wsgi`).
 - `wsgi.file_wrapper`: an app returning `environ["wsgi.file_wrapper"](f)` for a real file is
   answered with `os.sendfile` from the file's descriptor, the same path as static files.
 
-The app's output is collected before the head is written (no streaming yet): iterables are joined
-into one body and Content-Length is computed, so a large generator is held in memory. Any exception
-from the app, or a malformed status/header, is answered 500 and its traceback logged; the worker
-keeps serving.
+The answer (app/wsgi_head.py checks status and headers and builds the head): a list or tuple
+of bytes is joined and sent with the head in one write; any other iterable is streamed, each
+chunk as the app makes it (the connection's StreamedBody: the app's Content-Length held exactly,
+else chunked for HTTP/1.1, up to the close for HTTP/1.0; a slow client suspends the generator);
+the head waits for the first non-empty chunk, as PEP 3333 asks. The app's Content-Length is
+kept on every path: more bytes are cut, fewer close the connection after them. Every answer
+carries X-Request-ID. An exception or a PEP 3333 violation before the first byte is a 500 (the
+traceback, or one line naming the violation, in the error log); after it, the connection closes
+without finishing the body. `close()` of the iterable is always called. The worker keeps serving.
 """
 
 from __future__ import annotations
@@ -23,26 +29,21 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import itertools
 import logging
 import os
-import re
 import sys
-from typing import Any, Callable, Iterable
-from urllib.parse import unquote_to_bytes
+from typing import Any, Callable, Iterable, Iterator
 
-from x15g import SERVER_SOFTWARE
+from x15g.app.wsgi_environ import EMPTY_INPUT, EnvironBuilder
+from x15g.app.wsgi_head import AppError, StartResponse
 from x15g.errors import ConfigError, HTTPError
-from x15g.http.messages import FileRange, Request, Response
-from x15g.http.writer import build_head
+from x15g.http.messages import FileRange, Request, Response, StreamedBody
+from x15g.observability.inflight import current as inflight
+from x15g.static.filecache import Answer
 
 log = logging.getLogger("x15g.wsgi")
-
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_STATUS = re.compile(r"^([1-9][0-9]{2}) [^\r\n]*$")
-# PEP 3333: hop-by-hop headers belong to the server; an app must not set them (RFC 9110 §7.6.1).
-_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                         "te", "trailers", "transfer-encoding", "upgrade"))
-_SERVER_SET = frozenset(("content-length", "date", "server"))
+_END = object()  # the end of an app's iterator (next's default)
 
 
 def _import_from_cwd() -> None:
@@ -88,114 +89,96 @@ class FileWrapper:
             close()
 
 
-class ErrorStream:
-    """`wsgi.errors`: text written by the app becomes error-log lines."""
-
-    def __init__(self) -> None:
-        self._pending = ""
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        while "\n" in self._pending:
-            line, self._pending = self._pending.split("\n", 1)
-            log.error("%s", line)
-        return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        if self._pending:
-            log.error("%s", self._pending)
-            self._pending = ""
-
-
-class _Start:
-    """The `start_response` of one request (PEP 3333 §"The start_response() Callable")."""
-
-    __slots__ = ("status", "headers", "chunks")
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.chunks: list[bytes] = []
-
-    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-        if self.status and exc_info is None:
-            raise AssertionError("start_response called twice without exc_info")
-        # Nothing is sent before the app returns, so a later call with exc_info replaces the head.
-        match = _STATUS.match(status) if type(status) is str else None
-        if match is None:
-            raise AssertionError(f"bad WSGI status {status!r}")
-        self.headers = [_checked_header(name, value) for name, value in headers]
-        self.status = int(match.group(1))
-        return self.chunks.append  # the legacy write() callable
-
-
-def _checked_header(name: Any, value: Any) -> tuple[str, str]:
-    if type(name) is not str or type(value) is not str or not _TOKEN.match(name):
-        raise AssertionError(f"bad WSGI header {name!r}: {value!r}")
-    if name.lower() in _HOP_BY_HOP:
-        raise AssertionError(f"hop-by-hop header {name!r} set by the application")
-    if any(ch in value for ch in "\r\n\0"):
-        raise AssertionError(f"header {name!r} contains CR, LF or NUL")
-    value.encode("latin-1")  # PEP 3333: header values are latin-1 strings
-    return name, value
-
-
 class WsgiResponder:
     """Call `app` for requests under `prefix` ("/" or "/some/path", no trailing slash needed)."""
+
+    streams_body = True  # wsgi.input reads the body from the connection as the app asks
 
     def __init__(self, settings: Any, app: Callable[..., Any], prefix: str = "/") -> None:
         self.app = app
         self.script_name = prefix.rstrip("/")
-        self.errors = ErrorStream()
-        self.default_host, self.default_port = _server_address(settings.bind[0] if settings.bind else "")
-        self.multiprocess = settings.workers > 1
+        host, port = _server_address(settings.bind[0] if settings.bind else "")
+        self.environs = EnvironBuilder(self.script_name, host, port, settings.workers > 1, FileWrapper)
+        # Request IDs: a random prefix per worker process (this runs after fork) and a counter.
+        self._id_prefix = os.urandom(6).hex() + "-"
+        self._ids = itertools.count(1)
 
     def respond(self, request: Request) -> Response:
-        environ = self.environ(request)
-        start = _Start()
+        request_id = request.request_id or f"{self._id_prefix}{next(self._ids):x}"
+        request.request_id = request_id
+        body: Any = request.body_reader
+        if body is None:  # no body, or the connection read it whole (an embedding without a router)
+            body = io.BytesIO(request.body) if request.body else EMPTY_INPUT
+        environ = self.environs.build(request, body, request_id)
+        start = StartResponse()
         result = None
+        inflight.method, inflight.target = request.method, request.target
         try:
             result = self.app(environ, start)
-            if type(result) is FileWrapper and start.status:
-                response = self._file_response(request, start, result)
-                if response is not None:
-                    result = None  # the Response's release closes it after sendfile
+            kind = type(result)
+            if kind is list or kind is tuple:
+                data = _joined(result, start)
+            elif kind is FileWrapper and start.status and (response := self._file_response(
+                    request, start, result, request_id)) is not None:
+                result = None  # the Response's release closes it after sendfile
+                return response
+            else:
+                first = _first_chunk(result, start)
+                if first is not None:
+                    response = self._streamed_response(request, start, result, first, request_id)
+                    result = None  # the connection closes it once the stream ends
                     return response
-            body = b"".join(start.chunks) + b"".join(result)
-            if not start.status:
-                raise AssertionError("the application returned without calling start_response")
+                data = b"".join(start.written)
         except HTTPError:
-            raise
+            raise  # e.g. 413/408 while the app read its body
+        except AppError as exc:
+            log.error("WSGI application broke PEP 3333 on %s %r: %s", request.method, request.target, exc)
+            raise HTTPError(500, "internal error") from None
         except Exception:
             log.exception("WSGI application failed on %s %r", request.method, request.target)
             raise HTTPError(500, "internal error") from None
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.exception("WSGI result.close() failed")
-        return self._bytes_response(request, start, body)
+            inflight.method = None
+            if result is not None:
+                _close(result)
+        return self._bytes_response(request, start, data, request_id)
 
-    def _bytes_response(self, request: Request, start: _Start, body: bytes) -> Response:
-        headers = [(n, v) for n, v in start.headers if n.lower() not in _SERVER_SET]
-        length = len(body)
-        declared = _declared_length(start.headers)
-        if request.method == "HEAD" and declared is not None and not body:
-            length = declared  # a HEAD answer describes the GET body (RFC 9110 §9.3.2)
-        elif declared is not None and declared != length:
-            log.warning("WSGI app declared Content-Length %d but sent %d bytes; sending %d", declared, length, length)
-        no_body = start.status in (204, 304) or start.status < 200
-        head = build_head(start.status, headers, None if no_body else length)
-        return Response(start.status, head, b"" if no_body else body, 0 if no_body else length,
-                        send_body=not no_body)
+    def _streamed_response(self, request: Request, start: StartResponse, result: Any, first: bytes,
+                           request_id: str) -> Response:
+        """Each further chunk goes out as the app makes it; the connection holds the body to the
+        app's Content-Length, or sends it chunked (HTTP/1.1) or up to the close (HTTP/1.0)."""
+        status = start.status
+        declared = start.length
+        start.started = True  # from now on start_response(..., exc_info) re-raises
+        if request.method == "HEAD" or status < 200 or status == 204 or status == 304:
+            _close(result)
+            return Response(status, start.head(declared, request_id), b"", declared or 0, send_body=False)
+        stream = AppStream(request, start, result, first)
+        return Response(status, start.head(declared, request_id), StreamedBody(stream, declared), declared or 0)
 
-    def _file_response(self, request: Request, start: _Start, wrapper: FileWrapper) -> Response | None:
+    def _bytes_response(self, request: Request, start: StartResponse, body: bytes, request_id: str) -> Response:
+        """The app's Content-Length is kept: more bytes are cut to it, fewer close the connection
+        after them so the client sees the truncation; without one it is the body's length."""
+        status = start.status
+        if status < 200 or status == 204 or status == 304:
+            return Response(status, start.head(None, request_id), b"", 0, send_body=False)
+        declared = start.length
+        close = False
+        if declared is None:
+            length = len(body)
+        else:
+            length = declared
+            if request.method != "HEAD" and len(body) != declared:
+                log.warning("WSGI app declared Content-Length %d but sent %d bytes on %s %r%s", declared,
+                            len(body), request.method, request.target,
+                            "; cut" if len(body) > declared else "; closing the connection")
+                close = len(body) < declared
+                body = body[:declared]
+        return Response(status, start.head(length, request_id), body, length, close=close,
+                        send_body=request.method != "HEAD")
+
+    def _file_response(self, request: Request, start: StartResponse, wrapper: FileWrapper,
+                       request_id: str) -> Response | None:
         """sendfile from the wrapped file's descriptor; None when it has none (iterate instead)."""
         try:
             fd = wrapper.filelike.fileno()
@@ -204,73 +187,107 @@ class WsgiResponder:
         except (AttributeError, OSError, io.UnsupportedOperation):
             return None
         count = max(0, size - offset)
-        declared = _declared_length(start.headers)
+        declared = start.length
+        close = False
         if declared is not None:
+            close = declared > count  # the file is shorter: send it, then close
             count = min(count, declared)
-        headers = [(n, v) for n, v in start.headers if n.lower() not in _SERVER_SET]
-        head = build_head(start.status, headers, count)
-        return Response(start.status, head, FileRange(fd, offset, count), count, release=wrapper.close)
-
-    def environ(self, request: Request) -> dict[str, Any]:
-        """The PEP 3333 environ for `request`."""
-        path = unquote_to_bytes(request.path).decode("latin-1")
-        script = self.script_name
-        path_info = path[len(script):] if script and path.startswith(script) else path
-        host, port = _split_host(request.headers.get(b"host"), self.default_host, self.default_port)
-        remote, _, remote_port = request.peer.rpartition(":") if request.peer != "unix" else ("", "", "")
-        env: dict[str, Any] = {
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": script,
-            "PATH_INFO": path_info,
-            "QUERY_STRING": request.query.decode("latin-1"),
-            "SERVER_NAME": host,
-            "SERVER_PORT": str(port),
-            "SERVER_PROTOCOL": f"HTTP/{request.version // 10}.{request.version % 10}",
-            "SERVER_SOFTWARE": SERVER_SOFTWARE,
-            "REMOTE_ADDR": remote.strip("[]"),
-            "REMOTE_PORT": remote_port,
-            "RAW_URI": request.target.decode("latin-1"),
-            "CONTENT_LENGTH": str(len(request.body)) if request.has_body else "",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(request.body),
-            "wsgi.input_terminated": True,
-            "wsgi.errors": self.errors,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": self.multiprocess,
-            "wsgi.run_once": False,
-            "wsgi.file_wrapper": FileWrapper,
-        }
-        for name, value in request.headers.items():
-            if b"_" in name:
-                continue
-            key = name.decode("latin-1").upper().replace("-", "_")
-            if key == "CONTENT_TYPE":
-                env["CONTENT_TYPE"] = value.decode("latin-1")
-            elif key != "CONTENT_LENGTH":
-                env["HTTP_" + key] = value.decode("latin-1")
-        return env
+        head = start.head(count if declared is None else declared, request_id)
+        return Response(start.status, head, FileRange(fd, offset, count), count, close=close,
+                        release=wrapper.close)
 
 
-def _declared_length(headers: list[tuple[str, str]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == "content-length":
+def _joined(result: list | tuple, start: StartResponse) -> bytes:
+    """The whole body of a list or tuple result (and of write() calls before it), type-checked."""
+    if len(result) == 1 and type(result[0]) is bytes and not start.written:
+        data = result[0]  # the common `return [body]`
+    else:
+        for chunk in result:
+            if type(chunk) is not bytes:
+                raise AppError(f"the application yielded {type(chunk).__name__} (in its list), not bytes")
+        data = b"".join(start.written + list(result)) if start.written else b"".join(result)
+    if not start.status:
+        raise AppError("the application returned without calling start_response")
+    return data
+
+
+def _first_chunk(result: Any, start: StartResponse) -> bytes | None:
+    """Pull chunks until the first non-empty one (PEP 3333: the head waits for it, so a generator
+    may still call start_response); None when the iterable ended without one (what write() gave
+    is then in `start.written`). The iterator is kept in `start.iterator` for AppStream."""
+    if result is None or isinstance(result, (str, bytes)):
+        raise AppError(f"the application returned {type(result).__name__}, not an iterable of bytes")
+    try:
+        iterator = iter(result)
+    except TypeError:
+        raise AppError(f"the application returned {type(result).__name__}, not an iterable of bytes") from None
+    first = b"".join(start.written)
+    start.written.clear()
+    while not first:
+        chunk = next(iterator, _END)
+        if chunk is _END:
+            if not start.status:
+                raise AppError("the application returned without calling start_response")
+            start.written.append(first)
+            return None
+        if type(chunk) is not bytes:
+            raise AppError(f"the application yielded {type(chunk).__name__}, not bytes")
+        first = chunk
+    if not start.status:
+        raise AppError("the application yielded before calling start_response")
+    start.iterator = iterator
+    return first
+
+
+class AppStream:
+    """The chunks of a streamed WSGI answer, for the connection's StreamedBody: the first chunk,
+    then whatever write() or the iterable give, each as it comes. `close()` (called by the
+    connection however the answer ended) closes the app's iterable."""
+
+    __slots__ = ("request", "start", "result", "first")
+
+    def __init__(self, request: Request, start: StartResponse, result: Any, first: bytes) -> None:
+        self.request = request
+        self.start = start
+        self.result = result
+        self.first = first
+
+    def __iter__(self) -> Iterator[bytes]:
+        start = self.start
+        written = start.written
+        iterator = start.iterator
+        method, target = self.request.method, self.request.target
+        yield self.first
+        while True:
+            inflight.method, inflight.target = method, target  # other streams ran meanwhile
             try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+                chunk = next(iterator, _END)
+            finally:
+                inflight.method = None
+            if written:
+                yield b"".join(written)
+                written.clear()
+            if chunk is _END:
+                return
+            if type(chunk) is not bytes:
+                raise AppError(f"the application yielded {type(chunk).__name__}, not bytes, after "
+                               f"its first chunk ({method} {target!r})")
+            yield chunk
+
+    def close(self) -> None:
+        result, self.result = self.result, None
+        if result is not None:
+            _close(result)
 
 
-def _split_host(value: bytes | None, host: str, port: str) -> tuple[str, str]:
-    """SERVER_NAME and SERVER_PORT from a Host header (`name`, `name:port`, `[v6]:port`)."""
-    if not value:
-        return host, port
-    text = value.decode("latin-1")
-    name, sep, port_text = text.rpartition(":")
-    if sep and port_text.isdigit() and not name.endswith(":"):
-        return name.strip("[]"), port_text
-    return text.strip("[]"), port
+def _close(result: Any) -> None:
+    """PEP 3333: close() of the iterable is called whatever happened."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("WSGI result.close() failed")
 
 
 def _server_address(bind: str) -> tuple[str, str]:
@@ -294,12 +311,17 @@ class StaticOrApp:
     when the static responder refuses (404, or 403 for a directory without index or a hidden
     file) the app answers instead, and every other method goes to the app."""
 
+    streams_body = True  # static answers need no body; the app reads its own
+
     def __init__(self, static: Any, app: WsgiResponder) -> None:
         self.static = static
         self.app = app
 
     def respond(self, request: Request) -> Response:
         if request.method == "GET" or request.method == "HEAD":
+            known = self.static.cache.get(request.path)
+            if known is not None and known.__class__ is Answer and known.kind == "error" and known.status in (403, 404):
+                return self.app.respond(request)  # refused before: no exception round trip
             try:
                 return self.static.respond(request)
             except HTTPError as error:

@@ -48,7 +48,7 @@ def parse_etags(value: bytes) -> list[tuple[bool, bytes]] | str:
 def _strong_match(value: bytes, etag: bytes) -> bool:
     """If-Match: strong comparison, weak tags never match (RFC 9110 §8.8.3.2)."""
     tags = parse_etags(value)
-    if tags is ANY:
+    if isinstance(tags, str):  # ANY
         return True  # the representation exists, or we would not be evaluating (§13.1.1)
     return any(not weak and tag == etag for weak, tag in tags)
 
@@ -56,7 +56,7 @@ def _strong_match(value: bytes, etag: bytes) -> bool:
 def _weak_match(value: bytes, etag: bytes) -> bool:
     """If-None-Match: weak comparison, W/ ignored on both sides (RFC 9110 §13.1.2)."""
     tags = parse_etags(value)
-    if tags is ANY:
+    if isinstance(tags, str):  # ANY
         return True
     opaque = etag[2:] if etag.startswith(b"W/") else etag
     return any(tag == opaque for _, tag in tags)

@@ -3,7 +3,7 @@
 A `Request` is what the parser produces from the head (the connection fills `body` and `peer`).
 A `Response` is what a responder returns: a ready status line and header block (without `Date`
 and `Connection`, which the connection adds per request), and a body of one of these kinds, all
-sent and accounted by the connection's one send pipeline (design.md §1.2):
+sent and accounted by the connection's one send pipeline (architecture.md, principle 2):
 
 - bytes (sent with the head in one `send`);
 - a `FileRange` the connection sends with `sendfile`, or a list of bytes and FileRanges
@@ -16,7 +16,19 @@ sent and accounted by the connection's one send pipeline (design.md §1.2):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Union, runtime_checkable
+from typing import Callable, Iterable, Iterator, Protocol, Union, runtime_checkable
+
+
+class BodyStream(Protocol):
+    """A request body read on demand, file-like (what WSGI's `wsgi.input` needs)."""
+
+    def read(self, size: int | None = -1) -> bytes: ...
+
+    def readline(self, size: int | None = -1) -> bytes: ...
+
+    def readlines(self, hint: int = -1) -> list[bytes]: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
 
 
 @dataclass(slots=True)
@@ -40,6 +52,14 @@ class Request:
     expect_continue: bool = False
     body: bytes = b""
     peer: str = ""
+    # Set by http/forwarded.py behind a trusted proxy: the scheme the client used, and whether the
+    # head carried forwarding headers at all (its answer then depends on who sent it).
+    scheme: str = "http"
+    forwarded: bool = False
+    request_id: str = ""  # X-Request-ID of an application request (app/wsgi.py), for the access log
+    # The body, read as the responder asks (server/bodyreader.py) when its route reads bodies
+    # lazily (`streams_body`); `body` then stays empty.
+    body_reader: BodyStream | None = None
 
     def header(self, name: bytes) -> bytes | None:
         """The value of header `name` (lower-case bytes), or None."""
@@ -61,6 +81,22 @@ class FileRange:
 
 
 BodyPart = Union[bytes, FileRange]
+
+
+class Freshness(Protocol):
+    """How long a response stays true for the same request head: the cache entry it was built from
+    (x15g/static/filecache.py's entries). The ready answers (server/answers.py) reuse a response
+    only while `fresh_until` (monotonic) is ahead, the entry is not `retired`, and, for a body sent
+    by sendfile, while its pages are known resident (`resident_until`)."""
+
+    @property
+    def fresh_until(self) -> float: ...
+
+    @property
+    def retired(self) -> bool: ...
+
+    @property
+    def resident_until(self) -> float: ...
 
 
 @dataclass(slots=True)
@@ -122,8 +158,8 @@ class Response:
     length: int = 0
     close: bool = False
     send_body: bool = True
-    release: object = None
-    fresh: object = None
+    release: Callable[[], None] | None = None
+    fresh: Freshness | None = None
 
     def sends_body(self, method: str) -> bool:
         """Whether a body goes on the wire for a request of `method` (never for HEAD)."""

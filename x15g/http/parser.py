@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from x15g.http.admission import SecondSighting
+from x15g.cache.admission import SecondSighting
 from x15g.errors import HTTPError, ProtocolError
 from x15g.http.messages import Request
 
@@ -58,7 +58,7 @@ _valid_hosts: set[bytes] = set()  # Host values already checked
 # Parsed heads by their exact bytes (the X15 idea applied to requests: clients repeat the same
 # head, and identical bytes always parse the same way). Bounded; cleared when full or when a
 # caller uses other Limits. Only heads that parsed without error are kept, and only from their
-# second sighting (http/admission.py): a head that never repeats is not copied into the cache.
+# second sighting (cache/admission.py): a head that never repeats is not copied into the cache.
 _HEAD_CACHE_SIZE = 2048
 _HEAD_CACHE_MAX_LEN = 2048
 _parsed_heads: dict[bytes, tuple] = {}

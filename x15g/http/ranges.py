@@ -96,10 +96,10 @@ def parse_range(value: bytes, size: int, max_ranges: int = MAX_RANGES) -> Ranges
         if count > max_ranges:
             return IGNORE
         parsed = _parse_spec(spec, size)
-        if parsed is IGNORE:
+        if isinstance(parsed, str):  # IGNORE
             return IGNORE
         if parsed is not None:
-            found.append(parsed)  # type: ignore[arg-type]
+            found.append(parsed)
     if count == 0:
         return IGNORE
     if not found:

@@ -80,7 +80,7 @@ def json_fields(request: Request, status: int, sent: int) -> dict:
     def text(value: bytes | None) -> str | None:
         return None if value is None else value.decode("latin-1")
 
-    return {
+    fields = {
         "method": request.method,
         "path": text(request.path),
         "query": text(request.query),
@@ -91,12 +91,29 @@ def json_fields(request: Request, status: int, sent: int) -> dict:
         "user_agent": text(request.headers.get(b"user-agent")),
         "pid": os.getpid(),
     }
+    if request.request_id:  # application requests carry one (X-Request-ID)
+        fields["request_id"] = request.request_id
+    return fields
+
+
+_rfc3339_cache: list = [-1, "", ""]  # (second, date-time text, offset): formatted once a second
+
+
+def rfc3339(ts: float) -> str:
+    """Local time as RFC 3339 with milliseconds: `2026-12-02T03:14:05.123+01:00`."""
+    second = int(ts)
+    if second != _rfc3339_cache[0]:
+        t = time.localtime(second)
+        offset = abs(t.tm_gmtoff) // 60
+        _rfc3339_cache[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", t),
+                             "%s%02d:%02d" % ("+" if t.tm_gmtoff >= 0 else "-", offset // 60, offset % 60)]
+    return "%s.%03d%s" % (_rfc3339_cache[1], int((ts - second) * 1000), _rfc3339_cache[2])
 
 
 def json_line(fields: dict, peer: str, ts: float, duration: float) -> str:
     record = {
         "remote": _host(peer),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts)),
+        "time": rfc3339(ts),
         **fields,
         "duration_ms": round(duration * 1000, 3),
     }

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from x15g.http.admission import SecondSighting
+from x15g.cache.admission import SecondSighting
 from x15g.http.messages import FileRange, Request, Response
 
 # A full-path body up to this size is joined to its head for one send (a copy for one answer);
@@ -127,7 +127,7 @@ class ReadyAnswers:
         fresh: Any = response.fresh
         if fresh is None or len(head) > MAX_HEAD or response.close:
             return None
-        if request.chunked or request.content_length:
+        if request.chunked or request.content_length or request.forwarded:
             return None
         if not keep and request.keep_alive and not self.closes_always:
             return None

@@ -1,7 +1,7 @@
 """One client connection: a small state machine that reads requests and sends every answer
 through one pipeline.
 
-This is the only module that writes responses to sockets (design.md §1.2).
+This is the only module that writes responses to sockets (architecture.md, principle 2).
 
 States (`Connection.state`):
 
@@ -66,6 +66,7 @@ from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeO
 from x15g.http.parser import parse_head
 from x15g.http.writer import connection_tail
 from x15g.server.answers import INLINE_BODY  # bodies up to it are joined to the head, larger follow it
+from x15g.server.bodyreader import BodyReader
 from x15g.server.sendfile import FileShrunk
 
 INF = float("inf")
@@ -257,6 +258,7 @@ class Connection:
         """The request loop; returns True when the close should linger (an error answer)."""
         ctx = self.ctx
         app = ctx.app
+        lazily = getattr(app, "reads_body_lazily", None)  # the router's; test apps may lack it
         buf, self.buffer = self.buffer, b""
         while True:
             self.state = READING
@@ -271,8 +273,15 @@ class Connection:
                 buf = buf[consumed:]
                 started = _monotonic()
                 request.peer = self.peer
+                if ctx.proxies is not None:
+                    ctx.proxies.resolve(request)  # behind a trusted proxy: the real client
+                reader = None
                 if request.chunked or request.content_length:
-                    buf = self._read_body(request, buf)
+                    if lazily is not None and lazily(request):
+                        reader = request.body_reader = self._body_reader(request, buf)
+                        buf = b""  # the reader has it; what follows the body comes back as its leftover
+                    else:
+                        buf = self._read_body(request, buf)
             except HTTPError as error:
                 ctx.counters.errors_protocol += 1
                 log.info("%s: %s", self.peer, error)
@@ -297,8 +306,20 @@ class Connection:
                 if not keep:
                     return False
                 continue
-            out = self._answer(request, head, response, started)
+            # A body the app left unread must be dropped before the next request: too much closes.
+            closes = reader is not None and not reader.unread_within()
+            if reader is not None:
+                reader.answered = True  # no 100 Continue after the answer's head
+            out = self._answer(request, head, response, started, closes)
             self._deliver(out, True)
+            if reader is not None:
+                # What the app left unread is dropped (bounded) so the next request can be read;
+                # a body that cannot be finished closes, lingering so the answer is not reset.
+                if not out.keep:
+                    return response.close or not reader.done
+                if not reader.discard():
+                    return True
+                buf = reader.leftover
             if not out.keep:
                 return response.close
             if not served & 31:
@@ -308,11 +329,13 @@ class Connection:
 
     # -- answers: built, ready, immediate, taken over -------------------------------------------
 
-    def _answer(self, request: Request, head: bytes, response: Response, started: float) -> Outgoing:
-        """Decide keep-alive for the `served`th answer, make its Outgoing, and offer it to the
-        ready-answer store (which keeps it if its rule allows)."""
+    def _answer(self, request: Request, head: bytes, response: Response, started: float,
+                closes: bool = False) -> Outgoing:
+        """Decide keep-alive for the `served`th answer (`closes`: the connection must close for
+        a reason of its own), make its Outgoing, and offer it to the ready-answer store (which
+        keeps it if its rule allows)."""
         body = response.body
-        closes = response.close or (type(body) is StreamedBody and body.length is None  # type: ignore[union-attr]
+        closes = closes or response.close or (type(body) is StreamedBody and body.length is None  # type: ignore[union-attr]
                                     and request.version != 11)
         keep = self._keeps(request.keep_alive, closes, self.served)
         out = self._built(response, request, keep, started)
@@ -342,6 +365,8 @@ class Connection:
             return None  # pipelined requests and bodies: the greenlet's loop
         started = _monotonic()
         request.peer = self.peer
+        if ctx.proxies is not None:
+            ctx.proxies.resolve(request)  # behind a trusted proxy: the real client, as in _serve
         try:
             response = ctx.app.respond_now(request)
         except HTTPError as error:
@@ -524,7 +549,10 @@ class Connection:
             fields = out.log_fields
             if fields is None or not out.done:
                 fields = access_log.fields(out.request, out.status, sent)
-            access_log.log_fields(fields, self.peer, time.time(), duration)
+            request = out.request
+            # behind a trusted proxy the client is the request's (never a ready answer's: see answers.remember)
+            peer = request.peer if request is not None and request.forwarded else self.peer
+            access_log.log_fields(fields, peer, time.time(), duration)
 
     def _transmit(self, out: Outgoing, wait: bool) -> bool:
         """Send the rest of `out` in order: its bytes, then its body parts; True when all left."""
@@ -766,15 +794,40 @@ class Connection:
                 return parsed, buf
             wait_until = deadline
 
+    def _decoder(self, request: Request) -> Any:
+        """The body decoder for `request`; 413 at once for a Content-Length over the limit."""
+        limits = self.ctx.limits
+        if request.chunked:
+            return ChunkedBody(limits)
+        if request.content_length > limits.max_body_size:
+            raise HTTPError(413, "request body too large", close=True)
+        return ContentLengthBody(request.content_length)
+
+    def _body_reader(self, request: Request, buf: bytes) -> BodyReader:
+        """A reader the responder pulls the body through (server/bodyreader.py)."""
+        return BodyReader(self._decoder(request), buf, self._recv_body, self._send_interim,
+                          request.expect_continue)
+
+    def _recv_body(self) -> bytes:
+        """The next bytes of a request body under the body timeout; HTTPError when it cannot come."""
+        try:
+            return self._recv(_monotonic() + self.ctx.body_timeout)
+        except ConnectionTimeout:
+            self.ctx.counters.timeouts += 1
+            raise HTTPError(408, "request body not received in time", close=True) from None
+        except OSError:
+            raise HTTPError(400, "client went away during the request body", close=True) from None
+
+    def _send_interim(self, data: bytes) -> None:
+        try:
+            self._send_bytes(data)
+        except (OSError, ConnectionTimeout):
+            raise HTTPError(400, "client went away during the request body", close=True) from None
+
     def _read_body(self, request: Request, buf: bytes) -> bytes:
         """Read the whole body into `request.body`; returns the leftover (next request's) bytes."""
         ctx = self.ctx
-        if request.chunked:
-            decoder: Any = ChunkedBody(ctx.limits)
-        else:
-            if request.content_length > ctx.limits.max_body_size:
-                raise HTTPError(413, "request body too large", close=True)
-            decoder = ContentLengthBody(request.content_length)
+        decoder = self._decoder(request)
         used = decoder.feed(buf)
         buf = buf[used:]
         if not decoder.done and request.expect_continue:

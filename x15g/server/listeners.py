@@ -1,8 +1,8 @@
 """Listening sockets from bind specs: TCP (IPv4/IPv6, optional SO_REUSEPORT) and unix sockets.
 
-With SO_REUSEPORT each worker binds its own listener after fork and the kernel balances new
-connections between them; unix sockets (and systems without reuse-port) are bound once by the
-master and inherited by the workers.
+With SO_REUSEPORT the master opens one listener per worker slot and address (see
+`supervisor.ListenerSet`) and the kernel balances new connections between them; unix sockets (and
+systems without reuse-port) are bound once by the master and shared by every worker.
 """
 
 from __future__ import annotations

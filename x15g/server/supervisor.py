@@ -2,10 +2,10 @@
 
 Signal handlers only queue the signal; the main loop dispatches to `handle_<name>` methods
 (gunicorn's arbiter). Listening sockets:
-- TCP with SO_REUSEPORT: the master binds each address once without listening (it keeps the port
-  reserved and validates the bind), and every worker binds and listens on its own socket after
-  fork, so the kernel balances connections across workers.
-- unix sockets, or reuse-port off: the master binds and listens once; workers inherit the socket.
+- TCP with SO_REUSEPORT: the master opens and keeps one listening socket per worker slot and
+  address (`ListenerSet`); each worker inherits its slot's, so the kernel balances connections
+  across workers and a replaced worker's queue passes to its successor.
+- unix sockets, reuse-port off, or systemd sockets: one socket that every worker inherits.
 
 SIGHUP re-reads the configuration, starts a new generation of workers, waits until each reports
 ready, then drains the old ones: clients see no refused or failed request. SIGTTIN/SIGTTOU add or

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import signal
 import socket
 import time
@@ -26,6 +27,7 @@ from x15g.app.build import build_app
 from x15g.config import Settings
 from x15g.diskio import DiskIO
 from x15g.http.dates import DateCache
+from x15g.http.forwarded import TrustedProxies
 from x15g.http.parser import Limits
 from x15g.observability.accesslog import AccessLog
 from x15g.observability.counters import Counters
@@ -34,6 +36,7 @@ from x15g.observability.metrics import RequestMetrics
 from x15g.server.answers import ReadyAnswers
 from x15g.server.connection import INF, Connection, ConnectionTimeout
 from x15g.server.runners import Runners
+from x15g.server.watchdog import Watchdog
 
 log = logging.getLogger("x15g.worker")
 
@@ -57,6 +60,8 @@ class ServingContext:
         self.answers = (ReadyAnswers(settings.ready_answers, settings.cache_memory // 2, closes_always)
                         if settings.ready_answers else None)
         self.connections: set[Connection] = set()
+        # Peers whose forwarding headers are believed (http/forwarded.py); None: nobody's.
+        self.proxies = TrustedProxies(settings.forwarded_allow_ips) if settings.forwarded_allow_ips else None
         self.wait = gevent.get_hub().wait  # the accept loops wait on their listener through this
         self.loop = gevent.get_hub().loop  # ... which they create from this loop
         self.hub_switch = gevent.get_hub().switch
@@ -120,6 +125,9 @@ class Worker:
         self.graceful = True
         self.parent = os.getppid() if watch_parent else 0
         self._last_accept_error = 0.0
+        # --max-requests: recycle after this many requests (jittered per worker); 0 never.
+        self.request_limit = settings.max_requests + random.randint(0, settings.max_requests_jitter) if settings.max_requests else 0
+        self.watchdog = Watchdog(settings.timeout, worker_id) if settings.timeout > 0 else None
 
     def serve(self) -> int:
         self.acceptors = [Acceptor(listener) for listener in self.listeners]
@@ -131,11 +139,15 @@ class Worker:
         housekeeping = gevent.spawn(self._housekeeping)
         sweeper = gevent.get_hub().loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
         sweeper.start(self._sweep)
+        if self.watchdog is not None:
+            self.watchdog.start(gevent.get_hub().loop)
         log.info("worker %d (pid %d) serving", self.worker_id, os.getpid())
         if self.on_ready is not None:
             self.on_ready()
         self.stop_event.wait()
         self._drain(accept_loops)
+        if self.watchdog is not None:
+            self.watchdog.stop()
         sweeper.stop()
         housekeeping.kill()
         self._flush_access_log()
@@ -262,7 +274,8 @@ class Worker:
                 greenlet.throw(ConnectionTimeout)
 
     def _housekeeping(self) -> None:
-        """Once a second: flush the access log off the hub; notice the master's death."""
+        """Once a second: flush the access log off the hub; notice the master's death and the
+        request limit (--max-requests: drain, exit 0, the master starts a fresh worker)."""
         while True:
             gevent.sleep(1.0)
             self._flush_access_log()
@@ -270,6 +283,10 @@ class Worker:
                 task()
             if self.parent and os.getppid() != self.parent:
                 log.error("master process is gone; worker %d stopping", self.worker_id)
+                self.stop(True)
+            elif self.request_limit and self.ctx.counters.requests >= self.request_limit and not self.stop_event.is_set():
+                log.info("worker %d (pid %d) served %d requests (--max-requests %d); recycling",
+                         self.worker_id, os.getpid(), self.ctx.counters.requests, self.request_limit)
                 self.stop(True)
 
     def _flush_access_log(self) -> None:

@@ -20,10 +20,11 @@ import time
 from collections import Counter
 
 from x15g import SERVER_SOFTWARE
-from x15g.app.cgi import CgiResponder, split_peer
+from x15g.cgi.runner import CgiResponder, split_peer
+from x15g.config import Settings
 from x15g.diskio import DiskIO
 from x15g.errors import HTTPError
-from x15g.http.messages import Request, Response
+from x15g.http.messages import BodyPart, Request, Response
 from x15g.http.writer import build_head
 from x15g.specweb.filecache import FileCache
 from x15g.specweb.postlog import PostLog
@@ -57,14 +58,15 @@ def peer_ip(peer: str) -> bytes:
 class SpecwebResponder:
     """The dynamic handler DYN: standard and CAD GET, POST, and the housekeeping commands."""
 
-    def __init__(self, settings: object, disk: DiskIO) -> None:
-        self.root = os.fsencode(settings.root)  # type: ignore[attr-defined]
-        self.urlroot = settings.specweb_urlroot.encode()  # type: ignore[attr-defined]
-        state_dir = settings.specweb_state  # type: ignore[attr-defined]
+    def __init__(self, settings: Settings, disk: DiskIO) -> None:
+        self.root = os.fsencode(settings.root)
+        self.urlroot = settings.specweb_urlroot.encode()
+        state_dir = settings.specweb_state
+        assert state_dir is not None  # config.finish fills in ROOT/../specweb_state
         self.tables = TableStore(state_dir, disk)
-        self.post_log = PostLog(os.path.join(state_dir, POST_LOG_FILE), disk, settings.post_log_sync)  # type: ignore[attr-defined]
-        self.files = FileCache(disk, max(settings.cache_memory, 16 * 1024 * 1024),  # type: ignore[attr-defined]
-                               settings.cache_revalidate)  # type: ignore[attr-defined]
+        self.post_log = PostLog(os.path.join(state_dir, POST_LOG_FILE), disk, settings.post_log_sync)
+        self.files = FileCache(disk, max(settings.cache_memory, 16 * 1024 * 1024),
+                               settings.cache_revalidate)
         self._path_re = re.compile(re.escape(self.urlroot) + rb"dir(\d{5})/class([0-3])_([0-8])")
         self.counters: Counter[str] = Counter()
 
@@ -128,7 +130,7 @@ class SpecwebResponder:
         parts = [prefix] + (body if isinstance(body, list) else [body]) + [tail]
         length = sum(len(p) for p in parts)
         head = build_head(200, (("Content-Type", "text/html"),) + headers, length)
-        out: bytes | list[bytes] = b"".join(parts) if length < JOIN_BELOW else parts
+        out: bytes | list[BodyPart] = b"".join(parts) if length < JOIN_BELOW else [*parts]
         return Response(200, head, out, length, send_body=request.method != "HEAD")
 
     def _user(self, cookie: bytes | None, wait: bool = True):  # -> (U, L, tables) or None
@@ -248,7 +250,8 @@ def substitute(data: bytes, offsets: tuple[int, ...], field: bytes) -> bytes:
     """`data` with the 17-byte ad field at each offset replaced by `field` (a new bytes)."""
     if not offsets:
         return data
-    parts, pos = [], 0
+    parts: list[bytes] = []
+    pos = 0
     for off in offsets:
         parts += (data[pos:off], field)
         pos = off + len(field)
@@ -256,7 +259,7 @@ def substitute(data: bytes, offsets: tuple[int, ...], field: bytes) -> bytes:
     return b"".join(parts)
 
 
-def make_cgi_responder(settings: object) -> CgiResponder:
+def make_cgi_responder(settings: Settings) -> CgiResponder:
     """The CGI GET at CGI (§5.4): a fresh `python -S cgi_program.py` per request.
 
     `-S` skips site (the package is found through PYTHONPATH instead), and the program avoids
@@ -268,7 +271,7 @@ def make_cgi_responder(settings: object) -> CgiResponder:
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(x15g.__file__)))
     return CgiResponder(
         settings, CGI, program=[sys.executable, "-S", os.path.abspath(cgi_program.__file__)],
-        extra_env={"PYTHONPATH": package_parent, "SPECWEB_URLROOT": settings.specweb_urlroot},  # type: ignore[attr-defined]
+        extra_env={"PYTHONPATH": package_parent, "SPECWEB_URLROOT": settings.specweb_urlroot},
     )
 
 

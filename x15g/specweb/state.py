@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from x15g.diskio import DiskIO
+from x15g.specweb.postlog import PostLog
 from x15g.specweb.tables import Ads, parse_ads, parse_users
 
 USERS_FILE = "User.Personality"
@@ -82,8 +83,8 @@ class TableStore:
         """The shared Reset counter (8 bytes of shared memory)."""
         return int.from_bytes(self._gen[:8], "little")
 
-    def _stamp(self) -> tuple:
-        out = []
+    def _stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        out: list[tuple[int, int, int] | None] = []
         for name in (USERS_FILE, ADS_FILE, CLOCK_FILE):
             try:
                 st = os.stat(self._path(name))
@@ -135,11 +136,11 @@ class TableStore:
             return None
         return tables
 
-    def reset(self, users: bytes, ads: bytes, clock: int | None, post_log: object) -> Tables:
+    def reset(self, users: bytes, ads: bytes, clock: int | None, post_log: PostLog) -> Tables:
         """Reset steps 1-4 (§5.7), atomic for this process's requests (the caller's lock)."""
         with self.lock:
             self.disk.run(self._write_state, users, ads, clock)
-            post_log.reset()  # type: ignore[attr-defined]
+            post_log.reset()
             self._tables = self.disk.run(self._load)
             self._checked = time.monotonic()
             return self._tables

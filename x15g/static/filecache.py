@@ -1,4 +1,4 @@
-"""The open-file cache (Flash/TUX, nginx's open_file_cache, lighttpd's stat_cache; design.md §4).
+"""The open-file cache (Flash/TUX, nginx's open_file_cache, lighttpd's stat_cache; architecture.md, "The caches").
 
 Per URL path it keeps what does not change per request: the open fd (or the bytes of a small
 file), size, mtime, inode, ETag, Last-Modified, Content-Type and ready-made responses for the
@@ -19,7 +19,7 @@ import resource
 import stat as stat_module
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, final
 
 from x15g.diskio import DiskIO
 from x15g.http.dates import http_date
@@ -46,6 +46,7 @@ def stat_stamp(path: str) -> Stamp | None:
         return None
 
 
+@final  # the responder tests `entry.__class__ is FileEntry` (exact, and cheaper than isinstance)
 class FileEntry:
     """One regular file, opened and described once (see module doc); `variants` are its
     precompressed sidecars as (content-coding, FileEntry), owned by this entry."""
@@ -264,7 +265,7 @@ class FileCache:
     def _revalidate(self, key: bytes, entry: Entry, now: float) -> Entry | None:
         self.revalidations += 1
         entry.fresh_until = now + self.period
-        if entry.watch and self._disk.run(still_valid, entry.watch):
+        if bool(entry.watch) and self._disk.run(still_valid, entry.watch):
             if self._map.get(key) is entry:  # not evicted or replaced while we waited
                 if isinstance(entry, FileEntry):
                     entry.resident_until = 0.0  # sample the page cache again too

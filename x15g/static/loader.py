@@ -115,7 +115,7 @@ class Loader:
         url_path = "/" + "/".join(segments)
         content_type = self.mime.content_type(url_path, segments[-1])
         cache_control = self.cache_control_for(url_path)
-        common = (("Cache-Control", cache_control),) if cache_control else ()
+        common: tuple[tuple[str, str], ...] = (("Cache-Control", cache_control),) if cache_control else ()
         variants, watch = self._sidecars(segments, content_type, common) if self.precompressed else ((), ())
         if variants:
             common += (("Vary", "Accept-Encoding"),)  # on every variant, identity too (RFC 9110 §12.5.5)

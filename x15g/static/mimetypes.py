@@ -25,6 +25,13 @@ _EXTRA = {
     ".woff": "font/woff",
     ".woff2": "font/woff2",
     ".mjs": "text/javascript",
+    ".ttf": "font/ttf",                  # RFC 8081
+    ".otf": "font/otf",
+    ".map": "application/json",          # JavaScript/CSS source maps
+    ".ics": "text/calendar",             # RFC 5545
+    ".yaml": "application/yaml",         # RFC 9512
+    ".yml": "application/yaml",
+    ".jsonld": "application/ld+json",
 }
 
 _CHARSET_TYPES = ("application/javascript", "application/json", "application/xml")

@@ -95,7 +95,7 @@ class PathMap:
         try:
             real = os.path.realpath(joined)
         except OSError as exc:  # e.g. ELOOP on Python versions that raise it
-            raise HTTPError(404, f"cannot resolve: {errno.errorcode.get(exc.errno, exc.errno)}") from None
+            raise HTTPError(404, f"cannot resolve: {errno.errorcode.get(exc.errno or 0, exc.errno)}") from None
         if real == joined:
             return real
         if not self.follow_symlinks:

@@ -1,7 +1,7 @@
 """Page-cache residency: is a file range in memory, and warming it when it is not.
 
 `os.sendfile` of pages that are not cached blocks the whole process, so every connection of the
-worker would wait for one cold file (the Flash lesson, design.md §4). `probe` asks the kernel
+worker would wait for one cold file (the Flash lesson, architecture.md, "The caches"). `probe` asks the kernel
 without blocking: `preadv(..., RWF_NOWAIT)` answers EAGAIN instead of reading from disk. It reads
 one byte per STRIDE of the range, a cheap sample (Flash's helpers used mincore the same way).
 `warm` runs in the threadpool (through DiskIO) and reads the range so the later sendfile hits

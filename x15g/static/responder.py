@@ -1,4 +1,4 @@
-"""The static file responder: describes the answer, the connection sends it (design.md §1.2).
+"""The static file responder: describes the answer, the connection sends it (architecture.md, principle 2).
 
 Modelled on nginx's static module: the handler is small; the cache (`FileCache`), the miss path
 (`Loader`), ranges, preconditions and precompressed variants are separate pieces. The hit path of
@@ -9,7 +9,7 @@ lookup, one set test and a prebuilt `Response` returned as is (the connection ne
 from __future__ import annotations
 
 import html
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from x15g.diskio import DiskIO
 from x15g.errors import HTTPError
@@ -45,6 +45,8 @@ class StaticResponder:
     that wins over the extension (e.g. {settings.specweb_urlroot: "text/plain"}). The cache is
     `self.cache` (its counters feed the metrics endpoint).
     """
+
+    streams_body = True  # needs no request body: the connection answers before reading one
 
     def __init__(self, settings: Any, disk: DiskIO, type_overrides: Mapping[str, str] | None = None) -> None:
         self.settings = settings
@@ -89,9 +91,10 @@ class StaticResponder:
                     return entry.get_response
                 return self._whole_file(entry)
             return self._respond_checked(request, entry)
-        if not wait and entry.kind == "listing":  # type: ignore[union-attr]
+        answer = cast(Answer, entry)  # not a file: a cached 404/403/redirect, or a listing
+        if not wait and answer.kind == "listing":
             return None
-        return self._answer(request, entry)
+        return self._answer(request, answer)
 
     def _whole_file(self, entry: FileEntry) -> Response:
         """The shared 200 for a file sent by sendfile: hold the fd, warm it if it is cold."""
@@ -122,8 +125,8 @@ class StaticResponder:
             if ranges is UNSATISFIABLE:
                 raise HTTPError(416, "range not satisfiable",
                                 headers=(("Content-Range", unsatisfied_range(entry.size)),) + entry.validators)
-            if ranges is not IGNORE:
-                return self._partial(entry, ranges)  # type: ignore[arg-type]
+            if not isinstance(ranges, str):  # neither IGNORE nor UNSATISFIABLE: the ranges
+                return self._partial(entry, ranges)
         if entry.body is not None:
             return entry.get_response
         return self._whole_file(entry)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from x15g.http.admission import SecondSighting
+from x15g.cache.admission import SecondSighting
 
 
 def test_admitted_on_the_second_sighting_only() -> None:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from x15g.app.cgi import CgiResponder, parse_output
+from x15g.cgi.runner import CgiResponder, parse_output
 from x15g.config import default_settings
 from x15g.errors import HTTPError
 from x15g.http.messages import Request

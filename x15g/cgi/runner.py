@@ -15,12 +15,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from x15g import SERVER_SOFTWARE
 from x15g.errors import HTTPError
 from x15g.http.messages import Request, Response
 from x15g.http.writer import build_head
+
+if TYPE_CHECKING:
+    import subprocess  # only the Popen type: children are started with gevent.subprocess
 
 log = logging.getLogger("x15g.cgi")
 
@@ -91,9 +95,11 @@ class CgiResponder:
         name = unquote_to_bytes(name)
         if not name or name.startswith(b".") or b"/" in name or b"\0" in name:
             raise HTTPError(404, "not found")
-        script = os.path.join(self.directory, os.fsdecode(name))
+        directory = self.directory
+        assert directory is not None  # no program: directory mode
+        script = os.path.join(directory, os.fsdecode(name))
         real = os.path.realpath(script)
-        if os.path.dirname(real) != self.directory or not os.path.isfile(real):
+        if os.path.dirname(real) != directory or not os.path.isfile(real):
             raise HTTPError(404, "not found")
         if not os.access(real, os.X_OK):
             raise HTTPError(403, "script is not executable")
@@ -165,19 +171,19 @@ class CgiResponder:
         return out
 
 
-def _kill_group(child: object) -> None:
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
     """SIGKILL the child's session (the script and anything it started), then reap it."""
     import signal
 
     try:
-        os.killpg(child.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        os.killpg(child.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        child.kill()  # type: ignore[attr-defined]
+        child.kill()
     except OSError:
         pass
-    child.wait()  # type: ignore[attr-defined]
+    child.wait()
 
 
 def parse_output(out: bytes, send_body: bool = True) -> Response:

@@ -1,7 +1,7 @@
 """Write precompressed sidecars for a tree: `NAME.gz` (and `NAME.br` with --brotli) beside each
 compressible file, for x15g's `--precompressed` (nginx's gzip_static, h2o's file.send-compressed).
 
-    python tools/precompress.py DIR [--brotli] [--min-size BYTES] [--force]
+    x15g-precompress DIR [--brotli] [--min-size BYTES] [--force]
 
 A sidecar is written only when it is smaller than the original, gets the original's mtime (so the
 variant's Last-Modified matches) and is skipped when it is already newer than the original.
@@ -32,7 +32,7 @@ def gzip_bytes(data: bytes) -> bytes:
 def brotli_compressor() -> Callable[[bytes], bytes] | None:
     """brotli.compress at the highest quality, or None when the module is not installed."""
     try:
-        import brotli  # type: ignore[import-not-found]
+        import brotli
     except ImportError:
         return None
     return lambda data: brotli.compress(data, quality=11)
@@ -70,7 +70,7 @@ def write_sidecar(path: Path, suffix: str, compress: Callable[[bytes], bytes], f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="precompress", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="x15g-precompress", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="directory tree to precompress")
     parser.add_argument("--brotli", action="store_true", help="also write .br (needs the brotli module)")
     parser.add_argument("--min-size", type=int, default=256, help="skip files smaller than this (default 256)")

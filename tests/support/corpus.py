@@ -1,4 +1,8 @@
-"""Loaders for the raw request corpora in `../shared/corpus` (read-only, never copied here).
+"""Loaders for the raw HTTP request corpora (gunicorn, llhttp, http-garden), read where they are.
+
+The corpora are not part of this repository: `X15G_CORPUS` names their directory (default: a
+`shared/corpus` directory beside the checkout). Without them the corpus tests skip with that
+reason, and fail when `CI=true` (CI must run them).
 
 Each loader returns `Case` records: an id, the raw bytes a client would send, and what a strict
 server must do with them. The module knows nothing of x15g's parser, so the server-level tests
@@ -17,11 +21,14 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CORPUS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+CORPUS_DIR = Path(os.environ.get("X15G_CORPUS") or Path(__file__).resolve().parents[3] / "shared" / "corpus")
+MISSING = (f"HTTP request corpus not found at {CORPUS_DIR} (set X15G_CORPUS to its directory: "
+           "gunicorn/, llhttp/, http-garden/)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +46,13 @@ class Case:
 
 
 def corpus_available() -> bool:
-    """True when the shared corpus directory exists."""
+    """True when the corpus directory exists."""
     return CORPUS_DIR.is_dir()
+
+
+def must_run_corpus() -> bool:
+    """In CI (`CI=true`) a missing corpus is a failure, not a skip."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def expand_escapes(text: str) -> bytes:

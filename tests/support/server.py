@@ -15,11 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+REPO = Path(__file__).resolve().parents[2]
+APP_ENV = {"PYTHONPATH": str(REPO)}  # lets a server import test apps such as tests.ops.apps
 
 
 def free_port() -> int:
+    """A currently free loopback TCP port (the server binds it a moment later)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

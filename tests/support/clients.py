@@ -1,45 +1,18 @@
-"""Shared helpers for the hardening tests: worker PIDs, descriptor counts, plain clients.
-
-Everything here talks to a real x15g process over 127.0.0.1 or reads /proc; nothing is mocked.
-"""
+"""Plain clients of a real x15g over 127.0.0.1: one-shot GETs, raw-socket reads, load threads."""
 
 from __future__ import annotations
 
 import http.client
-import os
+import json
 import socket
 import struct
+import threading
 import time
-from pathlib import Path
+from typing import Any
 
-BIG_SIZE = 4 * 1024 * 1024
+from tests.support.server import ServerProcess
 
-
-def worker_pids(master: int) -> list[int]:
-    """The master's children (the workers), from /proc/<pid>/task/*/children."""
-    pids: list[int] = []
-    for task in Path(f"/proc/{master}/task").iterdir():
-        try:
-            pids += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return sorted(set(pids))
-
-
-def wait_workers(master: int, count: int, timeout: float = 10.0, exclude: set[int] = frozenset()) -> list[int]:
-    """Wait until `count` workers (none in `exclude`) exist; returns their PIDs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = [p for p in worker_pids(master) if p not in exclude]
-        if len(pids) >= count:
-            return pids
-        time.sleep(0.02)
-    raise AssertionError(f"{count} workers not up within {timeout}s: {worker_pids(master)}")
-
-
-def fd_count(pid: int) -> int:
-    """Open descriptors of a process."""
-    return len(os.listdir(f"/proc/{pid}/fd"))
+BIG_SIZE = 4 * 1024 * 1024  # the hardening roots' big.bin: large enough to stay in flight
 
 
 def get(port: int, path: str = "/", timeout: float = 5.0, headers: dict | None = None) -> tuple[int, bytes]:
@@ -95,16 +68,6 @@ def statuses(data: bytes) -> list[int]:
         start = at + 8
 
 
-def wait_for(predicate, timeout: float = 5.0, step: float = 0.02) -> bool:
-    """Poll `predicate` until true or `timeout`; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
-
-
 class Hammer:
     """Client threads sending GETs until stopped; counts successes, failures and retries.
 
@@ -116,8 +79,6 @@ class Hammer:
 
     def __init__(self, port: int, fresh: int = 4, keepalive: int = 4, path: str = "/hello.txt",
                  expect: bytes = b"hello, world\n") -> None:
-        import threading
-
         self.port, self.path, self.expect = port, path, expect
         self.ok = self.failed = self.retried = self.refused = 0
         self.errors: list[str] = []
@@ -195,3 +156,22 @@ class Hammer:
                 self._count(False, repr(exc))
         if conn is not None:
             conn.close()
+
+
+def fetch(server: ServerProcess, path: str, method: str = "GET", body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request on a fresh connection: (status, lower-case headers, body)."""
+    conn = server.http()
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def fetch_json(server: ServerProcess, path: str, **kwargs: Any) -> Any:
+    status, _, body = fetch(server, path, **kwargs)
+    assert status == 200, body
+    return json.loads(body)
