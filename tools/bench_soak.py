@@ -6,7 +6,7 @@ and prints, per slice, the rate and the worker's resident memory, then the growt
 the last slice's rate to the first's. Caches keyed by head bytes that keep what never comes again
 show as RSS that grows and a rate that falls.
 
-    flock /tmp/x15g-bench.lock .venv/bin/python tools/bench_soak.py --duration 60 --slice 10
+    flock /tmp/x15g-bench.lock .venv/bin/python -m tools.bench_soak --duration 60 --slice 10
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import bench_servers as srv  # noqa: E402
-import bench_workload as wl  # noqa: E402
+from tools import bench_servers as srv
+from tools import bench_workload as wl
 
 
 def rss_kib(pid: int) -> int:
