@@ -57,11 +57,12 @@ bench: venv
 clean:
 	rm -rf $(VENV) demo-root build *.egg-info .pytest_cache .mypy_cache
 
-# SPECweb99-like locust suite (loadtests/): a short headless run against a fresh x15g and a tiny
-# generated file set, printing the summary; `make loadtest-ui` serves locust's web UI on :8089.
+# SPECweb99-like locust suite (x15g-loadtest, loadtests/): a short headless run against a fresh x15g
+# and a tiny generated file set, printing the summary; `make loadtest-ui` serves locust's web UI
+# (with its SPECweb99 tab) on 127.0.0.1:8089.
 LOADTEST_ARGS ?= --users 20 --dirs 3 --warmup 10 --measure 30 --rampdown 5
 loadtest: venv-test
-	$(PY) tools/loadtest_run.py $(LOADTEST_ARGS) $(ARGS)
+	$(VENV)/bin/x15g-loadtest $(LOADTEST_ARGS) $(ARGS)
 
 loadtest-ui: venv-test
-	$(PY) tools/loadtest_run.py --ui $(LOADTEST_ARGS) --measure 120 $(ARGS)
+	$(VENV)/bin/x15g-loadtest --ui $(LOADTEST_ARGS) --measure 120 $(ARGS)

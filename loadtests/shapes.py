@@ -27,6 +27,11 @@ class StepShape(LoadTestShape):
     step_time = float(os.environ.get("LOCUST_SPECWEB_STEP_TIME", "30"))
     max_users = int(os.environ.get("LOCUST_SPECWEB_STEP_MAX", "100"))
 
+    def ramp_seconds(self) -> float:
+        """When the top step (max_users) begins, in seconds from the start."""
+        stages = step_table(self.start, self.step, self.step_time, self.max_users)
+        return stages[-2][0] if len(stages) > 1 else 0.0
+
     def tick(self) -> tuple[int, float] | None:
         """(users, spawn rate) for the current stage; the last stage is held."""
         now = self.get_run_time()

@@ -2,8 +2,10 @@
 per-process collector and the master's finishing step (post-log check, summary, JSON).
 
 The master (or the local runner) resets the server and broadcasts `RunParams` to the workers; each
-process measures into its own `Collector`; at the end the workers send their tallies and POST
-records, and the master merges them, fetches post.log and writes the summary.
+process measures into its own `Collector`. The run's phases are ramp-up (until all N users run,
+or `rampup_limit` s), warm-up, measurement and ramp-down; the master fixes the start of the
+measurement interval when the ramp-up ends and broadcasts it. At the end the workers send their
+tallies and POST records, and the master merges them, fetches post.log and writes the summary.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtests.specweb_checks import FileCache, PostRecord, check_post_log, parse_post_log
-from loadtests.specweb_summary import Tally, format_summary, machine, summarize, timing_mode
+from loadtests.specweb_summary import NOT_STARTED, Tally, format_summary, machine, summarize, timing_mode
 from loadtests.specweb_workload import DYN, URLROOT, Workload, reset_query
 from x15g.specweb.fileset import DIR_BYTES, directory_count
 from x15g.specweb.postlog import header
@@ -45,19 +48,37 @@ class RunParams:
     measure: float
     rampdown: float
     host: str
+    rampup_limit: float = 120.0
+    static_only: bool = False
+    measure_start: float = math.inf  # set when the ramp-up ends (all N users run, or rampup_limit)
     urlroot: str = URLROOT
     dyn: str = DYN
     problems: list[str] = field(default_factory=list)
 
     @property
     def window(self) -> tuple[float, float]:
-        """[start, end) of the measurement interval in time.time() seconds."""
-        return self.t0 + self.warmup, self.t0 + self.warmup + self.measure
+        """[start, end) of the measurement interval in time.time() seconds (inf until known)."""
+        if self.measure_start == math.inf:
+            return NOT_STARTED
+        return self.measure_start, self.measure_start + self.measure
 
     @property
     def t_end(self) -> float:
-        """When the run stops: warm-up + measurement + ramp-down after t0."""
-        return self.t0 + self.warmup + self.measure + self.rampdown
+        """When the ramp-down ends (inf while the ramp-up lasts)."""
+        return self.window[1] + self.rampdown
+
+    def phase(self, now: float) -> str:
+        """The run phase at `now`: ramp-up, warm-up, measurement, ramp-down or post-log check."""
+        ws, we = self.window
+        if ws == math.inf:
+            return "ramp-up"
+        if now < ws:
+            return "warm-up (%.0f s left)" % (ws - now)
+        if now < we:
+            return "measurement (%.0f s left)" % (we - now)
+        if now < self.t_end:
+            return "ramp-down (%.0f s left)" % (self.t_end - now)
+        return "post-log check"
 
     def report_fields(self, workers: int) -> dict[str, Any]:
         """The §8 run description fields of the summary."""
@@ -66,7 +87,8 @@ class RunParams:
                 "fits_in_ram": fileset < machine()["ram_bytes"], "warmup": self.warmup,
                 "measure": self.measure, "rampdown": self.rampdown,
                 "timing": timing_mode(self.warmup, self.measure, self.rampdown), "run_seed": self.run_seed,
-                "seed": self.seed, "host": self.host, "workers": workers, "problems": list(self.problems)}
+                "seed": self.seed, "host": self.host, "workers": workers, "static_only": self.static_only,
+                "problems": list(self.problems)}
 
 
 def http_get(host: str, target: str) -> tuple[int, bytes]:
@@ -119,16 +141,18 @@ def fetch_post_log(host: str, dyn: str = DYN) -> bytes | None:
 
 
 def plan_run(host: str, users: int, dirs: int, seed: int, run_seed: int, warmup: float, measure: float,
-             rampdown: float) -> RunParams:
-    """Pick the Reset parameters (§7.1), reset the server and return the run's parameters."""
+             rampdown: float, rampup_limit: float = 120.0, static_only: bool = False) -> RunParams:
+    """Pick the Reset parameters (§7.1), reset the server (not for a static-only run) and return
+    the run's parameters."""
     rng = random.Random(run_seed)
     now = int(time.time())
     pttime = max(1, int(warmup + measure + rampdown))
     exp = (rng.randint(0, 359), rng.randint(0, 359))
-    problems = reset_server(host, users, pttime, exp, now)
+    problems = [] if static_only else reset_server(host, users, pttime, exp, now)
     return RunParams(N=users, D=dirs or directory_count(users), seed=seed, run_seed=run_seed, now=now,
                      pttime=pttime, exp=exp, t0=time.time(), warmup=warmup, measure=measure,
-                     rampdown=rampdown, host=host, problems=problems)
+                     rampdown=rampdown, host=host, rampup_limit=rampup_limit, static_only=static_only,
+                     problems=problems)
 
 
 class Collector:
@@ -136,22 +160,55 @@ class Collector:
 
     def __init__(self, params: RunParams) -> None:
         self.params = params
-        self.workload = Workload(params.D)
+        self.workload = Workload(params.D, params.static_only)
         self.user_dems: list[int] = parse_users(upfgen(params.N, params.N))
         self.ads: Ads = parse_ads(cadgen(params.pttime, params.N, params.exp[0], params.exp[1], params.now))
         self.files = FileCache(params.seed)
         self.tally = Tally(window=params.window)
         self.posts: list[PostRecord] = []
         self.pending: dict[int, PostRecord] = {}
-        self.users_started = 0
+        self.cpu_window: list[float] = []  # process CPU seconds at the start and end of the interval
+
+    def begin_measurement(self, start: float) -> None:
+        """The ramp-up is over: the measurement interval starts at `start`."""
+        self.params.measure_start = start
+        self.tally.set_window(self.params.window)
+
+    def cpu_seconds(self) -> float:
+        """This process's CPU seconds inside the measurement interval (so far)."""
+        if not self.cpu_window:
+            return 0.0
+        end = self.cpu_window[1] if len(self.cpu_window) > 1 else time.process_time()
+        return end - self.cpu_window[0]
+
+    def live_report(self, now: float) -> dict[str, Any]:
+        """This process's tally and live counters, for the master's live summary."""
+        users, conforming = self.tally.conforming_now(now)
+        return {"tally": self.tally.to_wire(), "users_now": users, "conforming_now": conforming,
+                "cpu_s": self.cpu_seconds()}
 
     def final_report(self) -> dict[str, Any]:
         """This process's tally and POST records, for the master."""
         return {"tally": self.tally.to_wire(), "posts": [list(p) for p in self.posts],
-                "pending": [list(p) for p in self.pending.values()]}
+                "pending": [list(p) for p in self.pending.values()], "cpu_s": self.cpu_seconds()}
 
 
-def finish(params: RunParams, reports: list[dict[str, Any]], workers: int, missing: list[str]) -> dict[str, Any]:
+def live_summary(params: RunParams, reports: list[dict[str, Any]], workers: int, users_at_start: int | None,
+                 users_now: int, now: float) -> dict[str, Any]:
+    """The provisional summary while the run goes on, from the processes' `live_report`s."""
+    tally = Tally(window=params.window)
+    for rep in reports:
+        tally.merge(rep["tally"])
+    run = params.report_fields(workers)
+    run.update(users_at_start=users_at_start, users_now=users_now, phase=params.phase(now),
+               conforming_now=sum(r["conforming_now"] for r in reports),
+               client_cpu_s=sum(r["cpu_s"] for r in reports))
+    return summarize(tally, run, None, now=now)
+
+
+def finish(params: RunParams, reports: list[dict[str, Any]], workers: int, missing: list[str],
+           users_at_start: int | None = None, users_now: int = 0, master_cpu_s: float = 0.0,
+           conforming_now: int | None = None) -> dict[str, Any]:
     """Merge the process reports, check post.log (§7.5) and build the summary (§8)."""
     tally = Tally(window=params.window)
     posts: list[PostRecord] = []
@@ -161,9 +218,15 @@ def finish(params: RunParams, reports: list[dict[str, Any]], workers: int, missi
         posts += [tuple(p) for p in rep["posts"]]
         pending += [tuple(p) for p in rep["pending"]]
     run = params.report_fields(workers)
+    run.update(users_at_start=users_at_start, users_now=users_now, phase="finished", conforming_now=conforming_now,
+               client_cpu_s=master_cpu_s + sum(r.get("cpu_s", 0.0) for r in reports))
     run["problems"] += ["no final report from worker %s" % w for w in missing]
     if time.time() < params.window[1]:
         run["problems"].append("run stopped before the measurement interval ended")
+    if params.static_only:
+        summary = summarize(tally, run, [])
+        summary["post_records"] = len(posts)
+        return summary
     time.sleep(0.5)  # let a POST the server was still handling when its client stopped land first
     logdata = fetch_post_log(params.host, params.dyn)
     problems = ["post.log could not be fetched"] if logdata is None else check_post_log(

@@ -73,11 +73,12 @@ class Target:
 class Workload:
     """The shared, read-only distributions for a file set of `dirs` directories (§3.1-3.2)."""
 
-    def __init__(self, dirs: int) -> None:
+    def __init__(self, dirs: int, static_only: bool = False) -> None:
         if dirs < 1:
             raise ValueError("the file set needs at least one directory")
         self.dirs = dirs
-        self.op_table = cumulative(OP_SHARES)
+        # static only (a server without the dynamic module): every draw is OPERATIONS[0], STATIC
+        self.op_table = [1.0] if static_only else cumulative(OP_SHARES)
         self.class_table = cumulative(CLASS_SHARES)
         self.rank_table = zipf_table(len(FILE_ORDER))
         self.dir_table = zipf_table(dirs)

@@ -66,6 +66,13 @@ def test_nothing_imports_the_cli(path: Path) -> None:
     assert "x15g.cli" not in imports_of(path)
 
 
-def test_monkey_patching_happens_only_in_the_cli() -> None:
-    patched = [p for p in modules("") if "patch_all(" in p.read_text()]
-    assert [p.name for p in patched] == ["cli.py"]
+def test_monkey_patching_happens_only_in_the_entry_points() -> None:
+    """The `x15g` command, and the isolated handler process (a program of its own)."""
+    patched = [str(p.relative_to(PACKAGE)) for p in modules("") if "patch_all(" in p.read_text()]
+    assert sorted(patched) == ["cli.py", "isolate/handler.py"]
+
+
+@pytest.mark.parametrize("path", [p for p in modules("isolate") if p.name != "handler.py"], ids=lambda p: p.name)
+def test_the_worker_side_of_isolation_never_imports_the_server(path: Path) -> None:
+    """app/build.py imports the pool: it must stay below the server layer too."""
+    assert not {name for name in imports_of(path) if name.startswith("x15g.server")}

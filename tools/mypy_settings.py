@@ -39,6 +39,7 @@ def _field_types(ctx: DynamicClassDefContext) -> dict[str, Type]:
         else:
             fields[option.name] = AnyType(TypeOfAny.explicit)
     fields["config_file"] = UnionType([scalar("str"), NoneType()])
+    fields["sources"] = ctx.api.named_type("builtins.dict", [scalar("str"), scalar("str")])
     return fields
 
 

@@ -135,3 +135,27 @@ def test_send_timeout_client_never_reads(tserver) -> None:
     assert closed and data.startswith(b"HTTP/1.1 200 ")
     assert len(data) < BIG_SIZE, "the whole file arrived: the send never blocked"
     assert fd_count(worker) <= before
+
+
+def test_each_timeout_kind_is_counted_apart(tserver) -> None:
+    """/-/metrics tells an ordinary keep-alive idle close from each kind of slow client (issue 13)."""
+    silent, partial, idle, body, stuck = (tserver.connect() for _ in range(5))
+    partial.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    idle.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+    body.sendall(b"POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    for sock in (silent, partial, idle, body):
+        read_until_close(sock, 10.0)  # each closed by the server at its timeout
+        sock.close()
+
+    def counted() -> dict[str, float]:
+        text = get(tserver.port, "/-/metrics")[1].decode()
+        samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("x15g_") and " " in line)
+        found = {k: float(v) for k, v in samples.items() if "timeouts_total" in k or "idle_closes" in k}
+        return found if found.get('x15g_timeouts_total{kind="send"}') else {}
+
+    found = wait_for(counted, 20, what="the send timeout counted")
+    stuck.close()
+    assert found == {'x15g_keepalive_idle_closes_total': 1.0, 'x15g_timeouts_total{kind="header"}': 2.0,
+                     'x15g_timeouts_total{kind="body"}': 1.0, 'x15g_timeouts_total{kind="send"}': 1.0}

@@ -115,3 +115,59 @@ def test_timing_mode_and_format():
     run_user(tally, "0:0", 400_000, errors=2)
     text = format_summary(summarize(tally, {"N": 1, "D": 3, "fileset_bytes": 15358452, "timing": "non-compliant timing"}, []))
     assert "INVALID" in text and "static body mismatch" in text and "non-compliant timing" in text
+
+
+def test_n_not_reached_invalidates_and_states_both_counts():
+    tally = Tally(window=WINDOW)
+    for i in range(8):
+        run_user(tally, "0:%d" % i, 400_000)
+    s = summarize(tally, {"N": 10, "users_at_start": 8}, [])
+    assert not s["valid"] and s["N_requested"] == 10 and s["N_running"] == 8
+    assert s["reasons"] == ["N not reached: 8 users at the start of the measurement interval"]
+    assert summarize(tally, {"N": 8, "users_at_start": 8}, [])["valid"]
+
+
+def test_live_summary_is_provisional_and_counts_the_interval_so_far():
+    tally = Tally(window=WINDOW)
+    run_user(tally, "0:0", 400_000, n=50)  # requests at 100..149
+    s = summarize(tally, {"N": 1, "users_at_start": 1}, None, now=150.0)
+    assert s["final"] is False and s["valid"] and s["post_log_ok"] is False
+    assert s["ops_per_s"][STATIC] == 1.0 and s["measured_s"] == 50.0
+    assert format_summary(s).endswith("so far VALID: score 1 conforming connections (post.log check after the ramp-down)")
+    waiting = summarize(Tally(), {"N": 1}, None, now=150.0)
+    assert not waiting["valid"] and waiting["reasons"] == ["the measurement interval has not started"]
+
+
+def test_conforming_now_follows_the_recent_rate():
+    tally = Tally(window=WINDOW)
+    fast, slow = tally.add_user("0:0", 0.0), tally.add_user("0:1", 0.0)
+    tally.add_user("0:2", 0.0)  # no request yet
+    for t in range(0, 20):
+        tally.record(fast, STATIC, t, t + 0.01, 50_000, 0.99, 1.0, None)  # 400 kbit/s
+        # 400 kbit/s for 10 s, then 100 kbit/s
+        tally.record(slow, STATIC, t, t + 0.01, 50_000 if t < 10 else 12_500, 0.99, 1.0, None)
+        if t in (9, 19):
+            users, conforming = tally.conforming_now(t + 1.0)
+    assert (users, conforming) == (3, 1)
+    tally.example("static status", "GET /x -> 500")
+    merged = Tally()
+    merged.merge(tally.to_wire())
+    assert merged.examples == {"static status": "GET /x -> 500"}
+
+
+def test_static_only_is_never_valid():
+    tally = Tally(window=WINDOW)
+    run_user(tally, "0:0", 400_000)
+    s = summarize(tally, {"N": 1, "users_at_start": 1, "static_only": True}, [])
+    assert not s["valid"] and s["reasons"] == ["dynamic operations switched off (static only): not a SPECweb99-like run"]
+
+
+def test_span_recorded_in_the_ramp_up_counts_once_the_window_is_known():
+    tally = Tally()  # ramp-up: the window is not known yet
+    meter = tally.add_user("0:0", 0.0)
+    tally.record(meter, STATIC, 90.0, 90.5, 1_000_000, 19.5, 5.0, None)  # 8 Mbit over [90, 110]
+    assert meter.seconds == 0
+    tally.set_window(WINDOW)
+    assert meter.bits == pytest.approx(4e6) and meter.seconds == pytest.approx(10.0)
+    tally.set_window(WINDOW)  # counted once
+    assert meter.seconds == pytest.approx(10.0)

@@ -65,6 +65,20 @@ def test_serves_on_the_passed_socket_and_ignores_bind(docroot: Path, listener: s
         assert f"127.0.0.1:{server.port}" in server.log()
 
 
+def test_a_stop_leaves_the_passed_socket_taking_connections(docroot: Path, listener: socket.socket) -> None:
+    """systemd keeps the socket across restarts: the stop must not make it refuse connections
+    (the SYN filter a stop puts on x15g's own sockets), and what queues meanwhile is served next."""
+    with ActivatedServer(docroot, listener, workers=2) as server:
+        assert fetch(server, "/hello.txt")[0] == 200
+    waiting = socket.create_connection(("127.0.0.1", listener.getsockname()[1]), timeout=5)  # queued in the kernel
+    waiting.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    with ActivatedServer(docroot, listener, workers=1) as again:
+        assert fetch(again, "/hello.txt")[0] == 200
+        waiting.settimeout(10)
+        assert waiting.recv(65536).startswith(b"HTTP/1.1 200 ")
+    waiting.close()
+
+
 def test_variables_for_another_pid_are_ignored(docroot: Path, listener: socket.socket) -> None:
     port = free_port()
     server = ActivatedServer(docroot, listener, "--bind", f"127.0.0.1:{port}", pid="1")

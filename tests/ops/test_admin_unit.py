@@ -52,7 +52,8 @@ def test_health_is_503_while_draining(admin: AdminResponder) -> None:
 
 
 @pytest.mark.parametrize("seconds, bucket", [
-    (0.0, 0), (0.0005, 0), (0.000501, 1), (0.003, 3), (10.0, 13), (10.5, 14), (1e6, 14),
+    (0.0, 0), (0.00001, 0), (0.000011, 1), (0.000023, 1), (0.0005, 5), (0.000501, 6), (0.003, 8),
+    (10.0, 18), (10.5, 19), (1e6, 19),
 ])
 def test_histogram_bucket_choice(seconds: float, bucket: int) -> None:
     m = metrics.RequestMetrics()
@@ -60,11 +61,11 @@ def test_histogram_bucket_choice(seconds: float, bucket: int) -> None:
     assert m.buckets.index(1) == bucket
 
 
-def test_methods_are_bounded_and_classes_counted() -> None:
+def test_methods_are_bounded_and_codes_counted() -> None:
     m = metrics.RequestMetrics()
-    for method, status in [("GET", 200), ("GET", 404), ("BREW", 501), ("POST", 302), ("GET", 999)]:
+    for method, status in [("GET", 200), ("GET", 404), ("BREW", 501), ("POST", 302), ("GET", 999), ("GET", 200)]:
         m.observe(method, status, 0.001)
-    assert m.by_method == {"GET": [0, 1, 0, 1, 1], "OTHER": [0, 0, 0, 0, 1], "POST": [0, 0, 1, 0, 0]}
+    assert m.snapshot()["by_method"] == {"GET": {"200": 2, "404": 1, "599": 1}, "OTHER": {"501": 1}, "POST": {"302": 1}}
 
 
 def test_aggregate_and_run_dir_round_trip(admin: AdminResponder) -> None:
@@ -76,15 +77,20 @@ def test_aggregate_and_run_dir_round_trip(admin: AdminResponder) -> None:
         other["pid"] = os.getppid()  # pretend another live worker published
         other["counters"]["requests"] = 5
         metrics.publish(run_dir, other)
-        stale = dict(other, pid=os.getpid() + 10**6)  # a worker that is gone
-        metrics.publish(run_dir, stale)
-        master, found = metrics.read_run_dir(run_dir, os.getpid())
+        ledger = metrics.MasterLedger(run_dir)
+        gone = dict(other, pid=os.getpid() + 10**6)  # a worker that exited: the master retires it
+        metrics.publish(run_dir, gone)
+        ledger.worker_exited(gone["pid"])
+        master, found = metrics.read_run_dir(run_dir)
         assert master["pid"] == os.getpid() and [s["pid"] for s in found] == [os.getppid()]
+        assert master["retired_pids"] == [gone["pid"]] and master["retired"]["counters"]["requests"] == 5
         document = json.loads(admin.respond(_request(b"/-/status")).body)
-        assert document["workers"] == 2 and document["requests"] == 5
+        # the other worker (5) + the retired one (5): exited workers keep counting
+        assert document["workers"] == 2 and document["requests"] == 10
         text = admin.respond(_request(b"/-/metrics")).body.decode()
-        assert 'x15g_requests_total{method="GET",code="2xx"} 2' in text
-        assert "x15g_request_duration_seconds_count 2" in text
+        assert 'x15g_requests_total{method="GET",code="200"} 3' in text
+        assert "x15g_request_duration_seconds_count 3" in text
+        assert 'process_open_fds{worker="master",pid="%d"}' % os.getpid() in text
     finally:
         metrics.remove_run_dir(run_dir)
     assert not os.path.exists(run_dir)

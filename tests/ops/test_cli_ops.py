@@ -64,3 +64,47 @@ def test_sample_production_config_checks(docroot: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "access-log-format = json" in result.stdout
     assert "cache-control = /assets/*=public, max-age=31536000, immutable" in result.stdout.splitlines()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--user", "no-such-user-x15g"), "argument --user: --user 'no-such-user-x15g': no such user"),
+    (("--wsgi", "nosuch_module_x15g:app"), "argument --wsgi: --wsgi 'nosuch_module_x15g:app': "),
+    (("--wsgi", "tests.ops.import_fails:app"), "importing it failed: RuntimeError: this application cannot start"),
+    (("--specweb", "--specweb-state", "/nonexistent/x15g-state"), "argument --specweb-state: --specweb-state "
+                                                                  "'/nonexistent/x15g-state' is not a directory"),
+])
+def test_check_config_rejects_what_a_start_rejects(docroot: Path, args: tuple[str, ...], message: str) -> None:
+    # a start only locates a WSGI module (its workers import it, and back off if that fails)
+    modes = [("--check-config",)] + ([] if "import_fails" in args[1] else [()])
+    for mode in modes:
+        result = run_x15g("--root", str(docroot), "--bind", "127.0.0.1:0", *args, *mode, cwd=REPO)
+        assert result.returncode == 2, (mode, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to check files as another user")
+def test_log_not_writable_by_the_worker_user_is_a_config_error(docroot: Path) -> None:
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="x15g-logs-"))  # pytest's tmp_path is closed to other users
+    base.chmod(0o755)
+    logs = base / "logs"
+    logs.mkdir(mode=0o700)  # root's only, as LogsDirectory= without User= makes it
+    try:
+        _check_log_dir(docroot, logs)
+    finally:
+        shutil.rmtree(base)
+
+
+def _check_log_dir(docroot: Path, logs: Path) -> None:
+    for mode in (("--check-config",), ()):
+        result = run_x15g("--root", str(docroot), "--bind", "127.0.0.1:0", "--user", "nobody",
+                          "--access-log", str(logs / "access.log"), *mode)
+        assert result.returncode == 2, result.stderr
+        assert (f"argument --access-log: --access-log: '{logs}/access.log' cannot be opened for writing by user "
+                f"nobody: Permission denied") in result.stderr
+    os.chown(logs, 65534, 65534)
+    result = run_x15g("--root", str(docroot), "--user", "nobody", "--access-log", str(logs / "access.log"), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert (logs / "access.log").stat().st_uid == 65534  # created as a worker would

@@ -48,6 +48,18 @@ def test_sigusr1_reopens_access_and_error_logs(docroot: Path, tmp_path: Path, wo
     assert error.exists() and "stopped" in error.read_text()  # the new error log got the shutdown lines
 
 
+def test_error_log_follows_a_rotation_without_a_signal(docroot: Path, tmp_path: Path) -> None:
+    """WatchedFileHandler semantics: the next record after the file was moved goes to a new file."""
+    error = tmp_path / "error.log"
+    with ServerProcess(docroot, "--error-log", str(error), workers=2) as server:
+        error.rename(tmp_path / "error.log.1")
+        # a malformed request makes a worker log one line at info level: it lands in a new file
+        wait_for(lambda: raw_exchange(server.port, b"BAD\r\n\r\n") and lines_of(error), timeout=10, interval=0.2)
+        server.signal(signal.SIGTERM)  # the master logs too: into the new file
+        server.proc.wait(15)
+    assert "master" in error.read_text() and "stopped" in error.read_text()
+
+
 def test_combined_format(docroot: Path, tmp_path: Path) -> None:
     access = tmp_path / "access.log"
     with ServerProcess(docroot, "--access-log", str(access)) as server:

@@ -48,10 +48,15 @@ class ServerProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 20.0) -> "ServerProcess":
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> "ServerProcess":
+        """Start the process without waiting for it to answer."""
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
-        self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float = 20.0) -> None:

@@ -20,6 +20,8 @@ import os
 import time
 from typing import Any, Collection, Iterable, Protocol
 
+from gevent.lock import Semaphore
+
 from x15g import __version__
 from x15g.config import Settings
 from x15g.diskio import DiskIO
@@ -106,6 +108,8 @@ class AdminResponder:
         self.run_dir = run_dir
         self.worker_id = worker_id
         self.started = time.time()
+        # One snapshot write at a time, taken in order: a file never goes back to older numbers.
+        self._publishing = Semaphore()
         self._pages = {b"health": self._health, b"status": self._status, b"metrics": self._metrics}
 
     def respond(self, request: Request) -> Response:
@@ -125,23 +129,31 @@ class AdminResponder:
     def snapshot(self) -> dict[str, Any]:
         return metrics.worker_snapshot(self.state, self.caches, self.worker_id)
 
-    def publish(self) -> None:
-        """Write this worker's snapshot to the run directory, off the hub."""
-        if self.run_dir:
-            try:
-                self.disk.run(metrics.publish, self.run_dir, self.snapshot())
-            except OSError as exc:  # e.g. the master removed the directory while we stop
-                log.debug("metrics not published: %s", exc)
+    def publish(self) -> dict[str, Any]:
+        """Write this worker's snapshot to the run directory, off the hub; returns it."""
+        with self._publishing:
+            snap = self.snapshot()
+            if self.run_dir:
+                try:
+                    self.disk.run(metrics.publish, self.run_dir, snap)
+                except OSError as exc:  # e.g. the master removed the directory while we stop
+                    log.debug("metrics not published: %s", exc)
+            return snap
 
     # --- pages ---
 
     def _gather(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """(master record, snapshots of every live worker, this one's live numbers included)."""
-        own = self.snapshot()
+        """(master record, snapshots of every worker not yet retired, this one's included).
+
+        This worker publishes first and then reads every file, its own included, so whichever
+        worker answers the next scrape sees numbers at least as large (counters never decrease)."""
+        own = self.publish()
         if not self.run_dir:
             return {"pid": os.getpid(), "started": self.started}, [own]
-        master, others = self.disk.run(metrics.read_run_dir, self.run_dir, own["pid"])
-        return master or {"pid": os.getppid(), "started": self.started}, [own] + others
+        master, snaps = self.disk.run(metrics.read_run_dir, self.run_dir)
+        if not any(s.get("pid") == own["pid"] for s in snaps):
+            snaps.append(own)  # the write failed: count the live numbers
+        return master or {"pid": os.getppid(), "started": self.started}, snaps
 
     def _health(self) -> tuple[int, str, bytes]:
         if self.state.draining:
@@ -150,29 +162,36 @@ class AdminResponder:
 
     def _status(self) -> tuple[int, str, bytes]:
         master, snaps = self._gather()
-        total = metrics.aggregate(snaps)
+        total = metrics.aggregate(snaps, master.get("retired"))
         counters, cache = total["counters"], total["cache"]
         started = master.get("started", self.started)
         document = {
             "version": __version__,
             "master_pid": master.get("pid"),
             "uptime": round(time.time() - started, 3),
-            "workers": len(snaps),
+            "workers": len(metrics.fresh(snaps)),
             "connections": {"open": counters.get("connections_open", 0), "idle": counters.get("connections_idle", 0)},
             "requests": counters.get("requests", 0),
             "responses": {k: counters.get(f"responses_{k}", 0) for k in metrics.STATUS_CLASSES},
             "bytes": counters.get("bytes_sent", 0),
             "bodies": {"memory": counters.get("bodies_memory", 0), "sendfile": counters.get("bodies_sendfile", 0)},
             "ready_answers": counters.get("ready_answers", 0),  # repeated heads answered without the cache lookup
+            "keepalive_idle_closes": counters.get("idle_closes", 0),
+            "timeouts": {kind: counters.get(f"timeouts_{kind}", 0) for kind in ("header", "body", "send")},
             "cache": cache,
-            "per_worker": [_worker_entry(s) for s in sorted(snaps, key=lambda s: (s["worker_id"], s["pid"]))],
+            "per_worker": [_worker_entry(s) for s in sorted(metrics.fresh(snaps), key=lambda s: (s["worker_id"], s["pid"]))],
         }
         body = (json.dumps(document, indent=1) + "\n").encode()
         return 200, "application/json", body
 
     def _metrics(self) -> tuple[int, str, bytes]:
         master, snaps = self._gather()
-        text = metrics.render_prometheus(metrics.aggregate(snaps), len(snaps), master.get("started", self.started))
+        live = metrics.fresh(snaps)
+        processes = [(str(s["worker_id"]), s["pid"], s.get("process", {})) for s in live]
+        if master.get("process"):
+            processes.append(("master", master["pid"], master["process"]))
+        text = metrics.render_prometheus(metrics.aggregate(snaps, master.get("retired")), len(live),
+                                         master.get("started", self.started), processes)
         return 200, metrics.CONTENT_TYPE, text.encode()
 
 
@@ -187,4 +206,5 @@ def _worker_entry(snap: dict[str, Any]) -> dict[str, Any]:
         "requests": counters.get("requests", 0),
         "bytes": counters.get("bytes_sent", 0),
         "cache": snap["cache"],
+        "process": snap.get("process", {}),  # cpu_seconds, rss_bytes, open_fds
     }

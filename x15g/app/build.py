@@ -12,13 +12,20 @@ from x15g.static.responder import StaticResponder
 
 def build_app(settings: Settings, disk: DiskIO, state: ServingContext | None = None) -> Router:
     """The router for one worker process; `state` is the worker's serving context (counters,
-    connections, draining, metrics, periodic) that the admin endpoints report on."""
+    connections, draining, metrics, periodic) that the admin endpoints report on. With
+    --isolate the dynamic applications are started in their handler processes here."""
     routes: list[Route] = []
     type_overrides: dict[str, str] = {}
     if settings.specweb:
         from x15g.specweb.responder import CgiSpecwebResponder, SpecwebResponder
 
-        routes.append(Route(b"/specweb99", SpecwebResponder(settings, disk), exact=True))
+        if settings.isolate:
+            from x15g.isolate.responder import isolated
+
+            dynamic: object = isolated(settings, "specweb")
+        else:
+            dynamic = SpecwebResponder(settings, disk)
+        routes.append(Route(b"/specweb99", dynamic, exact=True))  # type: ignore[arg-type]
         routes.append(Route(b"/cgi-bin/specweb99", CgiSpecwebResponder(settings), exact=True))
         type_overrides[settings.specweb_urlroot] = "text/plain"
     for spec in settings.cgi_dir:
@@ -49,13 +56,19 @@ def _with_wsgi(settings: Settings, spec: str, routes: list[Route], static: Stati
 
     from x15g.app.wsgi import StaticOrApp, WsgiResponder, app_inside_root, load_app
 
-    app = load_app(spec)
-    if app_inside_root(app, settings.root):
-        logging.getLogger("x15g.wsgi").warning(
-            "the WSGI app's source lies under --root %s: its files can be downloaded", settings.root)
-    wsgi = WsgiResponder(settings, app, settings.wsgi_prefix)
+    wsgi: object
+    if settings.isolate:  # the app is imported by its handler processes only, never here
+        from x15g.isolate.responder import isolated
+
+        wsgi = isolated(settings, "wsgi")
+    else:
+        app = load_app(spec)
+        if app_inside_root(app, settings.root):
+            logging.getLogger("x15g.wsgi").warning(
+                "the WSGI app's source lies under --root %s: its files can be downloaded", settings.root)
+        wsgi = WsgiResponder(settings, app, settings.wsgi_prefix)
     prefix = settings.wsgi_prefix.rstrip("/").encode()
     if not prefix:
-        return Router(routes, StaticOrApp(static, wsgi))
+        return Router(routes, StaticOrApp(static, wsgi))  # type: ignore[arg-type]  # any responder serves
     routes += [Route(prefix, wsgi, exact=True), Route(prefix + b"/", wsgi)]
     return Router(routes, static)

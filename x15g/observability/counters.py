@@ -6,23 +6,45 @@ import time
 
 
 class Counters:
-    """What a worker has done since it started; the admin endpoints read and aggregate these."""
+    """What a worker has done since it started; the admin endpoints read and aggregate these
+    (responses by status class come from RequestMetrics, see metrics.worker_snapshot)."""
 
     __slots__ = (
         "started", "connections_total", "connections_open", "connections_idle", "requests",
-        "by_class", "bytes_sent", "bodies_memory", "bodies_sendfile", "errors_protocol", "timeouts",
-        "accept_errors", "ready_answers", "immediate_answers",
+        "bytes_sent", "bodies_memory", "bodies_sendfile", "errors_protocol",
+        "idle_closes", "timeouts_header", "timeouts_body", "timeouts_send", "accept_errors", "ready_answers",
+        "immediate_answers",
     )
-    # snapshot() reports by_class (1xx..5xx, filled by RequestMetrics.observe) under these keys.
-    CLASS_KEYS = ("responses_1xx", "responses_2xx", "responses_3xx", "responses_4xx", "responses_5xx")
+
+    started: float
+    connections_total: int
+    connections_open: int
+    connections_idle: int
+    requests: int
+    bytes_sent: int
+    bodies_memory: int
+    bodies_sendfile: int
+    errors_protocol: int
+    idle_closes: int
+    timeouts_header: int
+    timeouts_body: int
+    timeouts_send: int
+    accept_errors: int
+    ready_answers: int
+    immediate_answers: int
 
     def __init__(self) -> None:
         self.started = time.time()
         for name in self.__slots__[1:]:
             setattr(self, name, 0)
-        self.by_class = [0, 0, 0, 0, 0]
+
+    def head_timed_out(self, idle: bool) -> None:
+        """No (complete) head in time: a keep-alive connection idle past its timeout is an ordinary
+        close (`idle`); a new connection silent, or a head arriving too slowly, is a header timeout."""
+        if idle:
+            self.idle_closes += 1
+        else:
+            self.timeouts_header += 1
 
     def snapshot(self) -> dict[str, float]:
-        out = {name: getattr(self, name) for name in self.__slots__ if name != "by_class"}
-        out.update(zip(self.CLASS_KEYS, self.by_class))
-        return out
+        return {name: getattr(self, name) for name in self.__slots__}

@@ -2,15 +2,19 @@
 
 Each worker keeps its numbers in plain attributes (one hub thread, no locks): `Counters` for the
 totals and a `RequestMetrics` for what needs a per-request observation (the duration histogram and
-requests by method and status class). The observation is a bisect into fixed integer bucket bounds
-(microseconds) and two list increments, cheap enough for the hot path.
+requests by method and status code). The observation is a bisect into fixed integer bucket bounds
+(microseconds) and a few list increments, cheap enough for the hot path.
 
 Aggregation across pre-forked workers: the master creates a per-run directory (under /dev/shm when
 it exists, so it is memory, not disk) and every worker writes its snapshot there as JSON once a
-second (off the hub, through DiskIO). An admin request answered by any worker sums the other
-workers' files with its own live snapshot. Files of workers that died or stopped publishing are
-skipped; a worker's counters restart from zero when it is replaced, which Prometheus treats as a
-counter reset.
+second and before it answers a scrape (off the hub, through DiskIO, one write at a time). An admin
+request answered by any worker sums every worker's file, its own just written.
+
+Counters never go backwards for the master's life: when the master reaps a worker it adds the
+worker's last snapshot to its `retired` totals in master.json (listing the pid) and only then
+removes the worker's file; a reader reads the worker files before master.json and skips files of
+pids already retired, so a worker is counted exactly once whatever the order. What the dead
+worker did after its last publish (at most a second's worth) is lost, never counted twice.
 """
 
 from __future__ import annotations
@@ -27,22 +31,28 @@ from x15g import __version__
 
 # Upper bounds of the duration buckets, in seconds (Prometheus `le`), and the same in whole
 # microseconds for the hot-path bisect.
-BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A cached static answer takes 10-30 us, so the buckets start at 10 us.
+BUCKETS: tuple[float, ...] = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                              0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BOUNDS_US = [round(b * 1_000_000) for b in BUCKETS]
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 # Methods are labels; anything else is counted as OTHER so a client cannot grow the label set.
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PATCH")
 _KNOWN = frozenset(METHODS)
-STALE_AFTER = 5.0  # seconds: a snapshot older than this belongs to a worker that stopped
+STALE_AFTER = 5.0  # seconds: a worker whose snapshot is older does not count in x15g_workers
 MASTER_FILE = "master.json"
+_CODES = 500  # by_method rows are indexed by status - 100 (100..599)
+# Counter fields that are gauges: a retired worker's value is not kept.
+_GAUGES = frozenset(("started", "connections_open", "connections_idle"))
+_CACHE_GAUGES = frozenset(("entries", "memory", "open_fds"))
 
 
 class RequestMetrics:
-    """Per-worker duration histogram and request counts by (method, status class).
+    """Per-worker duration histogram and request counts by (method, status code).
 
-    Given the worker's `Counters`, `observe` also counts the request there (requests, bytes sent,
-    responses by class): one call per request instead of two, measured at ~1.4 us of a ~6 us
-    Python path per cached request before folding.
+    Given the worker's `Counters`, `observe` also counts the request and its bytes there: one
+    call per request instead of two. Responses by status class are derived from the code counts
+    when a snapshot is taken, not on the hot path.
     """
 
     __slots__ = ("buckets", "sum_us", "by_method", "counters")
@@ -61,15 +71,13 @@ class RequestMetrics:
         row = self.by_method.get(method)
         if row is None:
             row = self._row(method)
-        klass = status // 100 - 1
-        if not 0 <= klass < 5:
-            klass = 4
-        row[klass] += 1
+        if not 100 <= status < 600:
+            status = 599
+        row[status - 100] += 1
         counters = self.counters
         if counters is not None:
             counters.requests += 1
             counters.bytes_sent += sent
-            counters.by_class[klass] += 1
 
     def _row(self, method: str) -> list[int]:
         """The counts row of `method`, created on first use; unknown methods share OTHER."""
@@ -77,17 +85,37 @@ class RequestMetrics:
             method = "OTHER"
         row = self.by_method.get(method)
         if row is None:
-            row = self.by_method[method] = [0, 0, 0, 0, 0]
+            row = self.by_method[method] = [0] * _CODES
         return row
 
     def snapshot(self) -> dict[str, Any]:
+        """JSON-ready: buckets, sum, and {method: {"200": count, ...}} (codes seen only)."""
         return {"buckets": list(self.buckets), "sum_us": self.sum_us,
-                "by_method": {m: list(row) for m, row in self.by_method.items()}}
+                "by_method": {m: {str(i + 100): n for i, n in enumerate(row) if n} for m, row in self.by_method.items()}}
+
+
+def process_stats() -> dict[str, float]:
+    """CPU seconds, resident bytes and open fds of this process (Linux /proc; zeros elsewhere)."""
+    times = os.times()
+    stats = {"cpu_seconds": times.user + times.system, "rss_bytes": 0, "open_fds": 0}
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            stats["rss_bytes"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        stats["open_fds"] = len(os.listdir("/proc/self/fd"))
+    except (OSError, ValueError, IndexError):
+        pass
+    return stats
 
 
 def worker_snapshot(state: Any, caches: Iterable[Any], worker_id: int = 0) -> dict[str, Any]:
     """Everything one worker reports: counters, open/idle connections, histogram, caches."""
     counters = state.counters.snapshot()
+    requests = state.metrics.snapshot()
+    for key in STATUS_CLASSES:
+        counters["responses_" + key] = 0
+    for codes in requests["by_method"].values():
+        for code, count in codes.items():
+            counters[f"responses_{code[0]}xx"] += count
     connections = list(state.connections)
     counters["connections_open"] = len(connections)
     counters["connections_idle"] = sum(1 for c in connections if c.idle)
@@ -96,31 +124,39 @@ def worker_snapshot(state: Any, caches: Iterable[Any], worker_id: int = 0) -> di
         for name in cache:
             cache[name] += int(getattr(c, name, 0))
     return {"pid": os.getpid(), "worker_id": worker_id, "time": time.time(), "draining": bool(state.draining),
-            "counters": counters, "cache": cache, "requests": state.metrics.snapshot()}
+            "counters": counters, "cache": cache, "requests": requests, "process": process_stats()}
 
 
-def aggregate(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum worker snapshots: counters and cache fields add up, histogram buckets add elementwise."""
-    counters: dict[str, float] = {}
-    cache: dict[str, int] = {}
-    buckets = [0] * (len(_BOUNDS_US) + 1)
-    sum_us = 0
-    by_method: dict[str, list[int]] = {}
-    for snap in snapshots:
-        for name, value in snap["counters"].items():
-            if name != "started":
-                counters[name] = counters.get(name, 0) + value
-        for name, value in snap["cache"].items():
+def empty_total() -> dict[str, Any]:
+    return {"counters": {}, "cache": {}, "requests": {"buckets": [0] * (len(_BOUNDS_US) + 1), "sum_us": 0, "by_method": {}}}
+
+
+def add_snapshot(total: dict[str, Any], snap: dict[str, Any], gauges: bool = True) -> None:
+    """Add one snapshot into `total` (in place); `gauges=False` keeps only what only grows."""
+    counters, cache, req = total["counters"], total["cache"], total["requests"]
+    for name, value in snap["counters"].items():
+        if name != "started" and (gauges or name not in _GAUGES):
+            counters[name] = counters.get(name, 0) + value
+    for name, value in snap["cache"].items():
+        if gauges or name not in _CACHE_GAUGES:
             cache[name] = cache.get(name, 0) + value
-        req = snap["requests"]
-        buckets = [a + b for a, b in zip(buckets, req["buckets"])]
-        sum_us += req["sum_us"]
-        for method, row in req["by_method"].items():
-            total = by_method.setdefault(method, [0, 0, 0, 0, 0])
-            for i, value in enumerate(row):
-                total[i] += value
-    return {"counters": counters, "cache": cache,
-            "requests": {"buckets": buckets, "sum_us": sum_us, "by_method": by_method}}
+    source = snap["requests"]
+    req["buckets"] = [a + b for a, b in zip(req["buckets"], source["buckets"])]
+    req["sum_us"] += source["sum_us"]
+    for method, codes in source["by_method"].items():
+        row = req["by_method"].setdefault(method, {})
+        for code, value in codes.items():
+            row[code] = row.get(code, 0) + value
+
+
+def aggregate(snapshots: list[dict[str, Any]], retired: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Sum worker snapshots, plus the `retired` totals of workers that exited (see MasterLedger)."""
+    total = empty_total()
+    if retired:
+        add_snapshot(total, retired, gauges=False)
+    for snap in snapshots:
+        add_snapshot(total, snap)
+    return total
 
 
 # --- the per-run directory ---
@@ -130,11 +166,9 @@ run_dir: str | None = None
 
 
 def make_run_dir() -> str:
-    """Master: create the directory workers publish to; records the master's PID and start."""
+    """Master: create the directory workers publish to (master.json is MasterLedger's)."""
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    path = tempfile.mkdtemp(prefix="x15g-", dir=base)
-    write_json(os.path.join(path, MASTER_FILE), {"pid": os.getpid(), "started": time.time()})
-    return path
+    return tempfile.mkdtemp(prefix="x15g-", dir=base)
 
 
 def remove_run_dir(path: str | None) -> None:
@@ -155,39 +189,79 @@ def publish(run_dir: str, snapshot: dict[str, Any]) -> None:
     write_json(os.path.join(run_dir, f"worker-{snapshot['pid']}.json"), snapshot)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_run_dir(run_dir: str, exclude_pid: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Blocking: (master record, fresh snapshots of live workers other than `exclude_pid`)."""
-    master: dict[str, Any] = {}
+def read_run_dir(run_dir: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Blocking: (master record, snapshots of workers not yet retired). The worker files are read
+    before master.json: a worker retired meanwhile is then in the master's list and skipped."""
     workers: list[dict[str, Any]] = []
-    now = time.time()
     try:
-        names = os.listdir(run_dir)
+        names = sorted(os.listdir(run_dir))
     except OSError:
-        return master, workers
+        return {}, workers
     for name in names:
-        if not name.endswith(".json"):
-            continue
+        if name.startswith("worker-") and name.endswith(".json"):
+            data = _read(os.path.join(run_dir, name))
+            if data:
+                workers.append(data)
+    master = _read(os.path.join(run_dir, MASTER_FILE))
+    retired = set(master.get("retired_pids", ()))
+    return master, [w for w in workers if w.get("pid") not in retired]
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}  # removed meanwhile, or a stray file
+
+
+def fresh(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The snapshots of workers that published recently (the ones counted as running)."""
+    now = time.time()
+    return [s for s in snapshots if now - s.get("time", 0) < STALE_AFTER]
+
+
+class MasterLedger:
+    """The master's side of the metrics: keeps exited workers' totals, and its own process stats.
+
+    Implements server.supervisor's `Ledger` protocol."""
+
+    RETIRED_PIDS = 256  # only pids whose file may still be read matter; keep a bounded tail
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self.started = time.time()
+        self.retired = empty_total()
+        self.retired_pids: list[int] = []
+        self.write()
+
+    def write(self) -> None:
+        write_json(os.path.join(self.run_dir, MASTER_FILE), {
+            "pid": os.getpid(), "started": self.started, "time": time.time(), "process": process_stats(),
+            "retired": self.retired, "retired_pids": self.retired_pids})
+
+    def worker_exited(self, pid: int) -> None:
+        """Fold the worker's last snapshot into the retired totals, then remove its file."""
+        path = os.path.join(self.run_dir, f"worker-{pid}.json")
+        snap = _read(path)
+        if snap:
+            add_snapshot(self.retired, snap, gauges=False)
+        self.retired_pids = (self.retired_pids + [pid])[-self.RETIRED_PIDS:]
         try:
-            with open(os.path.join(run_dir, name), encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            continue  # removed meanwhile, or a stray file
-        if name == MASTER_FILE:
-            master = data
-        elif (data.get("pid") != exclude_pid and now - data.get("time", 0) < STALE_AFTER
-              and _alive(data["pid"])):
-            workers.append(data)
-    return master, workers
+            self.write()
+        except OSError:
+            return  # keep the worker's file: it is still counted from there
+        for stale in (path, f"{path}.{pid}.tmp"):
+            try:
+                os.unlink(stale)
+            except OSError:
+                pass
+
+    def tick(self) -> None:
+        try:
+            self.write()
+        except OSError:
+            pass
 
 
 # --- Prometheus text exposition format 0.0.4 ---
@@ -198,7 +272,7 @@ _COUNTERS = (
     ("response_bytes_total", "bytes_sent", "Body bytes sent to clients."),
     ("connections_accepted_total", "connections_total", "Connections accepted."),
     ("protocol_errors_total", "errors_protocol", "Requests refused by the parser (4xx before routing)."),
-    ("timeouts_total", "timeouts", "Header, keep-alive and body read timeouts."),
+    ("keepalive_idle_closes_total", "idle_closes", "Keep-alive connections closed after idling for --keepalive-timeout (or a drain's grace)."),
     ("accept_errors_total", "accept_errors", "accept(2) failures."),
     ("ready_answers_total", "ready_answers", "Requests answered from ready bytes (repeated heads; no parse, no lookup)."),
     ("immediate_answers_total", "immediate_answers", "Requests parsed and answered in the event loop, no greenlet switch (cached answers)."),
@@ -213,6 +287,13 @@ _CACHE = (
 )
 
 
+_PROCESS = (
+    ("process_cpu_seconds_total", "cpu_seconds", "counter", "User and system CPU time of the process."),
+    ("process_resident_memory_bytes", "rss_bytes", "gauge", "Resident memory of the process."),
+    ("process_open_fds", "open_fds", "gauge", "Open file descriptors of the process."),
+)
+
+
 def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
     out.append(f"# HELP x15g_{name} {help_text}")
     out.append(f"# TYPE x15g_{name} {kind}")
@@ -222,8 +303,10 @@ def _number(value: float) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def render_prometheus(total: dict[str, Any], workers: int, started: float) -> str:
-    """The text a Prometheus server scrapes: aggregated `total` (see `aggregate`)."""
+def render_prometheus(total: dict[str, Any], workers: int, started: float,
+                      processes: Iterable[tuple[str, int, dict[str, float]]] = ()) -> str:
+    """The text a Prometheus server scrapes: aggregated `total` (see `aggregate`), and the
+    `process_*` metrics of each (worker label, pid, process_stats()) in `processes`."""
     out: list[str] = []
     counters, cache, req = total["counters"], total["cache"], total["requests"]
     _family(out, "build_info", "gauge", "Version of the running server.")
@@ -232,10 +315,11 @@ def render_prometheus(total: dict[str, Any], workers: int, started: float) -> st
     out.append(f"x15g_start_time_seconds {_number(float(started))}")
     _family(out, "workers", "gauge", "Worker processes reporting.")
     out.append(f"x15g_workers {workers}")
-    _family(out, "requests_total", "counter", "Requests answered, by method and status class.")
+    _family(out, "requests_total", "counter", "Requests answered, by method and status code.")
     for method in sorted(req["by_method"]):
-        for klass, value in zip(STATUS_CLASSES, req["by_method"][method]):
-            out.append(f'x15g_requests_total{{method="{method}",code="{klass}"}} {value}')
+        codes = req["by_method"][method]
+        for code in sorted(codes):
+            out.append(f'x15g_requests_total{{method="{method}",code="{code}"}} {codes[code]}')
     _family(out, "request_duration_seconds", "histogram", "Time from a complete request head to the last byte sent.")
     cumulative = 0
     for bound, value in zip(BUCKETS, req["buckets"]):
@@ -248,6 +332,10 @@ def render_prometheus(total: dict[str, Any], workers: int, started: float) -> st
     for name, key, help_text in _COUNTERS:
         _family(out, name, "counter", help_text)
         out.append(f"x15g_{name} {_number(counters.get(key, 0))}")
+    _family(out, "timeouts_total", "counter", "Connections closed because a client was too slow, by what it was slow at.")
+    out.append(f'x15g_timeouts_total{{kind="header"}} {counters.get("timeouts_header", 0)}')
+    out.append(f'x15g_timeouts_total{{kind="body"}} {counters.get("timeouts_body", 0)}')
+    out.append(f'x15g_timeouts_total{{kind="send"}} {counters.get("timeouts_send", 0)}')
     _family(out, "response_bodies_total", "counter", "Response bodies by how they were sent.")
     out.append(f'x15g_response_bodies_total{{kind="memory"}} {counters.get("bodies_memory", 0)}')
     out.append(f'x15g_response_bodies_total{{kind="sendfile"}} {counters.get("bodies_sendfile", 0)}')
@@ -258,4 +346,10 @@ def render_prometheus(total: dict[str, Any], workers: int, started: float) -> st
     for name, key, kind, help_text in _CACHE:
         _family(out, name, kind, help_text)
         out.append(f"x15g_{name} {cache.get(key, 0)}")
+    processes = sorted(processes, key=lambda p: (p[0] != "master", p[0].zfill(6), p[1]))
+    for name, key, kind, help_text in _PROCESS:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+        for worker, pid, stats in processes:
+            out.append(f'{name}{{worker="{worker}",pid="{pid}"}} {_number(stats.get(key, 0))}')
     return "\n".join(out) + "\n"

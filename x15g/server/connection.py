@@ -503,7 +503,8 @@ class Connection:
             log.warning("%s: %s; closing the connection", self.peer, exc)
             self._ended(out)
             raise PeerGone() from None
-        except (OSError, ConnectionTimeout):  # the client stopped reading or went away
+        except (OSError, ConnectionTimeout) as exc:  # the client stopped reading or went away
+            self.ctx.counters.timeouts_send += isinstance(exc, ConnectionTimeout)
             self._ended(out)
             raise PeerGone() from None
         except BaseException:
@@ -775,7 +776,7 @@ class Connection:
                 else:
                     data = self._recv(wait_until)
             except ConnectionTimeout:
-                ctx.counters.timeouts += 1
+                ctx.counters.head_timed_out(not buf and not first)
                 if not buf:
                     return None, b""
                 raise HTTPError(408, "request head not received in time", close=True) from None
@@ -813,7 +814,7 @@ class Connection:
         try:
             return self._recv(_monotonic() + self.ctx.body_timeout)
         except ConnectionTimeout:
-            self.ctx.counters.timeouts += 1
+            self.ctx.counters.timeouts_body += 1
             raise HTTPError(408, "request body not received in time", close=True) from None
         except OSError:
             raise HTTPError(400, "client went away during the request body", close=True) from None
@@ -839,7 +840,7 @@ class Connection:
             try:
                 data = self._recv(_monotonic() + ctx.body_timeout)
             except ConnectionTimeout:
-                ctx.counters.timeouts += 1
+                ctx.counters.timeouts_body += 1
                 raise HTTPError(408, "request body not received in time", close=True) from None
             except OSError:
                 raise PeerGone() from None

@@ -7,10 +7,12 @@ systems without reuse-port) are bound once by the master and shared by every wor
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import socket
 import stat
+import struct
 from dataclasses import dataclass
 
 from x15g.errors import ConfigError
@@ -64,6 +66,41 @@ def open_listener(spec: BindSpec, backlog: int, reuse_port: bool) -> socket.sock
         raise ConfigError(f"cannot bind {spec.text}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
+
+
+# A classic BPF socket filter that drops TCP segments with SYN set and ACK clear (a new connection
+# attempt) and keeps everything else. The kernel runs a listener's filter on the SYN and on the
+# ACK that completes a handshake, before either touches its queues (skb data starts at the TCP
+# header; byte 13 holds the flags).
+_DROP_SYN = (
+    (0x30, 0, 0, 13),          # ldb [13]           (BPF_LD|BPF_B|BPF_ABS)
+    (0x54, 0, 0, 0x12),        # and #SYN|ACK       (BPF_ALU|BPF_AND|BPF_K)
+    (0x15, 0, 1, 0x02),        # jeq #SYN, drop, keep (BPF_JMP|BPF_JEQ|BPF_K)
+    (0x06, 0, 0, 0),           # drop: ret #0       (BPF_RET|BPF_K)
+    (0x06, 0, 0, 0xFFFFFFFF),  # keep: ret #-1
+)
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+
+
+def refuse_new_connections(sock: socket.socket) -> bool:
+    """Stop a TCP listener from taking new connections while its accept queue stays intact.
+
+    Closing the last copy of a listening socket resets every connection still queued on it; a
+    client that already wrote its request then cannot tell whether it was processed. With this
+    filter new SYNs are dropped (the client retries after ~1 s and is refused once the socket is
+    closed) while handshakes already under way complete, so the owner can accept until the queue
+    is empty and close without losing a connection. False where it cannot apply (unix sockets,
+    no BPF)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    program = b"".join(struct.pack("HBBI", *insn) for insn in _DROP_SYN)
+    buffer = ctypes.create_string_buffer(program)
+    fprog = struct.pack("HL", len(_DROP_SYN), ctypes.addressof(buffer))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
 
 
 def _remove_stale_unix_socket(path: str) -> None:

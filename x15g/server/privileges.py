@@ -20,9 +20,11 @@ def drop_privileges(user: str | None, group: str | None) -> None:
     """Switch to `group` then `user` (names or numeric ids); a no-op when both are unset."""
     if user is None and group is None:
         return
-    if os.geteuid() != 0:
-        raise ConfigError("--user/--group need the server to be started as root")
     uid, gid = target_ids(user, group)
+    if os.geteuid() != 0:
+        if uid in (-1, os.geteuid()) and gid in (-1, os.getegid()):
+            return  # already that user (systemd's User=): nothing to drop
+        raise ConfigError("--user/--group need the server to be started as root")
     if gid != -1:
         os.setgroups([])
         os.setgid(gid)

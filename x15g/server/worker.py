@@ -227,16 +227,16 @@ class Worker:
     def _accept_pending(self, acceptor: Acceptor) -> None:
         """Serve the connections already queued on the listener before closing it: their clients
         sent a request before the stop, and closing a listener resets its queue (a lost request).
-        No yield between the last accept and the close, so the window for a new arrival is tiny."""
+        On a stop the master has made the socket refuse new SYNs first (supervisor._stop), so the
+        queue only shrinks; no yield between the last accept and the close in any case. Every one
+        is served even beyond --max-connections: the backlog bounds them, and closing one would
+        drop a request its client already wrote."""
         ctx = self.ctx
         while True:
             try:
                 raw, address = acceptor.accept()
             except OSError:  # BlockingIOError: queue empty; anything else: nothing to drain
                 return
-            if self.pool.full():
-                raw.close()  # no slot: the client retries, as for any refused connection
-                continue
             self.pool.start(Connection(raw, address, ctx))
 
     def _close_idle(self) -> None:

@@ -1,0 +1,171 @@
+"""`--isolate` over a real x15g process: a WSGI app in handler processes that tries to break out,
+kill -9 of a handler mid-request, a hung handler, a crashing one. Runs as root, so the handlers
+really run as nobody."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.support.clients import fetch
+from tests.support.docroots import make_docroot
+from tests.support.server import APP_ENV, ServerProcess
+from tests.support.waiting import wait_for, worker_pids
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the isolate user needs the server started as root")
+
+TIMEOUT = 5  # --isolate-timeout
+
+
+def children(pid: int) -> list[int]:
+    """A process's children: the master's worker, the worker's handlers (and its spare)."""
+    return worker_pids(pid)
+
+
+def ready_handlers(server) -> dict[int, int]:
+    """pid -> milliseconds it took to be ready, of every handler the worker reported ready."""
+    return {int(pid): int(ms) for pid, ms in re.findall(r"isolated handler (\d+) ready, (\d+) ms", server.log())}
+
+
+def sockets_held(pid: int) -> int:
+    count = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                count += 1
+    except OSError:
+        pass
+    return count
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("iso")
+    root = make_docroot(base)
+    config_dir = base / "conf"
+    config_dir.mkdir()
+    config = config_dir / "x15g.conf"
+    config.write_text("log-level = info\n")
+    os.chmod(config, 0o644)  # readable by anyone as far as permissions go: Landlock must stop it
+    logs = base / "logs"
+    logs.mkdir()
+    access_log = logs / "access.log"
+    with ServerProcess(root, "--config", str(config), "--wsgi", "tests.isolate.apps:escape", "--isolate",
+                       "--isolate-procs", "2", "--isolate-timeout", str(TIMEOUT), "--access-log", str(access_log),
+                       env=APP_ENV) as proc:
+        proc.config = config
+        proc.access_log = access_log
+        proc.worker = wait_for(lambda: children(proc.pid) and children(proc.pid)[0])
+        wait_for(lambda: len(ready_handlers(proc)) == 2, timeout=30)
+        yield proc
+
+
+def text(server, path: str) -> str:
+    status, _, body = fetch(server, path)
+    assert status == 200, (path, status, body)
+    return body.decode()
+
+
+def test_handlers_run_as_the_isolate_user(server) -> None:
+    uid, gid, pid = text(server, "/whoami").split()
+    assert (uid, gid) == ("65534", "65534")
+    assert int(pid) in children(server.worker) and int(pid) != server.worker
+
+
+@pytest.mark.parametrize("attempt", ["shadow", "config", "access_log", "exec", "tcp", "kill_worker", "fork"])
+def test_every_escape_fails_and_the_worker_serves_on(server, attempt: str) -> None:
+    path = {
+        "shadow": "/open?/etc/shadow",
+        "config": f"/open?{server.config}",
+        "access_log": f"/open?{server.access_log}",
+        "exec": "/exec",
+        "tcp": f"/tcp?{server.port}",
+        "kill_worker": f"/kill?{server.worker}",
+        "fork": "/fork",
+    }[attempt]
+    assert text(server, path).startswith("denied "), attempt
+    assert children(server.pid) == [server.worker]  # the same worker, alive
+    assert text(server, "/whoami").startswith("65534 ")
+
+
+def _send(server, path: str) -> socket.socket:
+    sock = server.connect(timeout=30)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    return sock
+
+
+def _status_or_close(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data[9:12]
+
+
+def test_kill_9_mid_request_costs_that_request_only(server) -> None:
+    before = ready_handlers(server)
+    handlers = [pid for pid in children(server.worker) if pid in before]
+    other = server.http(timeout=20)  # a keep-alive connection that lives through the kill
+    other.request("GET", "/whoami")
+    assert other.getresponse().read().startswith(b"65534 ")
+    held = _send(server, "/sleep?30")
+    with held:
+        # the handler that took it holds the client socket beside its control socket
+        victim = wait_for(lambda: next((p for p in handlers if sockets_held(p) >= 2), None), timeout=TIMEOUT - 1)
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert _status_or_close(held) in (b"502", b"")
+    for _ in range(5):  # other connections: the survivor (or the new one) answers
+        other.request("GET", "/whoami")
+        assert other.getresponse().read().startswith(b"65534 ")
+    # its replacement: the spare process, given the victim's work, ready well within 1 s
+    new = wait_for(lambda: set(ready_handlers(server)) - set(before), timeout=10).pop()
+    assert ready_handlers(server)[new] < 1000, "the new handler took more than 1 s to be ready"
+    assert time.monotonic() - killed_at < 30 and victim not in children(server.worker)
+    assert "killed by signal 9 holding 1 request(s); GET '/sleep?30'" in server.log()
+    other.close()
+
+
+def test_hung_handler_gives_504_after_the_timeout(server) -> None:
+    started = time.monotonic()
+    with _send(server, "/sleep?60") as held:
+        assert _status_or_close(held) == b"504"
+    assert TIMEOUT <= time.monotonic() - started < TIMEOUT + 10
+    assert text(server, "/whoami").startswith("65534 ")
+    assert "not answered within" in server.log()
+
+
+def test_bodies_and_pipelined_requests_reach_the_handler(server) -> None:
+    """POST bodies travel with the request; a request pipelined after one is answered next."""
+    with server.connect(timeout=20) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world"
+                     b"GET /whoami HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    first, _, second = data.partition(b"HTTP/1.1 200 OK", )[2].partition(b"HTTP/1.1 ")
+    assert first.endswith(b"\r\n\r\nhello world")
+    assert second.startswith(b"200 OK") and b"\r\n\r\n65534 " in second
+
+
+def test_memory_limit_costs_only_that_request(server) -> None:
+    status, _, body = fetch(server, "/hog?%d" % (3 << 30))  # above the default 1 GiB address space
+    assert status == 500 and b"Traceback" not in body
+    assert text(server, "/whoami").startswith("65534 ")
+    assert "MemoryError" in server.log()
+
+
+def test_crashing_handler_gives_502(server) -> None:
+    status, _, body = fetch(server, "/crash")
+    assert status == 502 and b"Traceback" not in body
+    wait_for(lambda: text(server, "/whoami").startswith("65534 "))

@@ -1,0 +1,365 @@
+"""A worker's handler processes: start them, hand requests over, notice deaths, respawn.
+
+Each handler has one control socket; several requests can be out at once on it, told apart by
+id. `hand_over` sends the client socket and waits (cooperatively) for the report. What can go
+wrong costs only the requests the handler holds:
+- it dies (crash, kill -9, out of memory): each of its requests is answered 502 by the worker if
+  nothing of the answer reached the socket yet, else its connection is closed;
+- it does not report within `--isolate-timeout`: it is killed (it still holds the socket and
+  might write later), then 504 or a close as above.
+Whether the answer had begun is read from the kernel (TCP_INFO's bytes sent, before and after),
+so the handler is never trusted with it. Dead handlers are respawned at once, and with a growing
+delay (up to 10 s) when they keep dying young.
+"""
+
+from __future__ import annotations
+
+import _socket
+import ctypes
+import itertools
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from typing import Any, Sequence
+
+import gevent
+from gevent.event import Event
+from gevent.hub import Waiter
+from gevent.socket import wait_write
+
+from x15g.app.errorpage import error_response
+from x15g.config import Settings
+from x15g.errors import HTTPError
+from x15g.http.dates import DateCache
+from x15g.http.messages import Request
+from x15g.isolate import protocol
+
+log = logging.getLogger("x15g.isolate")
+
+START_TIMEOUT = 30.0  # a handler that is not ready by then is killed and started again
+SWEEP_INTERVAL = 0.1  # resolution of --isolate-timeout
+_YOUNG = 5.0  # a handler dying sooner than this after it started backs the respawns off
+_MAX_BACKOFF = 10.0
+_TCPI_BYTES_SENT = 200  # offset of tcpi_bytes_sent in struct tcp_info (Linux >= 4.19)
+_Q = struct.Struct("<Q")
+# The control sockets are read from a hub watcher: the C socket type, no gevent wrapper.
+_socketpair = _socket.socketpair
+
+
+Answer = tuple[int, int, bool]  # (status, body bytes sent, keep the connection): one hand-over
+
+
+class HandlerGone(Exception):
+    """The handler holding the request died or was killed."""
+
+
+class _Pending:
+    __slots__ = ("waiter", "deadline", "request")
+
+    def __init__(self, waiter: Waiter, deadline: float, request: Request) -> None:
+        self.waiter = waiter
+        self.deadline = deadline
+        self.request = request
+
+
+class HandlerProcess:
+    """One handler process and its control socket; `spawn` (re)starts it."""
+
+    def __init__(self, pool: "HandlerPool", slot: int) -> None:
+        self.pool = pool
+        self.slot = slot
+        self.proc: subprocess.Popen | None = None
+        self.sock: Any = None  # the C socket type (read from a hub watcher)
+        self.pending: dict[int, _Pending] = {}
+        self.ready = False
+        self.started = 0.0
+        self.backoff = 0.0
+        self.gone = Event()  # set once the process exited and its requests were failed
+        self.watcher: Any = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc is not None else 0
+
+    def spawn(self) -> None:
+        """Give a process (the pool's spare, already past its imports) this slot's work."""
+        pool = self.pool
+        self.proc, parent, self.started = pool.take_process()
+        self.sock = parent
+        self.ready = False
+        self.gone = Event()
+        self.send(pool.setup)
+        self.watcher = pool.loop.io(parent.fileno(), 1)
+        self.watcher.start(self._on_readable)
+
+    def send(self, data: bytes, fds: Sequence[int] = ()) -> None:
+        """Send one message, waiting (cooperatively) while the control socket is full."""
+        sock = self.sock
+        while True:
+            try:
+                protocol.send(sock, data, fds)
+                return
+            except BlockingIOError:
+                wait_write(sock.fileno(), timeout=self.pool.timeout, timeout_exc=OSError("control socket full"))
+
+    def _on_readable(self) -> None:
+        """Watcher callback, run in the hub: dispatch the reports that arrived (waking each
+        waiting connection directly, no greenlet of our own in between)."""
+        sock = self.sock
+        receive = self.pool.receiver.receive
+        while True:
+            try:
+                data, fds = receive(sock)
+            except BlockingIOError:
+                return
+            except (OSError, ValueError):
+                data, fds = b"", []
+            for fd in fds:  # a handler never has a reason to send descriptors
+                os.close(fd)
+            if not data:
+                break
+            try:
+                report = protocol.decode_report(data)
+            except ValueError as exc:
+                log.error("isolated handler %d: %s; killing it", self.pid, exc)
+                self.kill()
+                break
+            if report.request_id == 0:
+                self.ready = True
+                self.pool.up.set()
+                log.info("isolated handler %d ready, %.0f ms after its start", self.pid,
+                         (time.monotonic() - self.started) * 1000)
+                continue
+            pending = self.pending.pop(report.request_id, None)
+            if pending is not None:
+                pending.waiter.switch(report)
+        self.watcher.stop()
+        self.ready = False
+        if not any(h.ready for h in self.pool.handlers):
+            self.pool.up.clear()  # new hand-overs wait for a respawned handler
+        gevent.spawn(self._died, sock)
+
+    def _died(self, sock: Any) -> None:
+        sock.close()
+        proc = self.proc
+        code = proc.wait() if proc is not None else None
+        held, self.pending = self.pending, {}
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with {code}"
+        if not self.pool.closing:
+            log.error("isolated handler %d %s holding %d request(s)%s", proc.pid if proc else 0, how, len(held),
+                      "".join(f"; {p.request.method} {p.request.target.decode('latin-1')!r} from {p.request.peer}"
+                              for p in held.values()))
+        for pending in held.values():
+            _wake(pending.waiter, HandlerGone(how))
+        self.gone.set()
+        if self.pool.closing:
+            return
+        lived = time.monotonic() - self.started
+        self.backoff = 0.0 if lived > _YOUNG else min(max(self.backoff * 2, 0.05), _MAX_BACKOFF)
+        gevent.spawn_later(self.backoff, self._respawn)
+
+    def _respawn(self) -> None:
+        if self.pool.closing:
+            return
+        try:
+            self.spawn()
+        except OSError as exc:
+            log.error("isolated handler could not be started: %s", exc)
+            self.backoff = min(max(self.backoff * 2, 0.05), _MAX_BACKOFF)
+            gevent.spawn_later(self.backoff, self._respawn)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGKILL)
+            except OSError:
+                pass
+
+
+class HandlerPool:
+    """`procs` handler processes serving one application (`kind`: "wsgi" or "specweb")."""
+
+    def __init__(self, settings: Settings, kind: str) -> None:
+        self.settings = settings
+        self.timeout = settings.isolate_timeout
+        self.setup = protocol.setup_message(settings, kind)
+        self.stderr = None if settings.error_log in ("-", "") else open(settings.error_log, "ab")
+        self.dates = DateCache()
+        self.loop = gevent.get_hub().loop
+        self.receiver = protocol.Receiver()  # shared: the reports are read in the hub, one at a time
+        self.up = Event()  # set while at least one handler is ready
+        self.closing = False
+        self._ids = itertools.count(1)
+        self.handlers = [HandlerProcess(self, slot) for slot in range(settings.isolate_procs)]
+        self._sweeper: Any = None
+        self.spare: tuple[subprocess.Popen, Any, float] | None = None  # one process started ahead
+
+    def start_process(self) -> tuple[subprocess.Popen, Any, float]:
+        """A fresh handler process, its control socket and its start time. Until it gets the
+        setup it only imports x15g and gevent (the slow part of a start: ~0.3 s) and waits."""
+        parent, child = _socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * protocol.MAX_MESSAGE)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "x15g.isolate.handler", str(child.fileno())],
+            pass_fds=(child.fileno(),), close_fds=True, stdin=subprocess.DEVNULL, stderr=self.stderr, env=env)
+        child.close()
+        parent.setblocking(False)
+        return proc, parent, started
+
+    def take_process(self) -> tuple[subprocess.Popen, Any, float]:
+        """The spare process if there is a live one (a replacement is then ready in the time
+        its sandbox and the app's import take), else a new one; a new spare is started."""
+        spare, self.spare = self.spare, None
+        if spare is not None and spare[0].poll() is not None:
+            spare[1].close()
+            spare = None
+        if not self.closing:
+            gevent.spawn(self._refill)
+        if spare is not None:
+            return spare[0], spare[1], time.monotonic()
+        return self.start_process()
+
+    def _refill(self) -> None:
+        if self.spare is None and not self.closing:
+            self.spare = self.start_process()
+
+    def start(self, wait: float = START_TIMEOUT) -> None:
+        """Start every handler; wait until one is ready (the rest come up in the background)."""
+        for handler in self.handlers:
+            handler.spawn()
+        self._sweeper = gevent.spawn(self._sweep)
+        if not self.up.wait(wait):
+            log.error("no isolated handler became ready within %.0f s", wait)
+
+    def close(self) -> None:
+        self.closing = True
+        if self.spare is not None:
+            self.spare[1].close()  # it sees EOF before any setup and exits
+        if self._sweeper is not None:
+            self._sweeper.kill()
+        for handler in self.handlers:
+            if handler.watcher is not None:
+                handler.watcher.stop()
+            if handler.sock is not None:
+                handler.sock.close()  # the handler sees EOF and exits
+        for handler in self.handlers:
+            if handler.proc is not None:
+                try:
+                    handler.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    handler.kill()
+
+    def _pick(self) -> HandlerProcess | None:
+        best = None
+        for handler in self.handlers:
+            if handler.ready and (best is None or len(handler.pending) < len(best.pending)):
+                best = handler
+        return best
+
+    def hand_over(self, request: Request, fd: int, keep_allowed: bool) -> Answer:
+        """Have a handler answer `request` on the socket `fd`; returns what was answered.
+        Runs in the connection's greenlet and blocks it (only it) until the report."""
+        handler = self._pick()
+        if handler is None:  # all are (re)starting: wait for one, within the timeout
+            self.up.wait(self.timeout)
+            handler = self._pick()
+            if handler is None:
+                return self._fail(request, fd, 503, "no application handler is running", None)
+        before = _bytes_sent(fd)
+        request_id = next(self._ids) & 0xFFFFFFFF or next(self._ids)
+        payload, body_fd = protocol.encode_request(request_id, request, keep_allowed)
+        waiter = Waiter()
+        handler.pending[request_id] = _Pending(waiter, time.monotonic() + self.timeout, request)
+        try:
+            handler.send(payload, [fd] if body_fd < 0 else [fd, body_fd])
+        except OSError:
+            handler.pending.pop(request_id, None)
+            return self._fail(request, fd, 502, "the application's handler is gone", before)
+        finally:
+            if body_fd >= 0:
+                os.close(body_fd)
+        result = waiter.get()
+        if type(result) is protocol.Report:
+            return result.status, result.sent, result.keep
+        if isinstance(result, gevent.Timeout):
+            return self._fail(request, fd, 504, "the application did not answer in time", before)
+        return self._fail(request, fd, 502, "the application's handler failed", before)
+
+    def _sweep(self) -> None:
+        """Kill the handlers holding a request past its deadline (and wait until they are
+        gone) before answering it: a live handler could still write to the socket."""
+        while True:
+            gevent.sleep(SWEEP_INTERVAL)
+            now = time.monotonic()
+            for handler in self.handlers:
+                late = [(rid, p) for rid, p in handler.pending.items() if p.deadline < now]
+                if not late:
+                    continue
+                for rid, p in late:
+                    log.error("isolated handler %d: %s %r from %s not answered within %.1f s; killing the handler",
+                              handler.pid, p.request.method, p.request.target.decode("latin-1"), p.request.peer,
+                              self.timeout)
+                    del handler.pending[rid]
+                gevent.spawn(self._expire, handler, [p for _, p in late])
+
+    def _expire(self, handler: HandlerProcess, late: list[_Pending]) -> None:
+        gone = handler.gone
+        handler.kill()
+        gone.wait(5.0)
+        for pending in late:
+            _wake(pending.waiter, gevent.Timeout(self.timeout))
+
+    def _fail(self, request: Request, fd: int, status: int, reason: str, before: int | None) -> Answer:
+        """Answer `status` ourselves if nothing was sent yet, else just close."""
+        after = _bytes_sent(fd)
+        if before is not None and after is not None and after != before:
+            return (status, 0, False)  # the answer had begun: only a close is honest
+        if before is None and status != 503:
+            return (status, 0, False)  # not TCP: cannot tell, so close
+        response = error_response(HTTPError(status, reason, close=True), request.method == "HEAD")
+        data = response.head + self.dates.header() + b"Connection: close\r\n\r\n"
+        if response.send_body:
+            data += response.body  # type: ignore[operator]
+        try:
+            _send_all(fd, data, self.settings.send_timeout)
+        except (OSError, gevent.Timeout):
+            return (status, 0, False)
+        return status, len(response.body) if response.send_body else 0, False  # type: ignore[arg-type]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_getsockopt = _libc.getsockopt
+_TCP_INFO_SIZE = _TCPI_BYTES_SENT + 8
+
+
+def _bytes_sent(fd: int) -> int | None:
+    """The kernel's count of bytes sent on a TCP socket; None for other sockets (one
+    getsockopt on the bare fd: the connection gives us no socket object)."""
+    buffer = ctypes.create_string_buffer(_TCP_INFO_SIZE)
+    size = ctypes.c_uint32(_TCP_INFO_SIZE)
+    if _getsockopt(fd, socket.IPPROTO_TCP, socket.TCP_INFO, buffer, ctypes.byref(size)) != 0:
+        return None
+    if size.value < _TCP_INFO_SIZE:
+        return None
+    return _Q.unpack_from(buffer.raw, _TCPI_BYTES_SENT)[0]
+
+
+def _wake(waiter: Waiter, value: object) -> None:
+    """Hand `value` to a waiting connection; Waiter.switch must run in the hub."""
+    gevent.get_hub().loop.run_callback(waiter.switch, value)
+
+
+def _send_all(fd: int, data: bytes, timeout: float) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            wait_write(fd, timeout=timeout, timeout_exc=gevent.Timeout(timeout))
