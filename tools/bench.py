@@ -36,15 +36,17 @@ from dataclasses import dataclass
 from tools import bench_servers as srv
 from tools import bench_workload as wl
 
-# Targets of issue 3: x15g's req/s as a multiple of nginx's.
-TARGETS = {"1k": 0.65, "mix": 0.65, "1m": 1.0, "1k-close": 0.55}
+# Targets: x15g's req/s as a multiple of nginx's (issue 3's four, raised by issue 11, and issue
+# 11's real-traffic scenarios).
+TARGETS = {"1k": 1.20, "mix": 1.00, "1m": 1.0, "1k-close": 1.00, "unique": 0.60, "browser": 0.60}
 # App scenarios (issue 12): every WSGI server hosts the same app of tools/peers/hello_wsgi.py, and
 # x15g's req/s is compared with granian's measured in the same run.
 APP_SCENARIOS = {"wsgi": ("hello_wsgi:app", "/"), "flask": ("hello_wsgi:flask_app", "/")}
 APP_TARGETS = {"wsgi": 0.60, "flask": 0.60}
 APP_REFERENCE = "granian"
-# Measured on request: a browser revalidating a cached 1 KiB file, and the app scenarios.
-EXTRA_SCENARIOS = ("1k-304", *APP_SCENARIOS)
+# Measured on request: a browser revalidating a cached 1 KiB file, the SPECweb99-like dynamic GETs
+# (x15g only), and the app scenarios.
+EXTRA_SCENARIOS = ("1k-304", "dynamic", *APP_SCENARIOS)
 PYWSGI_TARGET = 20.0
 PYWSGI_TARGET_SCENARIOS = ("1k", "mix")
 
@@ -59,6 +61,9 @@ class Scenario:
     headers: tuple[str, ...] = ()
     mix: bool = False
     revalidate: bool = False  # send If-None-Match with the server's own ETag: every answer a 304
+    unique: bool = False  # every request head new (a counter in the query)
+    browser: bool = False  # the mix with browser-like heads from many visitors
+    dynamic: bool = False  # SPECweb99-like dynamic GET and CAD (x15g's --specweb module only)
 
 
 def scenarios(conns: int) -> dict[str, Scenario]:
@@ -69,6 +74,9 @@ def scenarios(conns: int) -> dict[str, Scenario]:
         "1m": Scenario("1m", wl.ONE_M, conns),
         "1k-close": Scenario("1k-close", wl.ONE_K, conns, headers=("Connection: close",)),
         "1k-304": Scenario("1k-304", wl.ONE_K, conns, revalidate=True),
+        "unique": Scenario("unique", wl.ONE_K, conns, unique=True),
+        "browser": Scenario("browser", "/", conns, browser=True),
+        "dynamic": Scenario("dynamic", wl.DYNAMIC, conns, dynamic=True),
         **{name: Scenario(name, path, conns) for name, (_, path) in APP_SCENARIOS.items()},
     }
 
@@ -190,6 +198,17 @@ def start_all(args: argparse.Namespace, ctx: srv.Context, checks: dict, names: l
     return started
 
 
+def dynamic_check(name: str, port: int, paths: list[str]) -> str | None:
+    """The dynamic scenario needs x15g's SPECweb99-like module: a 200 for a dynamic GET."""
+    if name != "x15g":
+        return "no SPECweb99-like dynamic module"
+    try:
+        status, _ = srv.get(port, f"{wl.DYNAMIC}?{paths[0]}")
+    except (OSError, srv.http.client.HTTPException) as exc:
+        return f"GET {wl.DYNAMIC}: {exc!r}"
+    return None if status == 200 else f"GET {wl.DYNAMIC}: status {status}"
+
+
 def answer_checks(root: wl.DocRoot, seq: list, names: list[str]) -> dict:
     """Per scenario: the paths every server must answer byte for byte before it is measured."""
     mix_samples = []
@@ -198,9 +217,13 @@ def answer_checks(root: wl.DocRoot, seq: list, names: list[str]) -> dict:
         if hit:
             mix_samples.append(wl.mix_path(*hit))
     table = {"1k": ([wl.ONE_K], None), "1m": ([wl.ONE_M], None), "mix": (mix_samples, None),
+             "unique": ([wl.ONE_K], None), "browser": (mix_samples, None), "dynamic": (mix_samples, None),
              "1k-close": ([wl.ONE_K], {"Connection": "close"}), "1k-304": ([wl.ONE_K], srv.REVALIDATE)}
-    return {sc: (lambda running, paths=table[sc][0], headers=table[sc][1]:
-                 srv.check_answers(running, root.path, paths, headers)) for sc in names}
+    checks = {sc: (lambda running, paths=table[sc][0], headers=table[sc][1]:
+                   srv.check_answers(running, root.path, paths, headers)) for sc in names}
+    if "dynamic" in checks:
+        checks["dynamic"] = lambda running: dynamic_check(running.name, running.port, mix_samples)
+    return checks
 
 
 def app_check(running: srv.Running, spec: str, path: str) -> str | None:
@@ -282,8 +305,8 @@ def socket_errors(row: dict) -> str:
 def markdown(rows: list[dict], header: str) -> str:
     """The result table in Markdown, scenario by scenario, plus the x15g/pywsgi ratios."""
     out = [header, "", "| scenario | server | req/s | MiB/s | × ref | x15g target | spread | p99 ms "
-           "| CPU server/wrk | req/CPU-s | non-2xx | socket errors |",
-           "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "| CPU server/wrk | req/CPU-s | server CPU µs/req | non-2xx | socket errors |",
+           "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "–"
         if r["ratio"] is not None and r["reference"] != "nginx":
@@ -293,7 +316,8 @@ def markdown(rows: list[dict], header: str) -> str:
             target = f"≥ {r['target']:.2f} {'met' if r['meets_target'] else 'NOT met'}"
         out.append(f"| {r['scenario']} | {r['server']} | {r['rps']:,.0f} | {r['mibps']:,.1f} | {ratio} "
                    f"| {target} | {r['spread_pct']:.0f}% | {r['p99_ms']:.2f} "
-                   f"| {r['server_cpu_pct']:.0f}%/{r['client_cpu_pct']:.0f}% | {r['req_per_cpu_s']:,.0f} | {r['non2xx']} "
+                   f"| {r['server_cpu_pct']:.0f}%/{r['client_cpu_pct']:.0f}% | {r['req_per_cpu_s']:,.0f} "
+                   f"| {1e6 / r['req_per_cpu_s'] if r['req_per_cpu_s'] else 0:.1f} | {r['non2xx']} "
                    f"| {socket_errors(r)} |")
     by_key = {(r["scenario"], r["server"]): r for r in rows}
     out.append("")
@@ -361,21 +385,37 @@ def run(args: argparse.Namespace, tmp: str) -> list[dict]:
     dirs = wl.directory_count(args.connections) if args.mix_dirs == "auto" else int(args.mix_dirs)
     root_dir = os.path.join(tmp, "root")
     os.makedirs(root_dir)
-    root = wl.build_docroot(root_dir, dirs if "mix" in args.scenario_list else 0)
+    uses_mix = bool({"mix", "browser", "dynamic"} & set(args.scenario_list))
+    root = wl.build_docroot(root_dir, dirs if uses_mix else 0)
     seq = wl.mix_sequence(max(dirs, 1))
     scripts = {}
     for sc in args.scenario_list:
         scripts[sc] = os.path.join(tmp, f"{sc}.lua")
         with open(scripts[sc], "w") as f:
-            f.write(wl.lua_mix_script(seq) if sc == "mix" else wl.lua_done_script())
+            if sc == "mix":
+                f.write(wl.lua_mix_script(seq))
+            elif sc == "browser":
+                f.write(wl.lua_browser_script(seq))
+            elif sc == "dynamic":
+                f.write(wl.lua_dynamic_script(seq))
+            elif sc == "unique":
+                f.write(wl.lua_unique_script(wl.ONE_K))
+            else:
+                f.write(wl.lua_done_script())
     print(f"document root {root_dir}", flush=True)
-    if "mix" in args.scenario_list:
+    if uses_mix:
         print(f"mix: {root.mix_dirs} directories ({root.mix_bytes / 1e6:.0f} MB), a stream of {len(seq)} URLs, "
               f"mean body {wl.mean_response_size(seq) / 1000:.1f} KB", flush=True)
     static = [sc for sc in args.scenario_list if sc not in APP_SCENARIOS]
     runs: dict = {}
     if static:
-        ctx = srv.Context(root_dir, tmp, args.server_cpu, shlex.split(args.x15g_args))
+        x15g_args = shlex.split(args.x15g_args)
+        if "dynamic" in static:
+            from x15g.specweb.fileset_cli import write_state
+
+            write_state(root_dir, wl.DYNAMIC_USERS)  # next to the root, where --specweb looks
+            x15g_args.append("--specweb")
+        ctx = srv.Context(root_dir, tmp, args.server_cpu, x15g_args)
         runs.update(measure_group(args, ctx, answer_checks(root, seq, static), args.server_list, scripts, static))
     for sc in args.scenario_list:
         if sc in APP_SCENARIOS:  # each app scenario starts its servers with its own app

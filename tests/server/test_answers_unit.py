@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from x15g.http.messages import FileRange, Request, Response
-from x15g.server.answers import MAX_HEAD, ReadyAnswers
+from x15g.server.answers import MAX_HEAD, STORED_BODY, ReadyAnswers
 
 HEAD = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 TAIL = b"\r\n"
@@ -158,9 +158,13 @@ def test_bounded_by_the_bytes_the_answers_hold() -> None:
         remember(answers, head, request("GET"), response(Owner(10.0), body=body), TAIL, True, now=1.0)
     assert len(answers) == 3 and answers.bytes <= 3500
     assert [answers.lookup(h, now=1.0) is not None for h in heads] == [False, False, True, True, True]
-    remember(answers, b"GET /huge HTTP/1.1\r\n\r\n", request("GET"), response(Owner(10.0), body=b"x" * 4000), TAIL, True,
-                     now=1.0)
-    assert len(answers) == 3  # larger than the whole bound: never stored
+    tiny = ReadyAnswers(max_entries=100, max_bytes=500)
+    remember(tiny, b"GET /big HTTP/1.1\r\n\r\n", request("GET"), response(Owner(10.0), body=body), TAIL, True, now=1.0)
+    assert len(tiny) == 0  # larger than the whole bound: never stored
+    # A body over STORED_BODY is not copied into the answer: it is sent from the response's bytes.
+    remember(tiny, b"GET /larger HTTP/1.1\r\n\r\n", request("GET"), response(Owner(10.0), body=b"x" * (STORED_BODY + 1)),
+             TAIL, True, now=1.0)
+    assert len(tiny) == 1 and tiny.bytes < 500
     remember(answers, heads[4], request("GET"), response(Owner(10.0), body=body), TAIL, True, now=1.0)  # replaced
     assert len(answers) == 3 and answers.bytes <= 3500
     for head in heads[2:]:

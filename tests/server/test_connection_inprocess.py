@@ -46,14 +46,23 @@ class Entry:
 
 
 class App:
-    """Answers every request with what `answer(request)` returns; records the requests."""
+    """Answers every request with what `answer(request)` returns; records the requests. With
+    `immediate` it says it answers without blocking (the hub then answers); else it may block."""
 
-    def __init__(self, answer: Callable[[Request], Response]) -> None:
+    def __init__(self, answer: Callable[[Request], Response], immediate: bool = False) -> None:
         self.answer = answer
+        self.immediate = immediate
         self.requests: list[Request] = []
+        self.immediate_requests: list[Request] = []
 
     def respond(self, request: Request) -> Response:
         self.requests.append(request)
+        return self.answer(request)
+
+    def respond_now(self, request: Request) -> Response | None:
+        if not self.immediate:
+            return None
+        self.immediate_requests.append(request)
         return self.answer(request)
 
 
@@ -469,3 +478,34 @@ def test_access_log_and_metrics_agree_whichever_path_answered(harness_factory: C
     assert len(records) == 4 and all(record == records[0] for record in records)
     assert records[0]["bytes"] == 5 and records[0]["status"] == 200
     assert h.ctx.metrics.snapshot()["by_method"]["GET"] == {"200": 4}
+
+
+def test_an_answer_that_needs_no_wait_is_made_in_the_hub_whatever_the_head(
+        harness_factory: Callable[..., Harness]) -> None:
+    app = App(fixed(b"hello", Entry()), immediate=True)
+    h = harness_factory(app)
+    h.start()
+    h.client.sendall(GET)
+    h.read_response()
+    h.until(lambda: h.connection.idle)
+    for n in range(5):  # every head new: no ready answer can serve them
+        h.client.sendall(b"GET /a?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
+        assert h.read_response()[1] == b"hello"
+        h.until(lambda: h.connection.idle)
+    # The first request was awaited by the greenlet (it was not there at accept); the others,
+    # arriving while idle, were answered by the hub: the greenlet's respond never ran for them.
+    assert len(app.immediate_requests) == 5 and len(app.requests) == 1
+    counters = h.ctx.counters
+    assert (counters.requests, counters.ready_answers, counters.bytes_sent) == (6, 0, 30)
+    assert counters.immediate_answers == 5
+
+    # A request that may block goes to the greenlet, which reuses the hub's parse.
+    slow = App(fixed(b"slow"))
+    h2 = harness_factory(slow)
+    h2.start()
+    h2.client.sendall(GET)
+    assert h2.read_response()[1] == b"slow"
+    h2.until(lambda: h2.connection.idle)
+    h2.client.sendall(b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert h2.read_response()[1] == b"slow"
+    assert [r.path for r in slow.requests] == [b"/a", b"/b"]

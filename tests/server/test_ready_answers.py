@@ -414,3 +414,19 @@ def test_precompressed_variants_are_ready_and_follow_their_sidecar(docroot: Path
         for _ in range(3):
             sock.sendall(gz_get)
             assert read_response(sock)[1] == new
+
+
+def test_new_heads_for_cached_files_are_answered_by_the_hub_and_counted_alike(docroot: Path) -> None:
+    """Heads that never repeat (a counter in the query) cannot be ready answers; once the file is
+    cached they are parsed and answered in the hub (immediate answers), with the same bytes and
+    the same accounting as the greenlet's full path."""
+    with ServerProcess(docroot) as server, server.connect() as sock:
+        bodies = []
+        for n in range(12):
+            sock.sendall(b"GET /hello.txt?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
+            bodies.append(read_response(sock)[1])
+        assert set(bodies) == {b"hello, world\n"}
+        assert wait_metric(server, "immediate_answers_total", 11) >= 11  # all but the first
+        assert metric(server, "ready_answers_total") == 0
+        assert wait_metric(server, "requests_total{method=\"GET\",code=\"200\"}", 12) >= 12
+        assert wait_metric(server, "response_bytes_total", 12 * 13) >= 12 * 13

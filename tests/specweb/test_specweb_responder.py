@@ -219,3 +219,24 @@ def test_cgi_get_matches_dynamic_get(responder, docroot) -> None:
     for qs, status in ((b"/file_set/../x", 400), (b"", 400), (b"/file_set/dir00009/class1_0", 404)):
         resp = cgi.respond(req("GET", b"/cgi-bin/specweb99?" + qs))
         assert resp.status == status
+
+
+def test_respond_now_answers_in_memory_gets_only(responder) -> None:
+    """What the connection may answer from the hub: a dynamic or CAD GET whose file is cached and
+    whose tables need no stat; None (the greenlet's respond) for misses, commands and POSTs."""
+    qs = b"/file_set/dir00001/class1_3"
+    cookie = {b"cookie": b"my_cookie=user_id=10000&last_ad=370"}
+    assert responder.respond_now(req("GET", b"/specweb99?" + qs)) is None  # file not read yet
+    full = responder.respond(req("GET", b"/specweb99?" + qs))
+    now = responder.respond_now(req("GET", b"/specweb99?" + qs))
+    assert now is not None and body_of(now) == body_of(full)
+    full_cad = responder.respond(req("GET", b"/specweb99?" + qs, cookie))
+    now_cad = responder.respond_now(req("GET", b"/specweb99?" + qs, cookie))
+    assert now_cad is not None and body_of(now_cad) == body_of(full_cad)
+    assert headers_of(now_cad)["Set-Cookie"] == headers_of(full_cad)["Set-Cookie"]
+    assert responder.respond_now(req("GET", b"/specweb99?" + RESET)) is None
+    assert responder.respond_now(req("POST", b"/specweb99", body=b"x")) is None
+    responder.tables._checked = 0.0  # a stat of the state files is due: that may wait
+    assert responder.respond_now(req("GET", b"/specweb99?" + qs, cookie)) is None
+    with pytest.raises(HTTPError):
+        responder.respond_now(req("GET", b"/specweb99?/file_set/../etc"))  # 400 needs no wait

@@ -154,6 +154,23 @@ def test_short_revalidation_run_gets_304s_from_x15g_and_nginx(tmp_path):
     assert all(r["rps"] > 0 and r["non2xx"] == 0 and r["mibps"] * 2**20 / r["rps"] < 400 for r in rows)
 
 
+def test_real_traffic_scenarios_and_their_scripts():
+    """unique, browser and dynamic: heads that never repeat, browser-like heads from many
+    visitors, SPECweb99-like dynamic GETs with valid cookies (pure script generation)."""
+    all_sc = bench.scenarios(50)
+    assert all_sc["unique"].unique and all_sc["browser"].browser and all_sc["dynamic"].dynamic
+    assert "dynamic" not in bench.parse_args([]).scenario_list  # x15g only: on request
+    seq = wl.mix_sequence(3)
+    unique = wl.lua_unique_script(wl.ONE_K)
+    assert '"GET /1k.bin?n=" .. n' in unique and "BENCH_JSON" in unique
+    browser = wl.lua_browser_script(seq)
+    assert "local visitors = %d" % wl.VISITORS in browser and wl.VISITORS >= 5000
+    for field in ("User-Agent", "Accept-Language", "Accept-Encoding", "Referer", "Cookie: session="):
+        assert field in browser
+    dynamic = wl.lua_dynamic_script(seq)
+    assert "my_cookie=user_id=" in dynamic and wl.DYNAMIC in dynamic
+
+
 def test_from_json_replays_a_saved_run_without_running(capsys):
     """docs/performance.md's table and chart come from docs/bench/*.json through --from-json."""
     saved = os.path.join(REPO, "docs", "bench", "2026-11-26.json")

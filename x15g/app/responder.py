@@ -15,3 +15,13 @@ class Responder(Protocol):
     def respond(self, request: Request) -> Response:
         """Describe the answer to `request`; raise HTTPError for an error answer."""
         ...
+
+
+class ImmediateResponder(Protocol):
+    """A responder that can often answer without blocking (the static files' cache hits): the
+    connection then answers from the hub, without a greenlet switch."""
+
+    def respond_now(self, request: Request) -> Response | None:
+        """The answer if it can be made without waiting on anything (no disk, no child, no
+        body); None when `respond` must make it in the connection's greenlet."""
+        ...

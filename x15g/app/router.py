@@ -64,3 +64,12 @@ class Router:
                 if route.matches(path):
                     return route.responder
         return self.default
+
+    def respond_now(self, request: Request) -> Response | None:
+        """The answer when the responder that owns the path can make it without blocking (an
+        ImmediateResponder's respond_now); None sends the request to `respond` in the
+        connection's greenlet."""
+        if request.method not in KNOWN_METHODS or request.target == b"*":
+            return None
+        now = getattr(self._responder(request.path), "respond_now", None)
+        return now(request) if now is not None else None

@@ -13,6 +13,7 @@ class Counters:
         "started", "connections_total", "connections_open", "connections_idle", "requests",
         "bytes_sent", "bodies_memory", "bodies_sendfile", "errors_protocol",
         "idle_closes", "timeouts_header", "timeouts_body", "timeouts_send", "accept_errors", "ready_answers",
+        "immediate_answers",
     )
 
     started: float
@@ -30,6 +31,7 @@ class Counters:
     timeouts_send: int
     accept_errors: int
     ready_answers: int
+    immediate_answers: int
 
     def __init__(self) -> None:
         self.started = time.time()

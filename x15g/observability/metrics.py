@@ -275,6 +275,7 @@ _COUNTERS = (
     ("keepalive_idle_closes_total", "idle_closes", "Keep-alive connections closed after idling for --keepalive-timeout (or a drain's grace)."),
     ("accept_errors_total", "accept_errors", "accept(2) failures."),
     ("ready_answers_total", "ready_answers", "Requests answered from ready bytes (repeated heads; no parse, no lookup)."),
+    ("immediate_answers_total", "immediate_answers", "Requests parsed and answered in the event loop, no greenlet switch (cached answers)."),
 )
 _CACHE = (
     ("cache_hits_total", "hits", "counter", "Open-file cache hits."),

@@ -28,7 +28,18 @@ from typing import Any
 from x15g.cache.admission import SecondSighting
 from x15g.http.messages import FileRange, Request, Response
 
-MAX_HEAD = 1024  # longer heads (big cookies, many headers) are rarely repeated byte for byte
+# A full-path body up to this size is joined to its head for one send (a copy for one answer);
+# larger ones follow the head in the same sendmsg, without a copy (connection.py).
+INLINE_BODY = 4096
+# A stored answer keeps a copy of its body in its wire bytes only up to this size (a 1 KiB file):
+# the store is keyed by head bytes, and heads that differ per visitor would each copy the body.
+STORED_BODY = 1024
+# Longer heads are not stored. Heads of this size come from simple clients and load generators,
+# which repeat them byte for byte; a browser's or a proxy's (user agent, Accept-*, cookies,
+# Referer: 400-800 bytes) differ per visitor, so storing them only churned: with browser-like
+# heads from 5,000 visitors one worker answered 28k req/s and grew 61 MB with the store, 42k and
+# 9 MB without it (immediate answers serve them at once anyway).
+MAX_HEAD = 256
 DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 
 
@@ -36,11 +47,14 @@ class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
     __slots__ = ("response", "request", "method", "tail", "keep", "date", "wire", "sent", "file", "size",
-                 "log_fields")
+                 "log_fields", "inline_body", "wants_keep")
 
     def __init__(self, response: Response, request: Request, tail: bytes, keep: bool) -> None:
         self.response = response
-        self.request = request  # the request it answered (its access-log fields, its Connection wish)
+        self.wants_keep = request.keep_alive  # what the request's Connection part asked for
+        # The request it answered, to log a failed send with the bytes that left; only kept
+        # when there is an access log (`log_fields` set), as it holds the parsed header fields.
+        self.request: Request | None = None
         self.method = request.method
         self.tail = tail  # the Connection part that ends the head (depends on the HTTP version)
         self.keep = keep  # what the connection decided for it (False: the tail says Connection: close)
@@ -50,20 +64,17 @@ class ReadyAnswer:
         # A large file's body goes by sendfile after `wire` (then only the head).
         self.file = body if type(body) is FileRange else None
         self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
-        # Memory `wire` holds (a copy of the body when it is sent from memory), Date included.
-        self.size = len(response.head) + len(tail) + DATE_LINE + (0 if self.file is not None else self.sent)
+        # A small body is copied into `wire`; a larger one is sent from the response's own bytes.
+        self.inline_body = self.sent if self.file is None and self.sent <= STORED_BODY else 0
+        # Memory `wire` holds, Date included.
+        self.size = len(response.head) + len(tail) + DATE_LINE + self.inline_body
         self.log_fields: Any = None  # the access log's prepared fields, when there is one
-
-    @property
-    def memory_body(self) -> int:
-        """How many bytes at the end of `wire` are body."""
-        return 0 if self.file is not None else self.sent
 
     def wire_for(self, date: bytes) -> bytes:
         """The bytes to send, rebuilt when the Date line changed (once a second)."""
         if date is not self.date:
             response = self.response
-            body = response.body if self.sent and self.file is None else b""
+            body = response.body if self.inline_body else b""
             self.wire = response.head + date + self.tail + body  # type: ignore[operator]
             self.date = date
         return self.wire

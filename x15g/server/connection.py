@@ -7,12 +7,20 @@ States (`Connection.state`):
 
 - NEW: accepted, nothing read. The accept loop tries one `recv` (`answer_first`): a request with a
   ready answer is answered right there, no greenlet involved (`Connection: close` clients are then
-  served by accept, recv, send, close); anything else goes to a runner with the bytes read.
+  served by accept, recv, send, close), and so is one the app answers immediately (below);
+  anything else goes to a runner with the bytes read.
 - READING: the connection's greenlet reads a request head (under the header deadline) and body.
 - ANSWERING: the app decides and the answer goes out (and may wait on a slow client).
 - IDLE: between keep-alive requests. The greenlet is parked in the hub with a read watcher; when
-  the next request comes, the watcher's callback (in the hub) sends its ready answer if it has
-  one (server/answers.py) and stays IDLE, or hands the bytes to the greenlet (READING).
+  the next request comes, the watcher's callback (in the hub) answers it there if it can without
+  blocking, and stays IDLE; else it hands the bytes (and its parse) to the greenlet (READING).
+
+Answering without blocking, in the hub or the accept loop (the Flash/X15 idea): first a *ready
+answer* (server/answers.py: the exact head bytes answered before, sent as stored: no parse, no
+routing); else an *immediate answer*: the head is parsed and the app's `respond_now` answers
+when nothing it needs may wait (a cached file entry inside its window with the body in memory or
+its pages known resident, a 304 or 206 from it, a cached 404). Everything that may block (a
+miss, a revalidation, cold pages, a request body, WSGI, CGI, the POST log) goes to the greenlet.
 - CLOSED.
 
 What moves between the three places that run a connection (the accept loop, the hub callback,
@@ -57,6 +65,7 @@ from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOver, TakeOverOutcome
 from x15g.http.parser import parse_head
 from x15g.http.writer import connection_tail
+from x15g.server.answers import INLINE_BODY  # bodies up to it are joined to the head, larger follow it
 from x15g.server.bodyreader import BodyReader
 from x15g.server.sendfile import FileShrunk
 
@@ -98,35 +107,36 @@ def peer_name(address: object) -> str:
 class Outgoing:
     """One answer on its way out, ready or built, and what accounting it needs.
 
-    `data` is the head (with Date and Connection) plus the in-memory body, of which the first
-    `head_len` bytes are head; `body` what follows it (a FileRange, a list of parts, a
-    StreamedBody) or None. `offset` and `body_sent` record progress; `done` is set once all is sent."""
+    `data` is the head (with Date and Connection), maybe with a small body joined to it, of which
+    the first `head_len` bytes are head; `more` a larger in-memory body sent after it in the same
+    `sendmsg` (not copied); `body` what follows (a FileRange, a list of parts, a StreamedBody) or
+    None. `offset` (bytes of `data` and `more` that left) and `body_sent` record progress; `done`
+    is set once all is sent. Rarely set fields are class defaults (no __slots__): an immediate
+    answer writes only the fields it needs."""
 
-    __slots__ = ("data", "head_len", "body", "offset", "body_sent", "keep", "linger", "method", "status",
-                 "started", "request", "log_fields", "ready", "release", "hold", "files", "done", "chunked",
-                 "stream")
+    more = b""
+    offset = 0
+    body_sent = 0  # body bytes sent after `data` and `more`
+    linger = False  # an error answer: the close should linger (see Connection._close)
+    request: Request | None = None  # for the access log
+    log_fields: Any = None  # a ready answer's prepared access-log fields
+    ready = False
+    release: Any = None  # called once when the answer ends
+    hold: Any = None  # a ready answer's file entry, held open if the greenlet must finish
+    files = 0  # file ranges sent (bodies_sendfile)
+    done = False
+    chunked = False  # a StreamedBody sent with chunked transfer coding
+    stream: StreamedBody | None = None  # closed when the answer ends, sent or not
 
     def __init__(self, data: bytes, head_len: int, body: Any, keep: bool, method: str | None, status: int,
                  started: float) -> None:
         self.data = data
         self.head_len = head_len
         self.body = body
-        self.offset = 0
-        self.body_sent = 0  # body bytes sent after `data`
         self.keep = keep
-        self.linger = False  # an error answer: the close should linger (see Connection._close)
         self.method = method  # None: no request to account (an unparsable head)
         self.status = status
         self.started = started
-        self.request: Request | None = None  # for the access log
-        self.log_fields: Any = None  # a ready answer's prepared access-log fields
-        self.ready = False
-        self.release: Any = None  # called once when the answer ends
-        self.hold: Any = None  # a ready answer's file entry, held open if the greenlet must finish
-        self.files = 0  # file ranges sent (bodies_sendfile)
-        self.done = False
-        self.chunked = False  # a StreamedBody sent with chunked transfer coding
-        self.stream: StreamedBody | None = None  # closed when the answer ends, sent or not
 
     @property
     def sent(self) -> int:
@@ -138,7 +148,7 @@ class Connection:
     """Serve one accepted socket until it closes; `ctx` is the worker's shared `ServingContext`."""
 
     __slots__ = ("raw", "read_event", "write_event", "address", "_peer", "ctx", "state", "deadline", "greenlet",
-                 "served", "buffer", "outgoing")
+                 "served", "buffer", "outgoing", "early")
 
     def __init__(self, raw: Any, address: object, ctx: Any) -> None:
         self.raw = raw  # a real non-blocking socket, not gevent's wrapper (see the module docstring)
@@ -153,6 +163,8 @@ class Connection:
         self.served = 0  # requests answered (or being answered) on this connection
         self.buffer = b""  # bytes read and not yet parsed (the next request's start)
         self.outgoing: Outgoing | None = None  # an answer the socket did not take at once
+        # (bytes, parse_head's result) of a request the hub parsed but left to the greenlet
+        self.early: tuple[bytes, Any] | None = None
         ctx.counters.connections_total += 1
 
     @property
@@ -191,7 +203,12 @@ class Connection:
         if not data:
             self._end()
             return True
-        out = self._ready(data)
+        try:
+            out = self._ready(data) or self._immediate(data)
+        except Exception:  # a bug must cost this connection only, not the accept loop
+            log.exception("answering %s from the accept loop failed", self.peer)
+            self._end()
+            return True
         if out is None:
             self.buffer = data
             return False
@@ -240,16 +257,13 @@ class Connection:
     def _serve(self) -> bool:
         """The request loop; returns True when the close should linger (an error answer)."""
         ctx = self.ctx
-        limits = ctx.limits
         app = ctx.app
         lazily = getattr(app, "reads_body_lazily", None)  # the router's; test apps may lack it
-        answers = ctx.answers
-        access_log = ctx.access_log
         buf, self.buffer = self.buffer, b""
         while True:
             self.state = READING
             try:
-                parsed = parse_head(buf, limits) if buf else None
+                parsed = self._parse(buf) if buf else None
                 if parsed is None:
                     parsed, buf = self._read_head(buf)
                     if parsed is None:
@@ -286,20 +300,17 @@ class Connection:
             except Exception:
                 log.exception("error answering %s %r", request.method, request.target)
                 response = error_response(HTTPError(500, "internal error", close=True), request.method == "HEAD")
-            body = response.body
-            kind = type(body)
+            kind = type(response.body)
             if kind is not bytes and kind is not FileRange and kind is not list and kind is not StreamedBody:
                 keep, buf = self._take_over(request, response, buf, started)
                 if not keep:
                     return False
                 continue
-            closes = response.close or (kind is StreamedBody and body.length is None  # type: ignore[union-attr]
-                                        and request.version != 11)
+            # A body the app left unread must be dropped before the next request: too much closes.
+            closes = reader is not None and not reader.unread_within()
             if reader is not None:
-                closes = closes or not reader.unread_within()  # too much body left to drop
                 reader.answered = True  # no 100 Continue after the answer's head
-            keep = self._keeps(request.keep_alive, closes, served)
-            out = self._built(response, request, keep, started)
+            out = self._answer(request, head, response, started, closes)
             self._deliver(out, True)
             if reader is not None:
                 # What the app left unread is dropped (bounded) so the next request can be read;
@@ -309,11 +320,6 @@ class Connection:
                 if not reader.discard():
                     return True
                 buf = reader.leftover
-            if answers is not None and response.fresh is not None:
-                answer = answers.remember(head, request, response, connection_tail(keep, request.version),
-                                          keep, started)
-                if answer is not None and access_log is not None:
-                    answer.log_fields = access_log.fields(request, response.status, answer.sent)
             if not out.keep:
                 return response.close
             if not served & 31:
@@ -321,7 +327,71 @@ class Connection:
                 # the other connections (and the accept loop) run now and then.
                 _yield()
 
-    # -- answers: built, ready, taken over ------------------------------------------------------
+    # -- answers: built, ready, immediate, taken over -------------------------------------------
+
+    def _answer(self, request: Request, head: bytes, response: Response, started: float,
+                closes: bool = False) -> Outgoing:
+        """Decide keep-alive for the `served`th answer (`closes`: the connection must close for
+        a reason of its own), make its Outgoing, and offer it to the ready-answer store (which
+        keeps it if its rule allows)."""
+        body = response.body
+        closes = closes or response.close or (type(body) is StreamedBody and body.length is None  # type: ignore[union-attr]
+                                    and request.version != 11)
+        keep = self._keeps(request.keep_alive, closes, self.served)
+        out = self._built(response, request, keep, started)
+        answers = self.ctx.answers
+        if answers is not None and response.fresh is not None:
+            answer = answers.remember(head, request, response, connection_tail(keep, request.version), keep, started)
+            access_log = self.ctx.access_log
+            if answer is not None and access_log is not None:
+                answer.log_fields = access_log.fields(request, response.status, answer.sent)
+                answer.request = request
+        return out
+
+    def _immediate(self, data: bytes) -> Outgoing | None:
+        """The answer to the request `data` when the app can make it without blocking (a cached
+        file, a 304 or 206 from it, ...): parsed, routed and answered right here, in the hub or
+        the accept loop. None leaves it to the greenlet (a parse it made is kept in `early`)."""
+        ctx = self.ctx
+        try:
+            parsed = parse_head(data, ctx.limits)
+        except HTTPError:
+            return None  # the greenlet answers it (and lingers on close)
+        if parsed is None:
+            return None
+        request, consumed = parsed
+        self.early = (data, parsed)
+        if consumed != len(data) or request.chunked or request.content_length:
+            return None  # pipelined requests and bodies: the greenlet's loop
+        started = _monotonic()
+        request.peer = self.peer
+        if ctx.proxies is not None:
+            ctx.proxies.resolve(request)  # behind a trusted proxy: the real client, as in _serve
+        try:
+            response = ctx.app.respond_now(request)
+        except HTTPError as error:
+            if error.close:
+                return None
+            response = error_response(error, request.method == "HEAD")
+        kind = type(response.body) if response is not None else None
+        if response is None or response.close or (kind is not bytes and kind is not FileRange and kind is not list):
+            if response is not None and response.release is not None:
+                response.release()  # the greenlet asks again
+            return None
+        self.early = None
+        self.served += 1
+        self.state = ANSWERING
+        ctx.counters.immediate_answers += 1
+        return self._answer(request, data, response, started)
+
+    def _parse(self, buf: bytes) -> Any:
+        """parse_head(buf), or the parse the hub already made of these very bytes."""
+        early = self.early
+        if early is not None:
+            self.early = None
+            if early[0] is buf:
+                return early[1]
+        return parse_head(buf, self.ctx.limits)
 
     def _built(self, response: Response, request: Request | None, keep: bool, started: float) -> Outgoing:
         """The Outgoing for a response the app built (or an error page, `request` None)."""
@@ -340,34 +410,43 @@ class Connection:
         if not response.sends_body(method):
             out = Outgoing(head, len(head), None, keep, accounted, response.status, started)
         elif kind is bytes:
-            out = Outgoing(head + body if body else head, len(head), None, keep,  # type: ignore[operator]
-                           accounted, response.status, started)
+            if len(body) > INLINE_BODY:  # type: ignore[arg-type]
+                out = Outgoing(head, len(head), None, keep, accounted, response.status, started)
+                out.more = body  # type: ignore[assignment]
+            else:
+                out = Outgoing(head + body if body else head, len(head), None, keep,  # type: ignore[operator]
+                               accounted, response.status, started)
         else:
             out = Outgoing(head, len(head), body, keep, accounted, response.status, started)
         if kind is StreamedBody:
             out.stream = body  # type: ignore[assignment]
-        out.chunked = chunked
+            out.chunked = chunked
         out.request = request
-        out.release = response.release
+        if response.release is not None:
+            out.release = response.release
         return out
 
     def _ready(self, data: bytes) -> Outgoing | None:
         """The Outgoing of the ready answer to the request `data`, if there is one and the
         connection decides as it was stored (keep or close)."""
         ctx = self.ctx
+        if ctx.answers is None:
+            return None
         started = _monotonic()
         answer = ctx.answers.lookup(data, started)
         if answer is None:
             return None
         number = self.served + 1
-        keep = self._keeps(answer.request.keep_alive, False, number)
+        keep = self._keeps(answer.wants_keep, False, number)
         if keep is not answer.keep:
             return None  # a drain or the request limit closes where the stored answer kept
         self.served = number
         self.state = ANSWERING
         wire = answer.wire_for(ctx.dates.header())
-        out = Outgoing(wire, len(wire) - answer.memory_body, answer.file, keep, answer.method,
+        out = Outgoing(wire, len(wire) - answer.inline_body, answer.file, keep, answer.method,
                        answer.response.status, started)
+        if answer.sent and not answer.inline_body and answer.file is None:
+            out.more = answer.response.body  # type: ignore[assignment]
         out.ready = True
         out.request = answer.request
         out.log_fields = answer.log_fields
@@ -461,7 +540,10 @@ class Connection:
         if method is None:
             return
         duration = _monotonic() - out.started
-        sent = out.sent
+        sent = out.offset - out.head_len
+        if sent < 0:
+            sent = 0
+        sent += out.body_sent
         ctx.metrics.observe(method, out.status, duration, sent)
         access_log = ctx.access_log
         if access_log is not None:
@@ -477,14 +559,21 @@ class Connection:
         """Send the rest of `out` in order: its bytes, then its body parts; True when all left."""
         raw = self.raw
         data = out.data
+        more = out.more
         body = out.body
-        size = len(data)
+        size = len(data) + len(more)
         if out.offset < size:
             # Head and file data share segments; a stream's head goes at once (its producer may be slow).
             flags = _MSG_MORE if body is not None and type(body) is not StreamedBody else 0
             while True:
+                offset = out.offset
                 try:
-                    out.offset += raw.send(memoryview(data)[out.offset:] if out.offset else data, flags)
+                    if not more:
+                        out.offset += raw.send(memoryview(data)[offset:] if offset else data, flags)
+                    elif offset < len(data):
+                        out.offset += raw.sendmsg((memoryview(data)[offset:] if offset else data, more), (), flags)
+                    else:
+                        out.offset += raw.send(memoryview(more)[offset - len(data):], flags)
                 except BlockingIOError:
                     pass
                 if out.offset >= size:
@@ -619,11 +708,10 @@ class Connection:
         event = self.read_event
         if event is None:
             event = self.read_event = self.ctx.loop.io(self.raw.fileno(), 1)
-        ready = self.ctx.answers is not None
         while True:
             self.state = IDLE
             self.deadline = deadline
-            event.start(self._on_readable, ready)
+            event.start(self._on_readable)
             try:
                 got = self.ctx.hub_switch()
             finally:
@@ -636,7 +724,7 @@ class Connection:
                 raise PeerGone()  # a closing answer: nothing more to read
             deadline = min(_monotonic() + self.ctx.keepalive_timeout, self.ctx.idle_until)
 
-    def _on_readable(self, ready: bool) -> None:
+    def _on_readable(self) -> None:
         """Watcher callback, run in the hub (IDLE): answer a repeated request from the ready
         answers without switching to this connection's greenlet; hand anything else over."""
         try:
@@ -646,9 +734,9 @@ class Connection:
         except OSError:
             data = b""
         handover: bytes | Outgoing = data
-        if data and ready:
+        if data:
             try:
-                out = self._ready(data)
+                out = self._ready(data) or self._immediate(data)
                 if out is not None:
                     if self._deliver(out, False) and out.keep:
                         self.state = IDLE
@@ -699,8 +787,10 @@ class Connection:
                 return None, b""
             if not buf:
                 deadline = wait_until = _monotonic() + ctx.header_timeout
-            buf += data
-            parsed = parse_head(buf, ctx.limits)
+                buf = data
+            else:
+                buf += data
+            parsed = self._parse(buf)
             if parsed is not None:
                 return parsed, buf
             wait_until = deadline

@@ -163,7 +163,6 @@ class Worker:
         pool = self.pool
         ctx = self.ctx
         wait = ctx.wait
-        answers = ctx.answers
         ready = acceptor.listener._read_event  # gevent's watcher on the listening socket
         accepted = 0
         while not ctx.draining:
@@ -179,7 +178,7 @@ class Worker:
                 self._accept_failed(exc)
                 continue
             connection = Connection(raw, address, ctx)
-            if answers is None or not connection.answer_first():
+            if not connection.answer_first():
                 pool.start(connection)
             accepted += 1
             if accepted >= max_accept:

@@ -69,6 +69,18 @@ class FileCache:
             entry.offsets = tuple(tag_offsets(entry.data))
         return entry
 
+    def peek(self, path: str, with_tags: bool = False) -> CachedFile | None:
+        """The cached file if it is inside its revalidation window (a hit), else None and
+        nothing counted: `get` reads or revalidates it. Never waits."""
+        entry = self._entries.get(path)
+        if entry is None or time.monotonic() - entry.checked >= self.revalidate:
+            return None
+        self._entries.move_to_end(path)
+        self.hits += 1
+        if with_tags and entry.offsets is None:
+            entry.offsets = tuple(tag_offsets(entry.data))
+        return entry
+
     def _lookup(self, path: str) -> CachedFile:
         entry = self._entries.get(path)
         if entry is not None:

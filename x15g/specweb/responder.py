@@ -46,6 +46,10 @@ _POST_KEYS = (b"urlroot", b"dir", b"class", b"num", b"client")
 _ERROR_COOKIE = ("Set-Cookie", "found_cookie=Ad_id=-1&Ad_weight=0&Expired=1")
 
 
+class _WouldWait(Exception):
+    """respond_now: this answer needs a disk read or a revalidation; `respond` makes it."""
+
+
 def peer_ip(peer: str) -> bytes:
     """The client address for REMOTE_ADDR from `ip:port`, `[v6]:port` or a bare address."""
     return split_peer(peer)[0].encode()
@@ -83,10 +87,34 @@ class SpecwebResponder:
             self.counters["errors"] += 1
             raise
 
+    def respond_now(self, request: Request) -> Response | None:
+        """The standard dynamic GET or CAD GET when its file and the tables are in memory and
+        need no revalidation (the connection then answers from the hub); None for everything
+        else (POST, commands, a miss, a due stat), which `respond` answers in a greenlet."""
+        if request.method != "GET" and request.method != "HEAD":
+            return None
+        qs = request.query
+        if qs.startswith(b"command/"):
+            return None
+        try:
+            if request.header(b"cookie") is not None:
+                return self._cad_get(request, qs, wait=False)
+            return self._standard_get(request, qs, wait=False)
+        except _WouldWait:
+            return None
+        except HTTPError:
+            self.counters["errors"] += 1
+            raise
+
     # --- helpers ---
 
-    def _file(self, path: bytes, with_tags: bool = False):  # -> CachedFile
-        return self.files.get(os.fsdecode(self.root + path), with_tags)
+    def _file(self, path: bytes, with_tags: bool = False, wait: bool = True):  # -> CachedFile
+        if wait:
+            return self.files.get(os.fsdecode(self.root + path), with_tags)
+        entry = self.files.peek(os.fsdecode(self.root + path), with_tags)
+        if entry is None:
+            raise _WouldWait()
+        return entry
 
     def _checked_path(self, qs: bytes) -> tuple[bytes, int]:
         """The validated file path of a dynamic GET and its class (400 on anything else)."""
@@ -105,29 +133,31 @@ class SpecwebResponder:
         out: bytes | list[BodyPart] = b"".join(parts) if length < JOIN_BELOW else [*parts]
         return Response(200, head, out, length, send_body=request.method != "HEAD")
 
-    def _user(self, cookie: bytes | None):  # -> (U, L, tables) or None
+    def _user(self, cookie: bytes | None, wait: bool = True):  # -> (U, L, tables) or None
         match = _COOKIE.fullmatch(cookie) if cookie is not None else None
         if match is None:
             return None
         u = int(match.group(1))
-        tables = self.tables.current()
+        tables = self.tables.current() if wait else self.tables.current_now()
+        if tables is None:
+            raise _WouldWait()
         if not 0 <= u - 10000 < len(tables.users) or tables.ads is None:
             return None
         return u, int(match.group(2)), tables
 
     # --- §5.3 and §5.5 ---
 
-    def _standard_get(self, request: Request, qs: bytes) -> Response:
+    def _standard_get(self, request: Request, qs: bytes, wait: bool = True) -> Response:
         path, _ = self._checked_path(qs)
-        entry = self._file(path)
+        entry = self._file(path, wait=wait)
         self.counters["standard_get"] += 1
         return self._reply(request, qs, entry.data)
 
-    def _cad_get(self, request: Request, qs: bytes) -> Response:
+    def _cad_get(self, request: Request, qs: bytes, wait: bool = True) -> Response:
         path, cls = self._checked_path(qs)
-        entry = self._file(path, with_tags=cls in (1, 2))
+        entry = self._file(path, with_tags=cls in (1, 2), wait=wait)
+        found = self._user(request.header(b"cookie"), wait)  # before counting: it may have to wait
         self.counters["cad_get"] += 1
-        found = self._user(request.header(b"cookie"))
         if found is None:
             self.counters["cad_bad_cookie"] += 1
             return self._reply(request, qs, entry.data, (_ERROR_COOKIE,))

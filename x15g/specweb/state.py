@@ -129,6 +129,13 @@ class TableStore:
                 tables = self._tables
         return tables
 
+    def current_now(self) -> Tables | None:
+        """The tables when `current` would return them without a wait (no reload, no stat due)."""
+        tables = self._tables
+        if tables.generation != self.generation() or time.monotonic() - self._checked >= STAT_INTERVAL:
+            return None
+        return tables
+
     def reset(self, users: bytes, ads: bytes, clock: int | None, post_log: PostLog) -> Tables:
         """Reset steps 1-4 (§5.7), atomic for this process's requests (the caller's lock)."""
         with self.lock:

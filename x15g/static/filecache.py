@@ -248,6 +248,20 @@ class FileCache:
         self.misses += 1
         return None
 
+    def peek(self, key: bytes) -> Entry | None:
+        """The entry for `key` if it is inside its revalidation window (a hit), else None and
+        nothing counted: `get` will count the miss or revalidate. Never waits."""
+        entry = self._map.get(key)
+        if entry is not None and self._clock() < entry.fresh_until:
+            self._map.move_to_end(key)
+            self.hits += 1
+            return entry
+        return None
+
+    def resident(self, entry: FileEntry) -> bool:
+        """Whether sendfile of `entry` is known not to wait on the disk (see ensure_resident)."""
+        return entry.fd < 0 or self._clock() < entry.resident_until
+
     def _revalidate(self, key: bytes, entry: Entry, now: float) -> Entry | None:
         self.revalidations += 1
         entry.fresh_until = now + self.period

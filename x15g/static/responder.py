@@ -57,18 +57,33 @@ class StaticResponder:
 
     def respond(self, request: Request) -> Response:
         """Describe the answer to a GET or HEAD of a path under the root; raise HTTPError else."""
+        return self._respond(request, True)  # type: ignore[return-value]
+
+    def respond_now(self, request: Request) -> Response | None:
+        """The answer when it needs no disk: a cached entry inside its window whose body is in
+        memory or whose pages are known resident (200, HEAD, 304, 206, 412, 416), a cached error
+        or redirect. None for everything else (a miss, a revalidation, cold pages, a listing)."""
+        return self._respond(request, False)
+
+    def _respond(self, request: Request, wait: bool) -> Response | None:
+        """The one decision for both; with `wait` False it returns None where it would block."""
         method = request.method
         if method != "GET" and method != "HEAD":
             raise HTTPError(405, "method not allowed", headers=ALLOW)
         key = request.path
-        entry = self.cache.get(key)
+        cache = self.cache
+        entry = cache.get(key) if wait else cache.peek(key)
         if entry is None:
+            if not wait:
+                return None
             segments, trailing = self.paths.split(key)  # 400/404 here are not cached
-            entry = self.cache.fill(key, self.loader.load, segments, trailing)
+            entry = cache.fill(key, self.loader.load, segments, trailing)
         if entry.__class__ is FileEntry:
             headers = request.headers
             if entry.codings and b"accept-encoding" in headers:
                 entry = _variant(entry, headers[b"accept-encoding"])
+            if not wait and entry.body is None and not cache.resident(entry):
+                return None  # ensure_resident below would read from the disk
             if _SPECIAL.isdisjoint(headers):
                 if method == "HEAD":
                     return entry.head_response
@@ -76,7 +91,10 @@ class StaticResponder:
                     return entry.get_response
                 return self._whole_file(entry)
             return self._respond_checked(request, entry)
-        return self._answer(request, cast(Answer, entry))  # not a file: a cached 404/403/redirect
+        answer = cast(Answer, entry)  # not a file: a cached 404/403/redirect, or a listing
+        if not wait and answer.kind == "listing":
+            return None
+        return self._answer(request, answer)
 
     def _whole_file(self, entry: FileEntry) -> Response:
         """The shared 200 for a file sent by sendfile: hold the fd, warm it if it is cold."""
