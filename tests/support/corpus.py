@@ -76,7 +76,7 @@ GUNICORN_UNSUPPORTED = {
     "proxy_protocol": "x15g does not implement the PROXY protocol",
     "permit_obsolete_folding": "x15g always refuses obs-fold (RFC 9112 §5.2)",
     "header_map": "x15g keeps '_' in field names as a distinct token char (no header mapping)",
-    "forwarded_allow_ips": "x15g has no X-Forwarded-* scheme handling",
+    "forwarded_allow_ips": "x15g reads X-Forwarded-Proto from trusted peers after parsing; it does not judge X-Forwarded-Ssl conflicts",
     "strip_header_spaces": "x15g always refuses whitespace before ':' (RFC 9112 §5.1)",
     "casefold_http_method": "x15g keeps methods case-sensitive (RFC 9110 §9.1)",
     "permit_unconventional_http_method": "x15g accepts any token method already (no option)",
