@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.clients import get
+from tests.support.install import readable_runtime
 from tests.support.server import REPO, free_port
 from tests.support.waiting import wait_for, wait_workers, worker_pids
 
@@ -125,12 +126,16 @@ def test_runs_like_the_unit(as_user: bool) -> None:
         args = ["--config", str(REPO / "config" / "production.conf"), "--root", str(root), "--bind", f"127.0.0.1:{port}",
                 "--workers", "2", "--pid-file", str(run / "x15g.pid"), "--access-log", str(logs / "access.log"),
                 "--error-log", str(logs / "error.log")]
-        env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), PYTHONPATH=str(REPO))
+        if as_user:
+            command, runtime_env = [sys.executable, "-m", "x15g"], {"PYTHONPATH": str(REPO)}
+        else:  # the workers drop to www-data: run from a copy it can read, as an install would be
+            command, runtime_env = readable_runtime(base / "install")
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), **runtime_env)
         user = {"user": "www-data", "group": "www-data", "extra_groups": []} if as_user else {}
-        check = subprocess.run([sys.executable, "-m", "x15g", *args, "--check-config"], capture_output=True, text=True,
+        check = subprocess.run([*command, *args, "--check-config"], capture_output=True, text=True,
                                env=env, cwd=base, timeout=60, **user)  # ExecStartPre=
         assert check.returncode == 0, check.stderr
-        proc = subprocess.Popen([sys.executable, "-m", "x15g", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([*command, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                                 env=env, cwd=base, start_new_session=True, **user)
         try:
             assert wait_for(lambda: notify.has("READY"), 20), (logs / "error.log").read_text()
