@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 from tests.support.server import ServerProcess
 
@@ -68,7 +68,32 @@ def statuses(data: bytes) -> list[int]:
         start = at + 8
 
 
-class Hammer:
+class ClientThreads:
+    """Client threads that run until `stop()` (or the end of a `with` block): `stop_event` tells
+    them to finish, `lock` guards the tallies they keep."""
+
+    join_timeout = 15.0
+
+    def __init__(self, threads: list[threading.Thread]) -> None:
+        self.threads = threads
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(self.join_timeout)
+
+
+class Hammer(ClientThreads):
     """Client threads sending GETs until stopped; counts successes, failures and retries.
 
     `fresh` threads open a new connection per request (they go through accept: the path a dying
@@ -82,23 +107,8 @@ class Hammer:
         self.port, self.path, self.expect = port, path, expect
         self.ok = self.failed = self.retried = self.refused = 0
         self.errors: list[str] = []
-        self.stop_event = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._fresh, daemon=True) for _ in range(fresh)]
-        self.threads += [threading.Thread(target=self._keepalive, daemon=True) for _ in range(keepalive)]
-
-    def __enter__(self) -> "Hammer":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join(15)
+        super().__init__([threading.Thread(target=self._fresh, daemon=True) for _ in range(fresh)]
+                         + [threading.Thread(target=self._keepalive, daemon=True) for _ in range(keepalive)])
 
     def _count(self, ok: bool, error: str = "") -> None:
         with self.lock:

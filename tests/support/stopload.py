@@ -15,6 +15,8 @@ import socket
 import threading
 import time
 
+from tests.support.clients import ClientThreads
+
 FORM_HEAD = (b"POST /specweb99 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
              b"Cookie: my_cookie=user_id=10003&last_ad=7\r\nContent-Length: %d\r\n%s\r\n")
 
@@ -60,8 +62,10 @@ def read_answer(sock: socket.socket) -> tuple[int, bool] | None:
     return status, closes
 
 
-class StopLoad:
+class StopLoad(ClientThreads):
     """`fresh` + `keepalive` threads POSTing until `stop()`."""
+
+    join_timeout = 30.0
 
     def __init__(self, port: int, fresh: int = 10, keepalive: int = 0) -> None:
         self.port = port
@@ -70,23 +74,8 @@ class StopLoad:
         self.other: list[tuple[int, str]] = []  # non-200 answers
         self.refused = 0
         self.unsent = 0  # the write failed: the client knows it was not delivered
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(t, t >= fresh), daemon=True)
-                        for t in range(fresh + keepalive)]
-
-    def __enter__(self) -> "StopLoad":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(30)
+        super().__init__([threading.Thread(target=self._run, args=(t, t >= fresh), daemon=True)
+                          for t in range(fresh + keepalive)])
 
     def _record(self, client: int, answer: tuple[int, bool] | None, why: str = "closed") -> None:
         with self.lock:
@@ -109,7 +98,7 @@ class StopLoad:
         """POST until stopped: on one keep-alive connection, or on a new one per request."""
         i = 0
         sock = None
-        while not self.stopping.is_set():
+        while not self.stop_event.is_set():
             if sock is None:
                 sock = self._connect()
                 if sock is None:
