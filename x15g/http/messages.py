@@ -16,7 +16,7 @@ sent and accounted by the connection's one send pipeline (architecture.md, princ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol, Union, runtime_checkable
+from typing import Callable, Iterable, Iterator, Protocol, Union
 
 
 class BodyStream(Protocol):
@@ -125,7 +125,6 @@ class TakeOverOutcome:
     leftover: bytes = b""
 
 
-@runtime_checkable
 class TakeOver(Protocol):
     """A body that answers on the socket itself (e.g. a handler process given the fd).
 
