@@ -8,11 +8,8 @@ hostile connection's fate and that a normal client is still served afterwards.
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
-
-import pytest
 
 from tests.support.waiting import fd_count, wait_for, worker_pids
 from tests.support.clients import BIG_SIZE, get, read_until_close, reset_close, statuses

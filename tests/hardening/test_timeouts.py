@@ -12,7 +12,6 @@ busy), never early: the tests bound it from below, and from above only by a hang
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

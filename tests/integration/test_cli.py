@@ -69,7 +69,7 @@ def test_console_script_and_config_file(docroot: Path, tmp_path: Path) -> None:
 def test_ipv6_and_unix_binds(docroot: Path, tmp_path: Path) -> None:
     path = tmp_path / "x15g.sock"
     port = free_port()
-    with ServerProcess(docroot, "--bind", f"unix:{path}", "--bind", f"[::1]:{port}") as proc:
+    with ServerProcess(docroot, "--bind", f"unix:{path}", "--bind", f"[::1]:{port}"):
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(5)
             sock.connect(str(path))

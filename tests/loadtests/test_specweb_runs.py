@@ -9,8 +9,6 @@ starts is invalid, and so is a static-only run (both said in the verdict).
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.waiting import wait_for
 from tests.support.clients import fetch
 from tests.support.server import REPO, ServerProcess
 

@@ -241,7 +241,6 @@ NO_HOST_CASES = [c for c in CASES if DIVERGENCES.get(c.case_id) == NO_HOST]
 def test_no_host_divergence_is_only_the_host(case: Case) -> None:
     """With a Host line added to each HTTP/1.1 head, the peer's verdict must hold again."""
     raw = (case.raw + case.second).replace(b" HTTP/1.1\r\n", b" HTTP/1.1\r\nHost: h\r\n")
-    llhttp = case.case_id.startswith("llhttp/")
     out = drive(raw, limits_for(case), stop_on_close=True)
     if out.end == "error":
         assert out.error.status == 501 or "Transfer-Encoding" in out.error.reason, out

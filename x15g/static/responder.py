@@ -16,7 +16,6 @@ from x15g.errors import HTTPError
 from x15g.http.conditional import NOT_MODIFIED, PRECONDITION_FAILED, evaluate, range_applies
 from x15g.http.messages import FileRange, Request, Response
 from x15g.http.ranges import (
-    IGNORE,
     UNSATISFIABLE,
     content_range,
     multipart_content_type,
