@@ -4,7 +4,8 @@
 Starts x15g with one worker, measures its request rate with wrk (a Python client loop when wrk is
 missing), then opens `--connections` (default 10,000) keep-alive connections that each send one
 request, read the answer and stay idle. With those open it reads the worker's RSS from
-/proc/PID/status and measures the rate again. Targets: RSS < 200 MiB, rate >= 0.8 x without them.
+/proc/PID/status and measures the rate again. Targets: RSS < 200 MiB, at most 2 KiB of RSS per
+idle connection, rate >= 0.8 x without them.
 
 The file-descriptor limit is raised here, in the script, and the server inherits it: x15g's own
 defaults are not touched (the issue asks for exactly that).
@@ -32,6 +33,7 @@ from tools import bench_servers as srv
 from tools import bench_workload as wl
 
 RSS_TARGET_MIB = 200.0
+PER_CONNECTION_TARGET_KIB = 2.0
 RATE_TARGET = 0.8
 REQUEST = b"GET " + wl.ONE_K.encode() + b" HTTP/1.1\r\nHost: bench\r\n\r\n"
 
@@ -246,11 +248,15 @@ def report(args: argparse.Namespace, fig: dict) -> None:
     fig["rate_ratio"] = fig["rate_idle"] / base if base else 0.0
     rss_ok = fig["rss_idle_mib"] < RSS_TARGET_MIB and fig["rss_after_load_mib"] < RSS_TARGET_MIB
     rate_ok = fig["rate_ratio"] >= RATE_TARGET
+    fig["kib_per_connection"] = (fig["rss_idle_mib"] - fig["rss_before_mib"]) * 1024 / args.connections
+    per_ok = fig["kib_per_connection"] <= PER_CONNECTION_TARGET_KIB
     print(f"\n{args.server} worker {fig['worker_pid']}, {args.connections} idle keep-alive connections "
           f"({fig['idle_still_open']} still open at the end)")
     print(f"RSS: {fig['rss_before_mib']:.1f} MiB before, {fig['rss_idle_mib']:.1f} MiB with them idle, "
           f"{fig['rss_after_load_mib']:.1f} MiB after the load run (target < {RSS_TARGET_MIB:.0f}): "
           f"{'met' if rss_ok else 'NOT met'}")
+    print(f"per idle connection: {fig['kib_per_connection']:.2f} KiB "
+          f"(target <= {PER_CONNECTION_TARGET_KIB:.0f}): {'met' if per_ok else 'NOT met'}")
     print(f"rate: {fig['rate_before']:,.0f} req/s before, {fig['rate_idle']:,.0f} with them, "
           f"{fig['rate_after']:,.0f} after; ratio {fig['rate_ratio']:.2f} "
           f"(target >= {RATE_TARGET}): {'met' if rate_ok else 'NOT met'}")

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.support.waiting import fd_count, wait_for, worker_pids
+from tests.support.waiting import fd_count, socket_count, wait_for, worker_pids
 from tests.support.clients import BIG_SIZE, get, read_until_close
 from tests.support.server import REPO, ServerProcess
 
@@ -118,6 +118,8 @@ def test_send_timeout_client_never_reads(tserver) -> None:
     descriptor is released (the worker's fd count goes back)."""
     (worker,) = worker_pids(tserver.pid)
     get(tserver.port, "/big.bin")  # the cache now holds big.bin's fd: part of the baseline
+    # The worker closes that client's socket when it sees the close (the listener stays).
+    wait_for(lambda: socket_count(worker) == 1, 10, what="the first client's socket closed")
     before = fd_count(worker)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

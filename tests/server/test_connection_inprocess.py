@@ -23,7 +23,6 @@ from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeO
 from x15g.http.writer import build_head
 from x15g.observability.accesslog import AccessLog
 from x15g.server.connection import ANSWERING, CLOSED, IDLE, NEW, Connection
-from x15g.server.runners import Runners
 from x15g.server.worker import ServingContext
 
 GET = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -83,7 +82,7 @@ class Harness:
         raw.setblocking(False)
         self._keep = server  # the wrapper owns nothing we use, but must outlive the test
         self.connection = Connection(raw, ("127.0.0.1", 40000), self.ctx)
-        self.runners = Runners(4)
+        self.runners = self.ctx.runners
         self.unread = b""  # bytes received past the last response read
 
     def start(self) -> None:
@@ -170,7 +169,7 @@ def harness_factory() -> Iterator[Callable[..., Harness]]:
 def test_states_of_a_keep_alive_connection(harness_factory: Callable[..., Harness]) -> None:
     h = harness_factory(App(fixed(b"hello")))
     h.start()
-    assert h.connection.state is NEW  # nothing sent yet: a runner awaits the first request
+    assert h.connection.state is NEW  # nothing sent yet: parked until the first request
     assert h.ctx.counters.connections_total == 1
     h.client.sendall(GET)
     head, body = h.read_response()
@@ -187,6 +186,57 @@ def test_states_of_a_keep_alive_connection(harness_factory: Callable[..., Harnes
     counters = h.ctx.counters
     assert (counters.requests, counters.connections_total, counters.connections_open) == (3, 1, 0)
     assert counters.bytes_sent == 15 and counters.bodies_memory == 3
+
+
+def test_an_idle_connection_holds_no_greenlet(harness_factory: Callable[..., Harness]) -> None:
+    """Between requests (and before the first) a connection is parked: its runner went back to
+    the worker's runners, only the read watcher waits. A request that may block resumes it in
+    a runner; the runner is given back once the answer is out."""
+    app = App(fixed(b"hello"))  # not immediate: every request needs a runner
+    h = harness_factory(app)
+    runners = h.runners
+    h.start()
+    h.until(lambda: h.connection.opened and runners.running == 0)
+    assert h.connection.state is NEW and h.connection.greenlet is None and len(runners) == 1  # open, holding no greenlet
+    for n in range(3):
+        h.client.sendall(GET)
+        assert h.read_response()[1] == b"hello"
+        h.until(lambda: h.connection.idle and runners.running == 0)
+        assert h.connection.greenlet is None and len(runners) == 1
+    assert len(app.requests) == 3 and h.ctx.counters.connections_open == 1
+    h.client.close()  # end of file reaches the watcher: closed from the hub, its place freed
+    h.until(lambda: h.connection.state is CLOSED)
+    assert (len(runners), h.ctx.counters.connections_open, len(h.ctx.connections)) == (0, 0, 0)
+
+
+def test_a_parked_connection_past_its_deadline_is_closed_by_the_sweeper(
+        harness_factory: Callable[..., Harness]) -> None:
+    h = harness_factory(App(fixed(b"hello")))
+    h.start()
+    h.client.sendall(GET)
+    h.read_response()
+    h.until(lambda: h.connection.idle and h.connection.greenlet is None)
+    h.connection.expire()  # what the worker's sweeper does once the keep-alive deadline passed
+    assert h.closed_by_server()
+    assert h.connection.state is CLOSED and len(h.runners) == 0
+    assert (h.ctx.counters.idle_closes, h.ctx.counters.timeouts_header) == (1, 0)
+
+    silent = harness_factory(App(fixed(b"hello")))  # never sends: parked as NEW
+    silent.start()
+    silent.until(lambda: silent.connection.opened and silent.runners.running == 0)
+    silent.connection.expire()
+    assert silent.closed_by_server() and silent.ctx.counters.timeouts_header == 1
+
+
+def test_killing_the_runners_closes_parked_connections_too(harness_factory: Callable[..., Harness]) -> None:
+    h = harness_factory(App(fixed(b"hello")))
+    h.start()
+    h.client.sendall(GET)
+    h.read_response()
+    h.until(lambda: h.connection.idle and h.runners.running == 0)
+    h.runners.kill(timeout=1)
+    assert h.closed_by_server() and h.connection.state is CLOSED
+    assert len(h.runners) == 0 and h.ctx.counters.connections_open == 0
 
 
 def test_ready_answers_leave_through_the_same_pipeline(harness_factory: Callable[..., Harness]) -> None:
@@ -492,12 +542,13 @@ def test_an_answer_that_needs_no_wait_is_made_in_the_hub_whatever_the_head(
         h.client.sendall(b"GET /a?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
         assert h.read_response()[1] == b"hello"
         h.until(lambda: h.connection.idle)
-    # The first request was awaited by the greenlet (it was not there at accept); the others,
-    # arriving while idle, were answered by the hub: the greenlet's respond never ran for them.
-    assert len(app.immediate_requests) == 5 and len(app.requests) == 1
+    # The first request was not there at accept: the connection parked (no greenlet) and the hub
+    # answered it when it came, as it answered the others, arriving while idle: the app's
+    # blocking respond never ran.
+    assert len(app.immediate_requests) == 6 and len(app.requests) == 0
     counters = h.ctx.counters
     assert (counters.requests, counters.ready_answers, counters.bytes_sent) == (6, 0, 30)
-    assert counters.immediate_answers == 5
+    assert counters.immediate_answers == 6
 
     # A request that may block goes to the greenlet, which reuses the hub's parse.
     slow = App(fixed(b"slow"))

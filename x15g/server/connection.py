@@ -8,12 +8,15 @@ States (`Connection.state`):
 - NEW: accepted, nothing read. The accept loop tries one `recv` (`answer_first`): a request with a
   ready answer is answered right there, no greenlet involved (`Connection: close` clients are then
   served by accept, recv, send, close), and so is one the app answers immediately (below);
-  anything else goes to a runner with the bytes read.
+  anything else goes to a runner with the bytes read. A connection whose first bytes have not
+  come yet is *parked* like an idle one (below), under the header timeout.
 - READING: the connection's greenlet reads a request head (under the header deadline) and body.
 - ANSWERING: the app decides and the answer goes out (and may wait on a slow client).
-- IDLE: between keep-alive requests. The greenlet is parked in the hub with a read watcher; when
-  the next request comes, the watcher's callback (in the hub) answers it there if it can without
-  blocking, and stays IDLE; else it hands the bytes (and its parse) to the greenlet (READING).
+- IDLE: between keep-alive requests, *parked*: the connection holds no greenlet (its runner went
+  back to the worker's runners: server/runners.py), only a read watcher, so an idle connection
+  costs a few hundred bytes. When the next request comes, the watcher's callback (in the hub)
+  answers it there if it can without blocking, and stays IDLE; else it resumes the connection in
+  a runner with the bytes (and its parse) (READING).
 
 Answering without blocking, in the hub or the accept loop (the Flash/X15 idea): first a *ready
 answer* (server/answers.py: the exact head bytes answered before, sent as stored: no parse, no
@@ -24,8 +27,8 @@ miss, a revalidation, cold pages, a request body, WSGI, CGI, the POST log) goes 
 - CLOSED.
 
 What moves between the three places that run a connection (the accept loop, the hub callback,
-the greenlet) is only the state, the bytes read and not yet parsed (`buffer`), and an answer
-the socket did not take at once (`outgoing`, finished by the greenlet).
+a runner greenlet) is only the state, the bytes read and not yet parsed (`buffer`), and an answer
+the socket did not take at once (`outgoing`, finished in a runner).
 
 The pipeline: every answer, ready or built, is an `Outgoing` and leaves through `_deliver`,
 which sends it (head and in-memory body in one `send`, file ranges by `sendfile` after a head
@@ -79,6 +82,11 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _monotonic = time.monotonic
+
+# How the request loop left a connection (Connection._serve).
+_PARK = "park"  # waiting for the next request: no greenlet needed
+_CLOSE = "close"
+_LINGER = "linger"  # close after an error answer, draining what the client still sends
 
 # Connection states (see the module doc).
 NEW = "new"
@@ -148,7 +156,7 @@ class Connection:
     """Serve one accepted socket until it closes; `ctx` is the worker's shared `ServingContext`."""
 
     __slots__ = ("raw", "read_event", "write_event", "address", "_peer", "ctx", "state", "deadline", "greenlet",
-                 "served", "buffer", "outgoing", "early")
+                 "served", "buffer", "outgoing", "early", "opened")
 
     def __init__(self, raw: Any, address: object, ctx: Any) -> None:
         self.raw = raw  # a real non-blocking socket, not gevent's wrapper (see the module docstring)
@@ -159,12 +167,13 @@ class Connection:
         self.ctx = ctx
         self.state = NEW
         self.deadline = INF  # when the current wait must end; INF while not waiting
-        self.greenlet: Any = None
+        self.greenlet: Any = None  # the runner serving it; None while parked
         self.served = 0  # requests answered (or being answered) on this connection
         self.buffer = b""  # bytes read and not yet parsed (the next request's start)
         self.outgoing: Outgoing | None = None  # an answer the socket did not take at once
         # (bytes, parse_head's result) of a request the hub parsed but left to the greenlet
         self.early: tuple[bytes, Any] | None = None
+        self.opened = False  # counted open and in ctx.connections (from its first run)
         ctx.counters.connections_total += 1
 
     @property
@@ -226,26 +235,79 @@ class Connection:
 
     # -- the runner greenlet's entry ------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self) -> bool:
+        """Serve in a runner until the connection closes (False) or parks (True): it waits for
+        its next request with no greenlet, and `_on_readable` (in the hub) answers or resumes it."""
         ctx = self.ctx
         self.greenlet = getcurrent()
-        ctx.counters.connections_open += 1
-        ctx.connections.add(self)
-        linger = False
+        if not self.opened:
+            self.opened = True
+            ctx.counters.connections_open += 1
+            ctx.connections.add(self)
+        how = _CLOSE
+        parked = False
         try:
             out, self.outgoing = self.outgoing, None
             if out is None or self._finish(out):
-                linger = self._serve()
+                how = self._serve()
+                parked = how is _PARK and self._park()
         except (PeerGone, ConnectionTimeout):
             pass
         except Exception:  # a bug must cost one connection, never the worker
             log.exception("connection from %s failed", self.peer)
         finally:
-            try:
-                self._close(linger)  # still in ctx.connections: the sweeper bounds a lingering close
-            finally:
-                ctx.connections.discard(self)
-                ctx.counters.connections_open -= 1
+            if not parked:
+                self._shut(how is _LINGER)
+        return parked
+
+    def _park(self) -> bool:
+        """Give the runner back and wait for the next request on the read watcher alone (IDLE,
+        or NEW before its first bytes). False when a drain's grace is over: close instead."""
+        ctx = self.ctx
+        now = _monotonic()
+        if self.served:
+            # Only a keep-alive connection between requests counts as idle (closed when a
+            # drain's grace ends); a new connection's first request is always awaited.
+            deadline = min(now + ctx.keepalive_timeout, ctx.idle_until)  # finite only in a drain
+            if deadline <= now:
+                return False
+            self.state = IDLE
+        else:
+            deadline = now + ctx.header_timeout
+            self.state = NEW
+        event = self.read_event
+        if event is None:
+            event = self.read_event = ctx.loop.io(self.raw.fileno(), 1)
+        self.deadline = deadline
+        self.greenlet = None
+        event.start(self._on_readable)
+        return True
+
+    def expire(self) -> None:
+        """The sweeper's call (in the hub) once `deadline` passed: ConnectionTimeout into the
+        wait of a working connection; a parked one is closed (an idle or header timeout)."""
+        self.deadline = INF
+        greenlet = self.greenlet
+        if greenlet is not None:
+            if not greenlet.dead:
+                greenlet.throw(ConnectionTimeout)
+        elif self.state is not CLOSED:
+            self.ctx.counters.head_timed_out(self.state is IDLE)
+            self.abort()
+
+    def abort(self) -> None:
+        """Close a parked connection from the hub (end of file, a closing answer, a timeout, a
+        kill) and free its place among the worker's connections."""
+        self._shut(False)
+        self.ctx.runners.ended(self)
+
+    def _shut(self, linger: bool) -> None:
+        ctx = self.ctx
+        try:
+            self._close(linger)  # still in ctx.connections: the sweeper bounds a lingering close
+        finally:
+            ctx.connections.discard(self)
+            ctx.counters.connections_open -= 1
 
     def _finish(self, out: Outgoing) -> bool:
         """Send the rest of an answer the hub or the accept loop started; True if it keeps."""
@@ -254,20 +316,23 @@ class Connection:
             self._deliver(out, True)
         return out.keep
 
-    def _serve(self) -> bool:
-        """The request loop; returns True when the close should linger (an error answer)."""
+    def _serve(self) -> str:
+        """The request loop, while requests are there to read: returns _PARK when the next one
+        has not begun, else how to close (_CLOSE, or _LINGER after an error answer)."""
         ctx = self.ctx
         app = ctx.app
         lazily = getattr(app, "reads_body_lazily", None)  # the router's; test apps may lack it
         buf, self.buffer = self.buffer, b""
         while True:
+            if not buf:
+                return _PARK
             self.state = READING
             try:
-                parsed = self._parse(buf) if buf else None
+                parsed = self._parse(buf)
                 if parsed is None:
                     parsed, buf = self._read_head(buf)
                     if parsed is None:
-                        return False
+                        return _CLOSE
                 request, consumed = parsed
                 head = buf[:consumed]
                 buf = buf[consumed:]
@@ -289,7 +354,7 @@ class Connection:
                 out = self._built(error_response(error), None, False, _monotonic())
                 out.linger = True
                 self._deliver(out, True)
-                return True
+                return _LINGER
             self.state = ANSWERING
             self.served += 1
             served = self.served
@@ -304,7 +369,7 @@ class Connection:
             if kind is not bytes and kind is not FileRange and kind is not list and kind is not StreamedBody:
                 keep, buf = self._take_over(request, response, buf, started)
                 if not keep:
-                    return False
+                    return _CLOSE
                 continue
             # A body the app left unread must be dropped before the next request: too much closes.
             closes = reader is not None and not reader.unread_within()
@@ -316,12 +381,12 @@ class Connection:
                 # What the app left unread is dropped (bounded) so the next request can be read;
                 # a body that cannot be finished closes, lingering so the answer is not reset.
                 if not out.keep:
-                    return response.close or not reader.done
+                    return _LINGER if response.close or not reader.done else _CLOSE
                 if not reader.discard():
-                    return True
+                    return _LINGER
                 buf = reader.leftover
             if not out.keep:
-                return response.close
+                return _LINGER if response.close else _CLOSE
             if not served & 31:
                 # A client whose next request is always already there never makes us wait; let
                 # the other connections (and the accept loop) run now and then.
@@ -700,102 +765,63 @@ class Connection:
             except BlockingIOError:
                 self._wait_readable(deadline)
 
-    def _wait_request(self, deadline: float) -> bytes:
-        """IDLE: wait for the next request while the hub answers those it has ready answers for
-        (`_on_readable`); returns the bytes of the first one it could not answer (b"" at EOF).
-
-        The first recv waits for readability: right after an answer the client has rarely sent
-        its next request yet (measured under wrk -c50: 88% of those recv calls failed with
-        EAGAIN), and a failed recv costs a syscall plus an exception."""
-        event = self.read_event
-        if event is None:
-            event = self.read_event = self.ctx.loop.io(self.raw.fileno(), 1)
-        while True:
-            self.state = IDLE
-            self.deadline = deadline
-            event.start(self._on_readable)
-            try:
-                got = self.ctx.hub_switch()
-            finally:
-                event.stop()
-                self.deadline = INF
-            if type(got) is bytes:
-                return got
-            # The hub sent (part of) a ready answer: finish it here.
-            if not self._finish(got):
-                raise PeerGone()  # a closing answer: nothing more to read
-            deadline = min(_monotonic() + self.ctx.keepalive_timeout, self.ctx.idle_until)
-
     def _on_readable(self) -> None:
-        """Watcher callback, run in the hub (IDLE): answer a repeated request from the ready
-        answers without switching to this connection's greenlet; hand anything else over."""
+        """Read watcher callback, run in the hub while parked: answer the request there (a ready
+        or immediate answer) and stay parked; else resume the connection in a runner with the
+        bytes read, or close it (end of file, a closing answer)."""
         try:
             data = self.raw.recv(RECV_SIZE)
         except BlockingIOError:
             return
         except OSError:
             data = b""
-        handover: bytes | Outgoing = data
-        if data:
-            try:
-                out = self._ready(data) or self._immediate(data)
-                if out is not None:
-                    if self._deliver(out, False) and out.keep:
-                        self.state = IDLE
-                        self.deadline = min(out.started + self.ctx.keepalive_timeout, self.ctx.idle_until)
-                        return
-                    handover = out  # the greenlet finishes it, or closes after it
-            except PeerGone:
-                handover = b""
-            except Exception:  # in the hub a bug must cost this connection only
-                log.exception("ready answer to %s failed", self.peer)
-                handover = b""
-        if type(handover) is bytes:
-            self.state = READING
-        self.greenlet.switch(handover)
+        if not data:
+            self.abort()
+            return
+        try:
+            out = self._ready(data) or self._immediate(data)
+            if out is None:
+                self.buffer = data
+                self.state = READING
+            elif not self._deliver(out, False):
+                self.outgoing = out  # the runner sends the rest
+            elif out.keep:
+                self.state = IDLE
+                self.deadline = min(out.started + self.ctx.keepalive_timeout, self.ctx.idle_until)
+                return
+            else:
+                self.abort()
+                return
+        except PeerGone:
+            self.abort()
+            return
+        except Exception:  # in the hub a bug must cost this connection only
+            log.exception("answering %s from the hub failed", self.peer)
+            self.abort()
+            return
+        self.read_event.stop()
+        self.deadline = INF
+        self.ctx.runners.resume(self)
 
     def _read_head(self, buf: bytes) -> tuple[Any, bytes]:
-        """recv until a whole head parses; (None, b"") when the client went away while idle."""
+        """recv until the head begun in `buf` parses, under the header timeout; (None, b"")
+        when the client went away."""
         ctx = self.ctx
-        first = self.served == 0
-        deadline = INF
-        if not buf:
-            if first:
-                wait_until = _monotonic() + ctx.header_timeout
-            else:
-                # Only a keep-alive connection between requests counts as idle (closed when a
-                # drain's grace ends); a new connection's first request is always awaited.
-                now = _monotonic()
-                wait_until = min(now + ctx.keepalive_timeout, ctx.idle_until)  # finite only in a drain
-                if wait_until <= now:
-                    return None, b""
-        else:
-            deadline = wait_until = _monotonic() + ctx.header_timeout
+        deadline = _monotonic() + ctx.header_timeout
         while True:
             try:
-                if not buf and not first:
-                    data = self._wait_request(wait_until)
-                else:
-                    data = self._recv(wait_until)
+                data = self._recv(deadline)
             except ConnectionTimeout:
-                ctx.counters.head_timed_out(not buf and not first)
-                if not buf:
-                    return None, b""
+                ctx.counters.head_timed_out(False)
                 raise HTTPError(408, "request head not received in time", close=True) from None
             except OSError:
                 return None, b""
-            self.state = READING
             if not data:
                 return None, b""
-            if not buf:
-                deadline = wait_until = _monotonic() + ctx.header_timeout
-                buf = data
-            else:
-                buf += data
+            buf += data
             parsed = self._parse(buf)
             if parsed is not None:
                 return parsed, buf
-            wait_until = deadline
 
     def _decoder(self, request: Request) -> Any:
         """The body decoder for `request`; 413 at once for a Content-Length over the limit."""

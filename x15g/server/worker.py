@@ -34,7 +34,7 @@ from x15g.observability.counters import Counters
 from x15g.observability.logs import reopen_logs
 from x15g.observability.metrics import RequestMetrics
 from x15g.server.answers import ReadyAnswers
-from x15g.server.connection import INF, Connection, ConnectionTimeout
+from x15g.server.connection import Connection
 from x15g.server.runners import Runners
 from x15g.server.watchdog import Watchdog
 
@@ -70,6 +70,8 @@ class ServingContext:
         self.idle_until = float("inf")
         # Duration histogram, requests by method; also counts requests into `counters` (connection._send).
         self.metrics = RequestMetrics(self.counters)
+        # The greenlets connections run in while they work (idle ones hold none: connection.py).
+        self.runners = Runners(settings.max_connections)
         self.periodic: list[Callable[[], None]] = []  # run once a second by housekeeping (metrics publishing)
         self.worker_id = 0
         self.header_timeout = settings.header_timeout
@@ -119,7 +121,7 @@ class Worker:
         self.ctx = ServingContext(settings, None, access_log)
         self.ctx.worker_id = worker_id
         self.ctx.app = build_app(settings, self.disk, self.ctx)  # the admin endpoints read ctx
-        self.pool = Runners(settings.max_connections)
+        self.pool = self.ctx.runners
         self.acceptors: list[Acceptor] = []  # one per listener, made when serving starts
         self.stop_event = Event()
         self.graceful = True
@@ -262,16 +264,14 @@ class Worker:
                 pass
 
     def _sweep(self) -> None:
-        """Hub timer callback: throw ConnectionTimeout into connections past their deadline.
+        """Hub timer callback: expire the connections past their deadline (ConnectionTimeout
+        thrown into a waiting one, a parked one closed).
 
         Runs in the hub like gevent's own Timeout, so the throw happens while the connection is
-        still parked in the wait that set the deadline (no race with it waking up)."""
+        still in the wait that set the deadline (no race with it waking up)."""
         now = time.monotonic()
         for connection in [c for c in self.ctx.connections if c.deadline < now]:
-            connection.deadline = INF
-            greenlet = connection.greenlet
-            if greenlet is not None and not greenlet.dead:
-                greenlet.throw(ConnectionTimeout)
+            connection.expire()
 
     def _housekeeping(self) -> None:
         """Once a second: flush the access log off the hub; notice the master's death and the
