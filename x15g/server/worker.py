@@ -72,6 +72,8 @@ class ServingContext:
         self.metrics = RequestMetrics(self.counters)
         # The greenlets connections run in while they work (idle ones hold none: connection.py).
         self.runners = Runners(settings.max_connections)
+        # Connections whose answer the hub made this loop turn, sent together (connection.py).
+        self.hub_answers: list[Connection] = []
         self.periodic: list[Callable[[], None]] = []  # run once a second by housekeeping (metrics publishing)
         self.worker_id = 0
         self.header_timeout = settings.header_timeout
