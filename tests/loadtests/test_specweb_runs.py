@@ -100,7 +100,8 @@ def test_clean_distributed_run_is_valid_and_reopens_connections(server, tmp_path
     report, prefix = tmp_path / "report.html", tmp_path / "csv" / "run"
     users = 40
     try:
-        code, s = run(tmp_path, proxy.port, users, 1, 8, workers=2, rate=users, extra=["--html", str(report), "--csv", str(prefix)])
+        code, s = run(tmp_path, proxy.port, users, 1, 8, workers=2, rate=users,
+                      extra=["--html", str(report), "--csv", str(prefix)])
     finally:
         proxy.close()
     assert s["valid"], s["reasons"]
