@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.clients import Hammer, fetch, get
+from tests.support.clients import Hammer, fetch, fetch_json, get
 from tests.support.server import APP_ENV, ServerProcess
 from tests.support.stopload import StopLoad, post_log_clients
 from tests.support.waiting import fd_count, wait_for, wait_workers, worker_pids
@@ -285,15 +285,25 @@ def test_counters_never_decrease_when_a_worker_is_killed(docroot: Path) -> None:
                 scrapes.append(_counters(body.decode()))
                 time.sleep(0.1)
 
+        def published(pid: int) -> bool:
+            """The worker's own counts are in the totals (it published a snapshot with requests)."""
+            per_worker = fetch_json(server, "/-/status")["per_worker"]
+            return any(w["pid"] == pid and w["requests"] > 0 for w in per_worker)
+
+        def scraped(more: int) -> None:
+            """Wait until the scraper has read `more` further snapshots (0.1 s apart)."""
+            seen = len(scrapes)
+            assert wait_for(lambda: len(scrapes) >= seen + more, 10)
+
         scraper = threading.Thread(target=scrape, daemon=True)
         with Hammer(server.port, fresh=2, keepalive=2):
             scraper.start()
-            time.sleep(1.5)
-            os.kill(pids[0], signal.SIGKILL)
-            assert wait_for(lambda: len(worker_pids(server.pid)) == 2 and pids[0] not in worker_pids(server.pid), 5)
-            time.sleep(1.5)
-            os.kill(pids[1], signal.SIGKILL)
-            time.sleep(1.5)
+            for victim in pids:  # each killed once its counts are in the totals, then watched
+                assert wait_for(lambda: published(victim), 10)
+                scraped(5)
+                os.kill(victim, signal.SIGKILL)
+                assert wait_for(lambda: len(worker_pids(server.pid)) == 2 and victim not in worker_pids(server.pid), 5)
+                scraped(8)
         stop.set()
         scraper.join(10)
     decreases = []
