@@ -11,7 +11,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-
 from tests.support.waiting import wait_for
 from tests.support.clients import fetch
 from tests.support.server import ServerProcess, raw_exchange
