@@ -128,6 +128,7 @@ def _init(environment, **_kw) -> None:
         runner.register_message("specweb_params", _on_params)
         runner.register_message("specweb_window", _on_window)
         runner.register_message("specweb_finish", _on_finish)
+        runner.register_message("specweb_stopped", _on_stopped)
     if isinstance(runner, MasterRunner):
         runner.register_message("specweb_started", _on_worker_started)
         runner.register_message("specweb_final", _on_worker_final)
@@ -299,6 +300,14 @@ def _on_finish(environment, msg, **_kw) -> None:
         gevent.spawn(lambda: (_sleep_until(col.params.t_end), _drain(col), _send_final(environment, col)))
 
 
+def _on_stopped(environment, msg, **_kw) -> None:
+    """The master stopped the run early: send the final report now (also when the master is
+    quitting, SIGTERM or Ctrl-C, and this worker's own test_stop comes only after it waited)."""
+    col = STATE.collector
+    if col is not None:
+        gevent.spawn(_send_final, environment, col)
+
+
 def _on_worker_started(environment, msg, **_kw) -> None:
     STATE.started_workers.add(msg.data["worker"])
 
@@ -330,6 +339,8 @@ def _test_stop(environment, **_kw) -> None:
         _send_final(environment, col)
         return
     if STATE.summary is None:
+        if isinstance(runner, MasterRunner):
+            runner.send_message("specweb_stopped", {})
         _finish_run(environment, col, request=False)
 
 

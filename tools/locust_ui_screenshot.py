@@ -213,15 +213,8 @@ def start_suite(work: Path, users: int, locust_workers: int, web_port: int, warm
     return procs, ui
 
 
-def stop_all(procs: list[Any], ui: str = "") -> None:
-    """Stop what start_suite started, newest first, each by its PID. With the UI's URL, first stop
-    the run as its Stop button does: a master whose run still goes on would wait for the workers'
-    final reports after SIGTERM, and be killed."""
-    if ui:
-        try:
-            urllib.request.urlopen(urllib.request.Request(ui + "/stop", data=b"", method="POST"), timeout=30).read()
-        except OSError:
-            pass  # the master is gone already: stopping it by PID is all there is left
+def stop_all(procs: list[Any]) -> None:
+    """Stop what start_suite started, newest first, each by its PID."""
     for p in reversed(procs):
         lr.stop(p)
 
@@ -252,7 +245,7 @@ def main() -> int:
         print("saved %s: %s; %s" % (args.out, rows["Conforming in the measurement interval"][0], rows["Verdict"]))
     finally:
         browser.close()
-        stop_all(procs, ui)
+        stop_all(procs)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
