@@ -47,19 +47,26 @@ def _replace_all(server: ServerProcess, old: set[int], count: int = 2, timeout: 
 
 
 def _settled_fds(pid: int) -> int:
-    """The master's fd count once no worker is starting: only its wakeup pipe's two ends are
-    pipes then (a starting worker's ready pipe closes when it reports ready)."""
-    def link(fd: str) -> str:
-        try:
-            return os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:  # closed meanwhile (master.json is written once a second)
-            return ""
+    """The master's fd count once no worker is starting and no file is open for a moment: only its
+    wakeup pipe's two ends are pipes then (a starting worker's ready pipe closes when it reports
+    ready), and no metrics snapshot (`*.json`, `*.tmp`, written once a second) or /proc read is
+    open. One listing decides both, so the count is of that settled moment; an fd left open for
+    good on such a file never settles and fails the wait."""
+    def links() -> list[str]:
+        found = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                found.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except FileNotFoundError:  # closed meanwhile
+                continue
+        return found
 
-    def pipes() -> int:
-        return sum(1 for fd in os.listdir(f"/proc/{pid}/fd") if link(fd).startswith("pipe:"))
+    def settled() -> int:
+        now = links()
+        passing = any(link.endswith((".json", ".tmp")) or link.startswith("/proc/") for link in now)
+        return len(now) if sum(link.startswith("pipe:") for link in now) == 2 and not passing else 0
 
-    wait_for(lambda: pipes() == 2, 10)
-    return fd_count(pid)
+    return wait_for(settled, 10, what="the master's descriptors settled")
 
 
 def test_reloads_and_respawns_leak_no_fd(docroot: Path) -> None:
