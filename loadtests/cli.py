@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import locust  # noqa: F401  (only to say what is missing; locust runs in subprocesses)
     except ImportError:
-        print("x15g-loadtest: locust is not installed; pip install 'x15g[loadtest]'", file=sys.stderr)
+        print("x15g-loadtest: locust is not installed: install the loadtest extra (pip install '.[loadtest]'"
+              " in the checkout)", file=sys.stderr)
         return 2
     env = dict(args.step or {})
     users = int(env["LOCUST_SPECWEB_STEP_MAX"]) if args.step else args.users

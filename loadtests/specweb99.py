@@ -59,7 +59,6 @@ from loadtests.specweb_workload import (  # noqa: E402
 from x15g.specweb.tables import select_ad  # noqa: E402
 
 log = logging.getLogger("specweb99")
-STOP_GRACE = 2.0  # s after the ramp-down before the final reports: in-flight requests finish
 FINAL_WAIT = 30.0  # s the master waits for the workers' final reports
 UI_LINGER = 5.0  # s the final summary is shown in the web UI (polled every 2 s) before the run stops
 _POST_IDS = itertools.count()
@@ -129,6 +128,7 @@ def _init(environment, **_kw) -> None:
         runner.register_message("specweb_params", _on_params)
         runner.register_message("specweb_window", _on_window)
         runner.register_message("specweb_finish", _on_finish)
+        runner.register_message("specweb_stopped", _on_stopped)
     if isinstance(runner, MasterRunner):
         runner.register_message("specweb_started", _on_worker_started)
         runner.register_message("specweb_final", _on_worker_final)
@@ -217,7 +217,7 @@ def _run_clock(environment, col: control.Collector) -> None:
     STATE.users_at_start = runner.user_count
     if STATE.users_at_start < params.N:
         log.warning("N not reached: %d users at the start of the measurement interval", STATE.users_at_start)
-    _sleep_until(params.t_end + STOP_GRACE)
+    _sleep_until(params.t_end)  # then the final reports, once the requests in flight are done (_drain)
     if runner.state in ("stopped", "stopping", "cleanup") or col is not STATE.collector:
         return
     _finish_run(environment, col, request=True)
@@ -241,9 +241,10 @@ def _sample_cpu(col: control.Collector) -> None:
 
 
 def _drain(col: control.Collector, timeout: float = control.HTTP_TIMEOUT) -> None:
-    """Wait (bounded) until no POST of this process is in flight, so the records are complete."""
+    """Wait (bounded) until no request of this process is in flight (none starts after the
+    ramp-down), so its tally and POST records are complete."""
     deadline = time.time() + timeout
-    while col.pending and time.time() < deadline:
+    while (col.in_flight or col.pending) and time.time() < deadline:
         gevent.sleep(0.1)
 
 
@@ -295,7 +296,16 @@ def _send_final(environment, col: control.Collector) -> None:
 def _on_finish(environment, msg, **_kw) -> None:
     col = STATE.collector
     if col is not None:
-        gevent.spawn(lambda: (_drain(col), _send_final(environment, col)))
+        # by this worker's own clock: one running behind the master's still has users sending
+        gevent.spawn(lambda: (_sleep_until(col.params.t_end), _drain(col), _send_final(environment, col)))
+
+
+def _on_stopped(environment, msg, **_kw) -> None:
+    """The master stopped the run early: send the final report now (also when the master is
+    quitting, SIGTERM or Ctrl-C, and this worker's own test_stop comes only after it waited)."""
+    col = STATE.collector
+    if col is not None:
+        gevent.spawn(_send_final, environment, col)
 
 
 def _on_worker_started(environment, msg, **_kw) -> None:
@@ -329,6 +339,8 @@ def _test_stop(environment, **_kw) -> None:
         _send_final(environment, col)
         return
     if STATE.summary is None:
+        if isinstance(runner, MasterRunner):
+            runner.send_message("specweb_stopped", {})
         _finish_run(environment, col, request=False)
 
 
@@ -394,10 +406,14 @@ class SpecwebUser(User):
         target = col.workload.target(self.rng)
         last = self.plan.next_request()
         started, perf = time.time(), time.perf_counter()
-        error, nbytes, latency = self._exchange(op, target, last, started, perf)
-        elapsed = time.perf_counter() - perf  # request, answer and validation: the busy time (§4)
-        sleep = pacing_sleep(nbytes, elapsed)
-        col.tally.record(self.meter, op, started, started + elapsed, nbytes, sleep, latency, error)
+        col.in_flight += 1  # counted until tallied: the final report waits for it (_drain)
+        try:
+            error, nbytes, latency = self._exchange(op, target, last, started, perf)
+            elapsed = time.perf_counter() - perf  # request, answer and validation: the busy time (§4)
+            sleep = pacing_sleep(nbytes, elapsed)
+            col.tally.record(self.meter, op, started, started + elapsed, nbytes, sleep, latency, error)
+        finally:
+            col.in_flight -= 1
         if sleep:
             gevent.sleep(sleep)
 

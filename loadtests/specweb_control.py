@@ -167,6 +167,7 @@ class Collector:
         self.tally = Tally(window=params.window)
         self.posts: list[PostRecord] = []
         self.pending: dict[int, PostRecord] = {}
+        self.in_flight = 0  # requests sent and not yet tallied
         self.cpu_window: list[float] = []  # process CPU seconds at the start and end of the interval
 
     def begin_measurement(self, start: float) -> None:

@@ -22,7 +22,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import configargparse
 
@@ -383,7 +383,7 @@ class _LineConfigParser(configargparse.ConfigFileParser):
 class _OneLineErrorParser(configargparse.ArgumentParser):
     """argparse prints usage and a message; we print one clear line and exit 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"x15g: error: {message}\n")
         raise SystemExit(2)
 

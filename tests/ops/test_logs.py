@@ -11,8 +11,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from tests.support.waiting import wait_for
 from tests.support.clients import fetch
 from tests.support.server import ServerProcess, raw_exchange
@@ -22,13 +20,16 @@ COMBINED = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]
 
 
 def lines_of(path: Path) -> list[str]:
+    """The log's lines; read after the server stopped, it has every line (a stop flushes the buffer,
+    which is otherwise written about once a second)."""
     return path.read_text().splitlines() if path.exists() else []
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigusr1_reopens_access_and_error_logs(docroot: Path, tmp_path: Path, workers: int) -> None:
+def test_sigusr1_reopens_access_and_error_logs(docroot: Path, tmp_path: Path) -> None:
+    """SIGUSR1 to the master of two workers: later requests land in a new access log, the shutdown
+    lines in a new error log."""
     access, error = tmp_path / "access.log", tmp_path / "error.log"
-    with ServerProcess(docroot, "--access-log", str(access), "--error-log", str(error), workers=workers) as server:
+    with ServerProcess(docroot, "--access-log", str(access), "--error-log", str(error), workers=2) as server:
         assert fetch(server, "/hello.txt?before")[0] == 200
         wait_for(lambda: any("?before" in line for line in lines_of(access)), timeout=5)
         access.rename(tmp_path / "access.log.1")
@@ -65,7 +66,6 @@ def test_combined_format(docroot: Path, tmp_path: Path) -> None:
     with ServerProcess(docroot, "--access-log", str(access)) as server:
         fetch(server, "/hello.txt?q=1", headers={"Referer": "http://ref/", "User-Agent": "tester/1.0"})
         fetch(server, "/missing")
-        wait_for(lambda: len(lines_of(access)) >= 3, timeout=5)  # + the readiness HEAD
     matches = [COMBINED.match(line) for line in lines_of(access)]
     assert all(matches), lines_of(access)
     by_line = {m["line"]: m for m in matches}
@@ -86,7 +86,6 @@ def test_json_format_cannot_be_forged(docroot: Path, tmp_path: Path) -> None:
         request = (b"GET /hello.txt?a=%22b HTTP/1.1\r\nHost: x\r\nUser-Agent: " + FORGED +
                    b"\r\nReferer: r\"\r\nConnection: close\r\n\r\n")
         assert raw_exchange(server.port, request).startswith(b"HTTP/1.1 200")
-        wait_for(lambda: len(lines_of(access)) >= 2, timeout=5)
     records = [json.loads(line) for line in lines_of(access)]  # every line is one JSON object
     record = next(r for r in records if r["path"] == "/hello.txt")
     assert set(record) == {"remote", "time", "method", "path", "query", "version", "status", "bytes",
@@ -105,7 +104,6 @@ def test_combined_escapes_quotes_and_controls(docroot: Path, tmp_path: Path) -> 
     with ServerProcess(docroot, "--access-log", str(access)) as server:
         request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: " + FORGED + b"\r\nConnection: close\r\n\r\n"
         raw_exchange(server.port, request)
-        wait_for(lambda: any("hello" in line for line in lines_of(access)), timeout=5)
     line = next(line for line in lines_of(access) if "hello" in line)
     match = COMBINED.match(line)
     assert match and match["agent"].startswith("evil\\x22, \\x22status\\x22")

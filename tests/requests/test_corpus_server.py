@@ -27,7 +27,7 @@ from tests.support.server import ServerProcess, raw_exchange
 
 TIMEOUTS = ("--header-timeout", "1", "--keepalive-timeout", "1", "--body-timeout", "1")
 CASES = [c for c in load_all() if c.expect != "skip"]
-BATCH = 24
+BATCH = 64  # cases at once: a batch lasts as long as its slowest case (a 1 s timeout)
 READ_LIMIT = 6.0  # seconds: the longest a connection may take to end (timeouts are 1 s)
 
 

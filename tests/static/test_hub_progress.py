@@ -21,7 +21,7 @@ from x15g.http.messages import Request
 from x15g.static import residency
 from x15g.static.responder import StaticResponder
 
-DELAY = 0.5
+DELAY = 0.2  # s per slow call; a cold open makes several
 
 
 class SlowDisk(DiskIO):

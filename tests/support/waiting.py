@@ -50,13 +50,3 @@ def fd_count(pid: int) -> int:
     """Open descriptors of a process."""
     return len(os.listdir(f"/proc/{pid}/fd"))
 
-
-def socket_count(pid: int) -> int:
-    """Open sockets of a process (listeners and connections)."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:  # closed while we looked
-            pass
-    return count

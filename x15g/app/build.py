@@ -4,6 +4,7 @@ admin endpoints, the SPECweb99-like module, CGI directories and a WSGI app where
 from __future__ import annotations
 
 from x15g.app.admin import ServingContext
+from x15g.app.responder import Responder
 from x15g.app.router import Route, Router
 from x15g.config import Settings
 from x15g.diskio import DiskIO
@@ -22,10 +23,10 @@ def build_app(settings: Settings, disk: DiskIO, state: ServingContext | None = N
         if settings.isolate:
             from x15g.isolate.responder import isolated
 
-            dynamic: object = isolated(settings, "specweb")
+            dynamic: Responder = isolated(settings, "specweb")
         else:
             dynamic = SpecwebResponder(settings, disk)
-        routes.append(Route(b"/specweb99", dynamic, exact=True))  # type: ignore[arg-type]
+        routes.append(Route(b"/specweb99", dynamic, exact=True))
         routes.append(Route(b"/cgi-bin/specweb99", CgiSpecwebResponder(settings), exact=True))
         type_overrides[settings.specweb_urlroot] = "text/plain"
     for spec in settings.cgi_dir:
@@ -56,7 +57,7 @@ def _with_wsgi(settings: Settings, spec: str, routes: list[Route], static: Stati
 
     from x15g.app.wsgi import StaticOrApp, WsgiResponder, app_inside_root, load_app
 
-    wsgi: object
+    wsgi: Responder
     if settings.isolate:  # the app is imported by its handler processes only, never here
         from x15g.isolate.responder import isolated
 
@@ -69,6 +70,7 @@ def _with_wsgi(settings: Settings, spec: str, routes: list[Route], static: Stati
         wsgi = WsgiResponder(settings, app, settings.wsgi_prefix)
     prefix = settings.wsgi_prefix.rstrip("/").encode()
     if not prefix:
-        return Router(routes, StaticOrApp(static, wsgi))  # type: ignore[arg-type]  # any responder serves
+        # StaticOrApp types its app as a WsgiResponder; an IsolatedResponder serves the same way
+        return Router(routes, StaticOrApp(static, wsgi))  # type: ignore[arg-type]
     routes += [Route(prefix, wsgi, exact=True), Route(prefix + b"/", wsgi)]
     return Router(routes, static)

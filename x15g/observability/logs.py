@@ -65,8 +65,8 @@ class ErrorLogHandler(logging.handlers.WatchedFileHandler):
 def setup_logging(error_log: str, level: str) -> logging.Logger:
     """Configure the `x15g` logger once per process and return it."""
     logger = logging.getLogger("x15g")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
     handler: logging.Handler
     if error_log in ("-", ""):
         handler = logging.StreamHandler(sys.stderr)

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from typing import Any
 
 from x15g.cache.admission import SecondSighting
-from x15g.http.messages import FileRange, Request, Response
+from x15g.http.messages import FileRange, Freshness, Request, Response
 
 # A full-path body up to this size is joined to its head for one send (a copy for one answer);
 # larger ones follow the head in the same sendmsg, without a copy (connection.py).
@@ -46,11 +46,12 @@ DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 class ReadyAnswer:
     """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
 
-    __slots__ = ("response", "request", "method", "tail", "keep", "date", "wire", "sent", "file", "size",
+    __slots__ = ("response", "fresh", "request", "method", "tail", "keep", "date", "wire", "sent", "file", "size",
                  "log_fields", "inline_body", "wants_keep")
 
-    def __init__(self, response: Response, request: Request, tail: bytes, keep: bool) -> None:
+    def __init__(self, response: Response, fresh: Freshness, request: Request, tail: bytes, keep: bool) -> None:
         self.response = response
+        self.fresh = fresh  # the response's `fresh`: how long this answer stays true
         self.wants_keep = request.keep_alive  # what the request's Connection part asked for
         # The request it answered, to log a failed send with the bytes that left; only kept
         # when there is an access log (`log_fields` set), as it holds the parsed header fields.
@@ -108,7 +109,7 @@ class ReadyAnswers:
         answer = self._map.get(head)
         if answer is None:
             return None
-        fresh = answer.response.fresh
+        fresh = answer.fresh
         if now < fresh.fresh_until and not fresh.retired and (answer.file is None or now < fresh.resident_until):
             return answer
         self._drop(head)
@@ -124,7 +125,7 @@ class ReadyAnswers:
         one file range, the head is short and is the whole request (no body), and the Connection
         part follows from the request alone (or from settings that close every answer), not from a
         drain or the per-connection request limit."""
-        fresh: Any = response.fresh
+        fresh = response.fresh
         if fresh is None or len(head) > MAX_HEAD or response.close:
             return None
         if request.chunked or request.content_length or request.forwarded:
@@ -140,7 +141,7 @@ class ReadyAnswers:
             self._drop(head)
         elif not self._admission.admit(head):
             return None
-        answer = ReadyAnswer(response, request, tail, keep)
+        answer = ReadyAnswer(response, fresh, request, tail, keep)
         if answer.size > self.max_bytes:
             return None
         while answers and (len(answers) >= self.max_entries or self.bytes + answer.size > self.max_bytes):

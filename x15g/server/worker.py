@@ -17,7 +17,7 @@ import random
 import signal
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, cast
 
 import _socket  # the C socket type (no gevent wrapper); see Acceptor
 import gevent
@@ -84,6 +84,22 @@ class ServingContext:
         self.max_requests = settings.max_keepalive_requests if settings.keepalive_timeout > 0 else 1
 
 
+class RealListeningSocket(Protocol):
+    """The C socket (`_socket.socket`) under a listener: its `_accept` returns (fd, address)."""
+
+    def _accept(self) -> tuple[int, Any]: ...
+
+
+class GeventListener(Protocol):
+    """A listening socket as gevent's `socket` module makes it (a worker runs monkey-patched, so
+    every `socket.socket` is one): the C socket inside and the read watcher gevent keeps for it."""
+
+    _sock: RealListeningSocket
+    _read_event: Any  # the hub's io watcher (libev or libuv), what `ServingContext.wait` takes
+
+    def close(self) -> None: ...
+
+
 class Acceptor:
     """accept(2) on the real socket under one listener, giving real non-blocking client sockets.
 
@@ -95,8 +111,8 @@ class Acceptor:
     __slots__ = ("listener", "_accept", "_family")
 
     def __init__(self, listener: socket.socket) -> None:
-        self.listener = listener
-        self._accept = listener._sock._accept  # type: ignore[attr-defined]
+        self.listener = cast(GeventListener, listener)
+        self._accept = self.listener._sock._accept
         self._family = int(listener.family)  # the property builds an enum on every read
         if self._family != socket.AF_UNIX:
             listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

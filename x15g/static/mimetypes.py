@@ -2,7 +2,7 @@
 
 Our own `mimetypes.MimeTypes()` instance holds the stdlib's built-in strict table only, so the
 answer does not depend on /etc/mime.types of the machine or on global state another library
-changed. Lookups happen once per cache fill, not per request.
+changed; types the stdlib changed between Python versions are pinned in `_EXTRA`. Lookups happen once per cache fill, not per request.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _EXTRA = {
     ".webp": "image/webp",
     ".woff": "font/woff",
     ".woff2": "font/woff2",
+    ".js": "application/javascript",     # pinned: Python 3.12's table says text/javascript
     ".mjs": "text/javascript",
     ".ttf": "font/ttf",                  # RFC 8081
     ".otf": "font/otf",

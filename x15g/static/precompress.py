@@ -6,7 +6,7 @@ compressible file, for x15g's `--precompressed` (nginx's gzip_static, h2o's file
 A sidecar is written only when it is smaller than the original, gets the original's mtime (so the
 variant's Last-Modified matches) and is skipped when it is already newer than the original.
 gzip comes from the standard library (level 9, no file name or time in the header, so the output is
-reproducible); brotli needs the optional extra (`pip install x15g[brotli]`).
+reproducible); brotli needs the optional extra (`pip install '.[brotli]'` in the checkout).
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.brotli:
         br = brotli_compressor()
         if br is None:
-            print("precompress: the brotli module is not installed (pip install x15g[brotli]); writing .gz only",
-                  file=sys.stderr)
+            print("precompress: the brotli module is not installed (the brotli extra: pip install '.[brotli]'"
+                  " in the checkout); writing .gz only", file=sys.stderr)
         else:
             coders.append((".br", br))
     totals: dict[str, int] = {}

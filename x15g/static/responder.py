@@ -9,7 +9,7 @@ lookup, one set test and a prebuilt `Response` returned as is (the connection ne
 from __future__ import annotations
 
 import html
-from typing import Any, Mapping, cast
+from typing import Any, Literal, Mapping, cast, overload
 
 from x15g.diskio import DiskIO
 from x15g.errors import HTTPError
@@ -56,13 +56,19 @@ class StaticResponder:
 
     def respond(self, request: Request) -> Response:
         """Describe the answer to a GET or HEAD of a path under the root; raise HTTPError else."""
-        return self._respond(request, True)  # type: ignore[return-value]
+        return self._respond(request, True)
 
     def respond_now(self, request: Request) -> Response | None:
         """The answer when it needs no disk: a cached entry inside its window whose body is in
         memory or whose pages are known resident (200, HEAD, 304, 206, 412, 416), a cached error
         or redirect. None for everything else (a miss, a revalidation, cold pages, a listing)."""
         return self._respond(request, False)
+
+    @overload
+    def _respond(self, request: Request, wait: Literal[True]) -> Response: ...
+
+    @overload
+    def _respond(self, request: Request, wait: Literal[False]) -> Response | None: ...
 
     def _respond(self, request: Request, wait: bool) -> Response | None:
         """The one decision for both; with `wait` False it returns None where it would block."""
