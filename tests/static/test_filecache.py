@@ -121,6 +121,32 @@ def test_unchanged_file_is_revalidated_in_place(tmp_path: Path) -> None:
     assert cache.revalidations == 3
 
 
+def test_entries_in_use_are_refreshed_ahead_of_their_window(tmp_path: Path) -> None:
+    """refresh() revalidates, off the request path, what was used in its window and ends before
+    the next tick: a request for it never waits; an unused one is left to expire; a changed
+    file is dropped."""
+    cache, clock = make_cache(tmp_path, cache_revalidate=1.0)
+    assert cache.tick == 0.25
+    used, unused, changed = (tmp_path / name for name in ("used", "unused", "changed"))
+    for path in (used, unused, changed):
+        path.write_bytes(b"data")
+    entries = {path: fill(cache, path) for path in (used, unused, changed)}
+    clock.now += 0.4
+    cache.refresh()  # nothing ends before the next tick yet
+    assert cache.refreshes == 0
+    for path in (used, changed):
+        assert cache.peek(str(path).encode()) is entries[path]
+    changed.write_bytes(b"changed data")
+    clock.now += 0.2  # 0.6 s into the window: it ends within two ticks
+    cache.refresh()
+    assert cache.refreshes == 2 and cache.revalidations == 0
+    assert cache.get(str(changed).encode()) is None  # dropped: the next request loads it again
+    clock.now += 0.9  # 1.5 s after the fill: past the first window, inside the refreshed one
+    assert cache.peek(str(used).encode()) is entries[used]  # no request waited for its stat
+    assert cache.peek(str(unused).encode()) is None  # expired: a request revalidates it (get)
+    assert cache.get(str(unused).encode()) is entries[unused] and cache.revalidations == 1
+
+
 def test_negative_entries_are_cached_for_the_window(tmp_path: Path) -> None:
     settings = default_settings(root=str(tmp_path))
     clock = Clock()

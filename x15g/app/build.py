@@ -36,6 +36,9 @@ def build_app(settings: Settings, disk: DiskIO, state: ServingContext | None = N
         prefix = "/" + prefix.strip("/") + "/"
         routes.append(Route(prefix.encode(), CgiResponder(settings, prefix, directory=directory)))
     static = StaticResponder(settings, disk, type_overrides=type_overrides)
+    refreshers = getattr(state, "refreshers", None)  # a worker's caches kept fresh ahead of time
+    if refreshers is not None:
+        refreshers.append(static.cache)
     if settings.admin_prefix:
         from x15g.app.admin import AdminResponder
         from x15g.observability import metrics

@@ -87,7 +87,7 @@ class Freshness(Protocol):
     """How long a response stays true for the same request head: the cache entry it was built from
     (x15g/static/filecache.py's entries). The ready answers (server/answers.py) reuse a response
     only while `fresh_until` (monotonic) is ahead, the entry is not `retired`, and, for a body sent
-    by sendfile, while its pages are known resident (`resident_until`)."""
+    by sendfile, while its pages are known resident (`resident_until`). A use sets `used`."""
 
     @property
     def fresh_until(self) -> float: ...
@@ -97,6 +97,9 @@ class Freshness(Protocol):
 
     @property
     def resident_until(self) -> float: ...
+
+    # Set by each use (a ready answer too), so the cache revalidates it ahead of time.
+    used: bool
 
 
 @dataclass(slots=True)

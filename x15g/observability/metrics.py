@@ -119,7 +119,8 @@ def worker_snapshot(state: Any, caches: Iterable[Any], worker_id: int = 0) -> di
     connections = list(state.connections)
     counters["connections_open"] = len(connections)
     counters["connections_idle"] = sum(1 for c in connections if c.idle)
-    cache = {"hits": 0, "misses": 0, "entries": 0, "memory": 0, "open_fds": 0, "evictions": 0}
+    cache = {"hits": 0, "misses": 0, "entries": 0, "memory": 0, "open_fds": 0, "evictions": 0, "revalidations": 0,
+             "refreshes": 0}
     for c in caches:
         for name in cache:
             cache[name] += int(getattr(c, name, 0))
@@ -281,6 +282,9 @@ _CACHE = (
     ("cache_hits_total", "hits", "counter", "Open-file cache hits."),
     ("cache_misses_total", "misses", "counter", "Open-file cache misses."),
     ("cache_evictions_total", "evictions", "counter", "Open-file cache evictions."),
+    ("cache_revalidations_total", "revalidations", "counter", "Open-file cache revalidations a request waited for."),
+    ("cache_refreshes_total", "refreshes", "counter",
+     "Open-file cache entries in use revalidated ahead of time, off the request path."),
     ("cache_entries", "entries", "gauge", "Paths in the open-file caches."),
     ("cache_memory_bytes", "memory", "gauge", "Bytes of file bodies held in memory by the caches."),
     ("cache_open_fds", "open_fds", "gauge", "File descriptors held by the caches."),

@@ -111,6 +111,7 @@ class ReadyAnswers:
             return None
         fresh = answer.fresh
         if now < fresh.fresh_until and not fresh.retired and (answer.file is None or now < fresh.resident_until):
+            fresh.used = True  # the cache keeps it fresh ahead of time (FileCache.refresh)
             return answer
         self._drop(head)
         self._admission.note(head)  # it repeats: the next full-path answer stores a fresh one at once

@@ -46,6 +46,19 @@ _BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 SWEEP_INTERVAL = 0.25
 
 
+class Refresher(Protocol):
+    """A cache that keeps its entries in use fresh ahead of time (static/filecache.py)."""
+
+    @property
+    def tick(self) -> float:
+        """Seconds between refreshes; 0 for never."""
+        ...
+
+    def refresh(self) -> None:
+        """Revalidate what is about to expire; may block (runs in its own greenlet)."""
+        ...
+
+
 class ServingContext:
     """What every connection of this worker shares (read on the hot path: plain attributes)."""
 
@@ -75,6 +88,9 @@ class ServingContext:
         # Connections whose answer the hub made this loop turn, sent together (connection.py).
         self.hub_answers: list[Connection] = []
         self.periodic: list[Callable[[], None]] = []  # run once a second by housekeeping (metrics publishing)
+        # Caches kept fresh off the request path (FileCache.refresh): each runs every `tick`
+        # seconds in the worker's refresher greenlet, where it may block.
+        self.refreshers: list[Refresher] = []
         self.worker_id = 0
         self.header_timeout = settings.header_timeout
         self.keepalive_timeout = settings.keepalive_timeout
@@ -157,6 +173,7 @@ class Worker:
         gevent.signal_handler(signal.SIGQUIT, self.stop, False)
         gevent.signal_handler(signal.SIGUSR1, self._reopen_logs)
         housekeeping = gevent.spawn(self._housekeeping)
+        refreshers = [gevent.spawn(self._refresh, r) for r in self.ctx.refreshers if r.tick > 0]
         sweeper = gevent.get_hub().loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
         sweeper.start(self._sweep)
         if self.watchdog is not None:
@@ -170,6 +187,7 @@ class Worker:
             self.watchdog.stop()
         sweeper.stop()
         housekeeping.kill()
+        gevent.killall(refreshers)
         self._flush_access_log()
         log.info("worker %d (pid %d) stopped", self.worker_id, os.getpid())
         return 0
@@ -306,6 +324,15 @@ class Worker:
                 log.info("worker %d (pid %d) served %d requests (--max-requests %d); recycling",
                          self.worker_id, os.getpid(), self.ctx.counters.requests, self.request_limit)
                 self.stop(True)
+
+    def _refresh(self, refresher: Refresher) -> None:
+        tick = refresher.tick
+        while True:
+            gevent.sleep(tick)
+            try:
+                refresher.refresh()
+            except Exception:  # a failed refresh leaves entries to the request path; try again
+                log.exception("refreshing a cache failed")
 
     def _flush_access_log(self) -> None:
         access_log = self.ctx.access_log

@@ -7,6 +7,13 @@ plain 200 GET and HEAD. A hit inside the revalidation window is a dict lookup an
 the entry still describes the file (inode, size and mtime compared, so a replaced file is noticed).
 Answers that are not files (404, 403, redirects) are cached as `Answer`s for the same window.
 
+Entries in use are revalidated ahead of time, off the request path (`refresh`, every quarter of
+the window): one threadpool call stats every entry used in its window that ends before the next
+tick, so a request for a file in use never waits on a revalidation (with browser-like traffic
+over the 2,000-file static mix, 1 request in 13 did: a greenlet switch and a threadpool round
+trip each). An entry nobody asked for in its window is left to expire: the next request
+revalidates it as above.
+
 An entry that leaves the cache while responses still send from its fd is only marked retired; the
 fd is closed when the last of them calls `release` (Response.release).
 """
@@ -54,7 +61,7 @@ class FileEntry:
     __slots__ = (
         "path", "fd", "size", "mtime_ns", "mtime", "ino", "dev", "etag", "last_modified",
         "content_type", "body", "headers", "validators", "get_response", "head_response",
-        "variants", "codings", "watch", "fresh_until", "resident_until", "refs", "retired", "owner",
+        "variants", "codings", "watch", "fresh_until", "resident_until", "refs", "retired", "owner", "used",
     )
 
     def __init__(self, path: str, fd: int, st: os.stat_result, content_type: str, body: bytes | None,
@@ -91,6 +98,7 @@ class FileEntry:
         self.refs = 0
         self.retired = False
         self.owner = self  # the entry whose revalidation window covers this one (see follow)
+        self.used = False  # asked for since its last revalidation (refresh keeps it fresh)
 
     @property
     def memory(self) -> int:
@@ -144,13 +152,14 @@ class Answer:
     `kind` is "error", "redirect" (to `location`) or "listing" (of directory `path`).
     """
 
-    __slots__ = ("kind", "status", "reason", "location", "path", "url_path", "fresh_until", "watch")
+    __slots__ = ("kind", "status", "reason", "location", "path", "url_path", "fresh_until", "watch", "used")
 
     def __init__(self, kind: str, status: int, reason: str = "", location: str = "", path: str = "", url_path: str = "") -> None:
         self.kind, self.status, self.reason = kind, status, reason
         self.location, self.path, self.url_path = location, path, url_path
         self.fresh_until = 0.0
         self.watch: Watch = ()  # nothing to compare: reload after the window
+        self.used = False
 
     memory = 0
     fds = 0
@@ -204,12 +213,18 @@ def still_valid(watch: Watch) -> bool:
     return all(stat_stamp(path) == stamp for path, stamp in watch)
 
 
+def all_still_valid(watches: list[Watch]) -> list[bool]:
+    """Blocking: `still_valid` of each (one threadpool call for a whole refresh)."""
+    return [still_valid(watch) for watch in watches]
+
+
 class FileCache:
     """LRU of URL path -> Entry, bounded by `settings.cache_entries` and, for bodies kept in
     memory, by `settings.cache_memory`; revalidated every `settings.cache_revalidate` seconds.
 
-    Counters for the metrics endpoint: `hits`, `misses`, `revalidations`, `evictions`, `warms`,
-    `memory` (bytes of bodies held), `open_fds` and `entries` (paths cached).
+    Counters for the metrics endpoint: `hits`, `misses`, `revalidations` (on the request path),
+    `refreshes` (ahead of it), `evictions`, `warms`, `memory` (bytes of bodies held), `open_fds`
+    and `entries` (paths cached).
     """
 
     def __init__(self, settings: Any, disk: DiskIO, clock: Callable[[], float] = time.monotonic) -> None:
@@ -224,6 +239,7 @@ class FileCache:
         # connections keep the rest (nginx's open_file_cache max plays the same role).
         self.max_fds = max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
         self.hits = self.misses = self.revalidations = self.evictions = self.warms = 0
+        self.refreshes = 0  # revalidations made ahead of time (refresh)
         self.memory = 0
         self.open_fds = 0
 
@@ -243,6 +259,7 @@ class FileCache:
             if now < entry.fresh_until:
                 self._map.move_to_end(key)
                 self.hits += 1
+                entry.used = True
                 return entry
             return self._revalidate(key, entry, now)
         self.misses += 1
@@ -255,6 +272,7 @@ class FileCache:
         if entry is not None and self._clock() < entry.fresh_until:
             self._map.move_to_end(key)
             self.hits += 1
+            entry.used = True
             return entry
         return None
 
@@ -278,6 +296,35 @@ class FileCache:
             self._drop(key)
         self.misses += 1
         return None
+
+    @property
+    def tick(self) -> float:
+        """How often `refresh` should run (0: never, every request revalidates)."""
+        return self.period / 4
+
+    def refresh(self) -> None:
+        """Revalidate ahead of time, in one DiskIO call (blocking only the caller), the entries
+        used in their window whose window ends before the next tick; drop those that changed.
+        A large file's pages are sampled again too, so its ready answer stays usable."""
+        started = self._clock()
+        horizon = started + 2 * self.tick
+        due = [(key, entry) for key, entry in self._map.items()
+               if entry.used and entry.watch and entry.fresh_until < horizon]
+        if not due:
+            return
+        valid = self._disk.run(all_still_valid, [entry.watch for _, entry in due])
+        until = started + self.period
+        self.refreshes += len(due)
+        for (key, entry), ok in zip(due, valid):
+            if self._map.get(key) is not entry:
+                continue  # dropped, evicted or replaced meanwhile
+            entry.used = False
+            if not ok:
+                self._drop(key)
+                continue
+            entry.fresh_until = max(entry.fresh_until, until)
+            if isinstance(entry, FileEntry) and entry.fd >= 0 and residency.probe(entry.fd, 0, entry.size) is not False:
+                entry.resident_until = until
 
     def fill(self, key: bytes, load: Callable[..., Entry], *args: Any) -> Entry:
         """Run `load(*args)` through DiskIO (it may raise HTTPError: not cached) and cache it."""
