@@ -84,48 +84,54 @@ class HandlerContext:
         self.limits = Limits.from_settings(settings)
         self.proxies = TrustedProxies(settings.forwarded_allow_ips) if settings.forwarded_allow_ips else None
         self.hold = min(settings.isolate_hold, settings.keepalive_timeout)
+        # a hold as long as the keep-alive timeout ends the connection itself when it runs out
+        self.hold_closes = settings.isolate_hold >= settings.keepalive_timeout
         self.connections: set[Connection] = set()  # every connection held, for the sweeper
         self.waiting: set[Connection] = set()  # those waiting for their next request
 
 
 class Routes:
     """Which requests that follow on a held connection are this handler's: the worker's router
-    rebuilt from its route table (responder.route_table), every other responder a stand-in. At
-    "/" (the WSGI app beside static files) the static rule runs here too, on the granted root:
-    a file it would serve goes back to the worker."""
+    rebuilt from its route table (responder.route_table), every other responder a stand-in.
 
-    def __init__(self, table: dict[str, Any], settings: Settings, grants: sandbox.Grants) -> None:
+    At "/" (the WSGI app beside static files, app/wsgi.py StaticOrApp) a GET or HEAD is the
+    app's when no file answers it, which only the worker can tell (a handler cannot see the
+    document root as the worker does). So the worker's own decision is reused: a path it handed
+    over for GET/HEAD is the app's for --cache-revalidate seconds, as long as the worker's cache
+    keeps its 404/403 (a file created there is served by the worker at most that much later)."""
+
+    MEMO_PATHS = 4096  # paths remembered at the most (then forgotten all at once)
+
+    def __init__(self, table: dict[str, Any], settings: Settings) -> None:
         from x15g.app.router import Route, Router
 
         self.mine = object()
+        self.static_or_mine = object()
         other = object()
-        default: Any = self.mine if table["default"] == protocol.MINE else other
-        self.static_or_mine: Any = None
-        if table["default"] == protocol.STATIC_OR_MINE:
-            from dataclasses import replace
+        owners = {protocol.MINE: self.mine, protocol.STATIC_OR_MINE: self.static_or_mine}
+        self.router = Router([Route(prefix, owners.get(owner, other), exact)  # type: ignore[arg-type]
+                              for prefix, exact, owner in table["routes"]],
+                             owners.get(table["default"], other))  # type: ignore[arg-type]
+        self.window = settings.cache_revalidate
+        self.app_paths: dict[bytes, float] = {}  # path -> until when it is the app's (GET/HEAD at "/")
 
-            from x15g.app.wsgi import StaticOrApp
-            from x15g.diskio import DiskIO
-            from x15g.static.responder import StaticResponder
-
-            local = replace(settings, root=grants.path(settings.root))
-            default = self.static_or_mine = StaticOrApp(StaticResponder(local, DiskIO(settings.threadpool_size)),
-                                                        self.mine)  # type: ignore[arg-type]
-        self.router = Router([Route(prefix, self.mine if owner == protocol.MINE else other, exact)  # type: ignore[arg-type]
-                              for prefix, exact, owner in table["routes"]], default)
+    def handed(self, request: Request) -> None:
+        """Note the worker's decision for a request it handed over."""
+        if self.window > 0 and (request.method == "GET" or request.method == "HEAD") \
+                and self.router.owner(request) is self.static_or_mine:
+            if len(self.app_paths) >= self.MEMO_PATHS:
+                self.app_paths.clear()
+            self.app_paths[request.path] = _monotonic() + self.window
 
     def owns(self, request: Request) -> bool:
         owner = self.router.owner(request)
         if owner is self.mine:
             return True
-        if owner is None or owner is not self.static_or_mine:
+        if owner is not self.static_or_mine:
             return False
-        answer = self.static_or_mine.static_answer(request)
-        if answer is None:
-            return True
-        if answer.release is not None:
-            answer.release()
-        return False
+        if request.method != "GET" and request.method != "HEAD":
+            return True  # every other method is the app's at "/"
+        return self.app_paths.get(request.path, 0.0) > _monotonic()
 
 
 class Handler:
@@ -212,6 +218,7 @@ class Handler:
         routes = self.routes
         if routes is None:
             return hand.buffered
+        routes.handed(hand.request)
         board = self.board
         buf = hand.buffered
         served = hand.served
@@ -226,9 +233,14 @@ class Handler:
                 if ctx.hold <= 0:
                     break
                 ctx.waiting.add(connection)
+                if board is not None:
+                    board.note(hand.slot, -now, wrote)  # waiting, not answering: no --isolate-timeout
                 try:
                     buf = connection._recv(now + ctx.hold)
                 except ConnectionTimeout:
+                    if ctx.hold_closes and not ctx.draining:
+                        report.keep = False  # idle for the whole keep-alive timeout
+                        return b""
                     break  # quiet: back to the worker, which waits out the keep-alive timeout
                 except OSError:
                     buf = b""
@@ -255,8 +267,7 @@ class Handler:
             started = _monotonic()
             if board is not None:
                 board.note(hand.slot, started, wrote)
-            status, sent, keep, out, request_id = self._answer(
-                connection, request, not ctx.draining and served < ctx.max_requests)
+            status, sent, keep, out, request_id = self._answer(connection, request, served < ctx.max_requests)
             wrote += out
             head = buf[:consumed]
             further.append(protocol.Further(head, status, sent, started, _monotonic(), request_id))
@@ -284,7 +295,9 @@ class Handler:
         """Send through the pipeline: (body bytes sent, keep the connection, bytes that left)."""
         body = response.body
         closes = response.close or (type(body) is StreamedBody and body.length is None and request.version != 11)
-        out = connection._built(response, request, keep_allowed and request.keep_alive and not closes, _monotonic())
+        # the drain is looked at once the app answered, as the worker's _keeps does
+        keep = keep_allowed and request.keep_alive and not closes and not self.ctx.draining
+        out = connection._built(response, request, keep, _monotonic())
         out.method = None  # accounted by the worker, from the report
         try:
             connection._deliver(out, True)
@@ -350,11 +363,6 @@ def main(argv: list[str]) -> int:
     values = setup["settings"]
     settings = Settings(**{name: tuple(v) if type(v) is list else v for name, v in values.items()})
     setup_logging("-", settings.log_level)
-    table = setup.get("routes")
-    if table is not None and table["default"] == protocol.STATIC_OR_MINE:
-        import mimetypes
-
-        mimetypes.init()  # the static rule (Routes) needs the system's table, outside the sandbox
     plan = sandbox.Plan(**setup["plan"])
     plan.keep = [0, 1, 2, setup_socket.fileno()]
     try:
@@ -369,7 +377,8 @@ def main(argv: list[str]) -> int:
     for part in missing:
         log.warning("isolated handler %d: NOT enforced: %s", os.getpid(), part)
     app = build_app(setup, settings, grants)
-    routes = Routes(table, settings, grants) if table is not None else None
+    table = setup.get("routes")
+    routes = Routes(table, settings) if table is not None else None
     Handler(control, app, settings, routes, board).serve()
     return 0
 

@@ -317,8 +317,10 @@ class HandlerPool:
             result = waiter.get()
             if type(result) is protocol.Report:
                 return result
+            started, sent_before = board.read(slot)
+            if started < 0:  # it was waiting for a request on the connection: nothing to answer
+                return protocol.Report(0, 502, 0, False, True)
             # What the handler sent before the request it failed on (a lie only hurts its own client).
-            sent_before = board.read(slot)[1] if before is not None else 0
             expected = before + sent_before if before is not None else None
             if isinstance(result, gevent.Timeout):
                 return self._fail(request, fd, 504, "the application did not answer in time", expected)
@@ -349,9 +351,10 @@ class HandlerPool:
                 if not late:
                     continue
                 for rid, p in late:
-                    log.error("isolated handler %d: %s %r from %s not answered within %.1f s; killing the handler",
-                              handler.pid, p.request.method, p.request.target.decode("latin-1"), p.request.peer,
-                              self.timeout)
+                    later = handler.board is not None and handler.board.read(p.slot)[0] > p.handed
+                    log.error("isolated handler %d: %s%s %r from %s not answered within %.1f s; killing the handler",
+                              handler.pid, "a request after " if later else "", p.request.method,
+                              p.request.target.decode("latin-1"), p.request.peer, self.timeout)
                     del handler.pending[rid]
                 gevent.spawn(self._expire, handler, [p for _, p in late])
 
@@ -359,9 +362,11 @@ class HandlerPool:
         """Whether the request the handler is answering on this connection began later than the
         hand-over (its board says so), so its own deadline is not yet past; moves the deadline."""
         started = board.read(pending.slot)[0]
-        started = min(started, pending.handed + protocol.BATCH_SECONDS)  # no more than a batch later
-        if started + self.timeout > now:
-            pending.deadline = started + self.timeout
+        idle = started < 0  # waiting for the next request since -started: at most --isolate-hold
+        started = min(abs(started), pending.handed + protocol.BATCH_SECONDS)  # no more than a batch later
+        deadline = started + self.timeout + (self.settings.isolate_hold if idle else 0.0)
+        if deadline > now:
+            pending.deadline = deadline
             return True
         return False
 

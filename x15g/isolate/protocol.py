@@ -17,7 +17,8 @@ heads of further requests are parsed again by the worker with the one strict par
   connection (head, status, bytes, start and end) for the worker to account. Id 0 is the
   handler saying it is ready.
 - the board: a shared memory page per handler, one slot per connection it holds, where it
-  notes when it began the request it is answering now and how many bytes it sent before it, so
+  notes when it began the request it is answering now (or, negated, since when it waits for the
+  next one) and how many bytes it sent before it, so
   the worker's --isolate-timeout (504) and death handling (502) apply to that request and not
   only to the one it handed over. No message, so no wake-up of the worker, per request.
 """
