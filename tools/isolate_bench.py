@@ -4,7 +4,9 @@ processes (--isolate), side by side, measured with wrk in one run (issue 14).
 Scenarios: `dyn` the SPECweb99-like dynamic GET mix (`/specweb99?/file_set/...` with the
 workload's class and file weights, the module answering from its file cache), `wsgi` a 1 KiB
 WSGI hello. Modes: `inproc` (x15g --workers 1), `isolated` (the same plus --isolate
---isolate-procs 1), and for `wsgi`, when installed, `nginx+gunicorn` / `nginx+granian` (nginx
+--isolate-procs 1), `isolated-nohold` (also --isolate-hold 0: every request handed over and
+back, what the handlers keeping the connection saves), and for `wsgi`, when installed,
+`nginx+gunicorn` / `nginx+granian` (nginx
 proxying with keep-alive upstream connections to one app-server worker: the usual way to keep
 application code out of the web server). Every server process (x15g's worker and handlers,
 nginx and its app server) is pinned to --server-cpu, wrk to --client-cpu; each mode gets a
@@ -59,6 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", default="dyn,wsgi", help="comma-separated: dyn, wsgi (default: %(default)s)")
     p.add_argument("--peers", default="gunicorn,granian", help="app servers behind nginx for wsgi, if installed; '' for none")
+    p.add_argument("--no-hold", action="store_true", help="also measure isolated-nohold (--isolate-hold 0)")
     p.add_argument("--duration", default="5s")
     p.add_argument("--warmup", default="1s")
     p.add_argument("--reps", type=int, default=3)
@@ -101,9 +104,11 @@ class Server:
 
 def start(args: argparse.Namespace, tmp: str, scenario: str, mode: str, root: str) -> Server:
     ctx = srv.Context(root, tmp, args.server_cpu)
-    if mode in ("inproc", "isolated"):
+    if mode in ("inproc", "isolated", "isolated-nohold"):
         app = ["--specweb"] if scenario == "dyn" else ["--wsgi", "hello_wsgi:app"]
-        isolate = ["--isolate", "--isolate-procs", "1"] if mode == "isolated" else []
+        isolate = ["--isolate", "--isolate-procs", "1"] if mode != "inproc" else []
+        if mode == "isolated-nohold":
+            isolate += ["--isolate-hold", "0"]
         ctx.x15g_args = app + isolate + ["--admin-prefix", ""]
         old = os.getcwd()
         os.chdir(srv.PEERS)  # --wsgi hello_wsgi:app is found in the working directory
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         mix = os.path.join(tmp, "dyn.lua")
         dyn_script(mix, args.dirs)
         for scenario in args.scenarios.split(","):
-            modes = ["inproc", "isolated"]
+            modes = ["inproc", "isolated"] + (["isolated-nohold"] if args.no_hold else [])
             if scenario == "wsgi":
                 modes += [f"nginx+{p}" for p in args.peers.split(",") if p]
             path, script = ("/specweb99", mix) if scenario == "dyn" else ("/", done)
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                     base = row
                 row["ratio"] = row["rps"] / base["rps"] if base else None
                 row["p99_ratio"] = row["p99"] / base["p99"] if base and base["p99"] else None
-                row["handover_us"] = row["cpu_us"] - base["cpu_us"] if base and mode == "isolated" else None
+                row["handover_us"] = row["cpu_us"] - base["cpu_us"] if base and mode.startswith("isolated") else None
                 rows.append(row)
     print(table(rows, args))
     return 0

@@ -198,6 +198,9 @@ class Handler:
         finally:
             ctx.connections.discard(connection)
             ctx.waiting.discard(connection)
+            for event in (connection.read_event, connection.write_event):
+                if event is not None:
+                    event.close()
             raw.close()  # before the report: the worker is then the socket's only owner
         try:
             protocol.send(self.control, protocol.encode_report(report))

@@ -52,7 +52,7 @@ DRAIN = b"drain"
 # after this many further requests or bytes of their heads: the worker accounts them then
 # (access log, metrics, --max-requests), so they are at most about this late.
 BATCH_SECONDS = 1.0
-BATCH_REQUESTS = 256
+BATCH_REQUESTS = 64
 BATCH_HEADS = 16 * 1024
 # What owns the requests a route (or the router's default) gets, in the handlers' route table.
 MINE = "mine"  # this pool's application
