@@ -12,7 +12,7 @@ next head (the bytes the worker had read after the request, else what arrives wi
 --isolate-hold) with the same strict parser, routes it with the worker's router rebuilt from its
 route table (`Routes`), and answers it too. A request that is not its own (a static file, the
 admin endpoints, one with a body), a head that is incomplete or bad, a connection quiet past
---isolate-hold, a batch full (protocol.BATCH_*) or the worker's drain end the hold: the socket
+--isolate-hold, a full batch (protocol.BATCH_*) or the worker's drain end the hold: the socket
 is closed here and the report goes back with the bytes read and not used (`leftover`) and every
 further request answered, which the worker accounts; it owns the connection again. Only one
 side reads the socket at a time. Each request the handler begins is noted on its board
@@ -25,6 +25,7 @@ from gevent import monkey
 
 monkey.patch_all()  # application code may block on sockets or sleep: it must yield instead
 
+import errno  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -36,6 +37,7 @@ from typing import Any  # noqa: E402
 import _socket  # noqa: E402
 import gevent  # noqa: E402
 from gevent import getcurrent  # noqa: E402
+from gevent.lock import Semaphore  # noqa: E402
 
 # One greenlet per hand-over: without the spawn-tree bookkeeping (a stack walk) a spawn costs
 # 1.6 us instead of 3.1 us.
@@ -144,6 +146,7 @@ class Handler:
         self.ctx = HandlerContext(settings)
         self.routes = routes  # None: every connection goes back after its answer
         self.board = board
+        self.sending = Semaphore()
 
     def serve(self) -> None:
         sweeper = self.ctx.loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
@@ -202,10 +205,23 @@ class Handler:
                 if event is not None:
                     event.close()
             raw.close()  # before the report: the worker is then the socket's only owner
-        try:
-            protocol.send(self.control, protocol.encode_report(report))
-        except OSError:
-            pass  # the worker is gone
+        self._report(report)
+
+    def _report(self, report: protocol.Report) -> None:
+        """Send `report`, one greenlet at a time (a full control socket makes a send wait)."""
+        with self.sending:
+            try:
+                protocol.send(self.control, protocol.encode_report(report))
+            except OSError as exc:
+                if exc.errno != errno.EMSGSIZE:
+                    return  # the worker is gone
+                log.error("hand-over %d: report of %d further requests too large; closing",
+                          report.request_id, len(report.further))
+                report.further, report.keep = [], False
+                try:
+                    protocol.send(self.control, protocol.encode_report(report))
+                except OSError:
+                    pass
 
     def _answer(self, connection: Connection, request: Request, keep_allowed: bool) -> tuple[int, int, bool, int, str]:
         """Answer one request: (status, body bytes sent, keep the connection, bytes that left,
@@ -227,8 +243,8 @@ class Handler:
         served = hand.served
         until = _monotonic() + protocol.BATCH_SECONDS
         further = report.further
-        heads = 0
-        while not ctx.draining and len(further) < protocol.BATCH_REQUESTS and heads < protocol.BATCH_HEADS:
+        size = 0  # bytes of the records in the report
+        while not ctx.draining and size < protocol.BATCH_BYTES:
             now = _monotonic()
             if now > until:
                 break
@@ -274,7 +290,7 @@ class Handler:
             wrote += out
             head = buf[:consumed]
             further.append(protocol.Further(head, status, sent, started, _monotonic(), request_id))
-            heads += len(head)
+            size += protocol.FURTHER_SIZE + consumed + len(request_id)
             if not keep:
                 report.keep = False
                 return b""

@@ -29,6 +29,7 @@ import array
 import dataclasses
 import marshal
 import os
+import re
 import socket
 import struct
 import sys
@@ -49,11 +50,12 @@ KEEP = 1  # the handler's answer said keep-alive: the worker reads the next requ
 BEGUN = 2  # some bytes of the answer reached the socket (a later failure must close)
 DRAIN = b"drain"
 # A handler gives a held connection back at the first request boundary after this long, or
-# after this many further requests or bytes of their heads: the worker accounts them then
-# (access log, metrics, --max-requests), so they are at most about this late.
+# once the records of its further requests take this many bytes of the report: the worker
+# accounts them then (access log, metrics, --max-requests), so they are at most about this
+# late, and a report always fits one datagram (MAX_MESSAGE: the records, one more head, the
+# leftover of one recv).
 BATCH_SECONDS = 1.0
-BATCH_REQUESTS = 64
-BATCH_HEADS = 16 * 1024
+BATCH_BYTES = 8 * 1024
 # What owns the requests a route (or the router's default) gets, in the handlers' route table.
 MINE = "mine"  # this pool's application
 OTHER = "other"  # anything else: the handler gives the connection back
@@ -61,6 +63,7 @@ STATIC_OR_MINE = "static-or-mine"  # the WSGI app at "/": a static file that exi
 MAX_REQUEST_ID = 200  # bytes of an X-Request-ID in a report
 _REPORT = struct.Struct("<IHQBIHH")  # id, status, sent, flags, leftover, further requests, X-Request-ID
 _FURTHER = struct.Struct("<HQddHH")  # status, sent, started, ended, head, X-Request-ID
+FURTHER_SIZE = _FURTHER.size
 REPORT_SIZE = _REPORT.size
 
 
@@ -129,9 +132,12 @@ def decode_report(data: bytes) -> Report:
 
 def _ascii(raw: bytes) -> str:
     """An X-Request-ID from a report: visible ASCII only (it goes into the access log)."""
-    if len(raw) > MAX_REQUEST_ID or not all(32 < b < 127 for b in raw):
+    if len(raw) > MAX_REQUEST_ID or _VISIBLE.fullmatch(raw) is None:
         raise ValueError("bad X-Request-ID in a handler report")
     return raw.decode("ascii")
+
+
+_VISIBLE = re.compile(rb"[\x21-\x7e]*")
 
 
 class Board:
