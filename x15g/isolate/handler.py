@@ -255,6 +255,10 @@ class Handler:
                 if board is not None:
                     board.note(hand.slot, -now, wrote)  # waiting, not answering: no --isolate-timeout
                 try:
+                    # Wait first, then recv: right after an answer the client has rarely sent
+                    # its next request yet (as Connection._wait_request, a failed recv costs a
+                    # system call and an exception).
+                    connection._wait_readable(now + ctx.hold)
                     buf = connection._recv(now + ctx.hold)
                 except ConnectionTimeout:
                     if ctx.hold_closes and not ctx.draining:
