@@ -147,6 +147,7 @@ class Handler:
         self.routes = routes  # None: every connection goes back after its answer
         self.board = board
         self.sending = Semaphore()
+        self.respond_now = getattr(app, "respond_now", None)
 
     def serve(self) -> None:
         sweeper = self.ctx.loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
@@ -306,6 +307,12 @@ class Handler:
     def _respond(self, request: Request) -> Response:
         head_only = request.method == "HEAD"
         try:
+            # what the worker's hub answers at once in-process (a cached file): the same path here
+            now = self.respond_now
+            if now is not None and not request.has_body:
+                response = now(request)
+                if response is not None:
+                    return response
             return self.app.respond(request)
         except HTTPError as error:
             return error_response(error, head_only)
