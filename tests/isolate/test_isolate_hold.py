@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.isolate.test_isolate_server import sockets_held
 from tests.support.clients import read_until_close
 from tests.support.docroots import make_docroot
 from tests.support.server import APP_ENV, ServerProcess
@@ -33,14 +34,7 @@ def handler_pids(server: ServerProcess) -> list[int]:
 
 def client_sockets(pid: int) -> int:
     """Sockets a handler holds beside its control socket: the connections it keeps."""
-    count = 0
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                count += 1
-    except OSError:
-        pass
-    return count - 1
+    return sockets_held(pid) - 1
 
 
 def held(server: ServerProcess) -> int:
@@ -69,23 +63,39 @@ def get(path: str, close: bool = False) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: t\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n".encode()
 
 
+class Answers:
+    """Reads the answers on a client socket one by one (pipelined ones may share a recv)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _more(self, what: str) -> None:
+        chunk = self.sock.recv(65536)
+        assert chunk, f"closed {what}: {self.buffer!r}"
+        self.buffer += chunk
+
+    def next(self) -> tuple[int, dict[str, str], bytes]:
+        """status, headers, body of the next answer (framed by Content-Length)."""
+        while b"\r\n\r\n" not in self.buffer:
+            self._more("before an answer")
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        self.buffer = rest
+        while len(self.buffer) < length:
+            self._more("inside a body")
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(lines[0].split()[1]), headers, body
+
+
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One answer with a Content-Length body from `sock`."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before an answer: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "closed inside a body"
-        body += chunk
-    assert len(body) == length, "more bytes than the answer: the next answer came unasked"
-    return int(lines[0].split()[1]), headers, body
+    """The one answer expected on `sock` now (nothing may follow it unasked)."""
+    answers = Answers(sock)
+    answer = answers.next()
+    assert not answers.buffer, "more bytes than the answer: the next answer came unasked"
+    return answer
 
 
 def test_following_requests_are_answered_and_every_one_logged(server) -> None:
@@ -101,7 +111,8 @@ def test_following_requests_are_answered_and_every_one_logged(server) -> None:
             assert body == b"hello, world\n" if "hello" in path else body.startswith(b"65534 "), (path, body)
         # pipelined: the handler answers its own in order and gives the static one back
         sock.sendall(get("/whoami?a4") + get("/hello.txt?a5") + get("/whoami?a6", close=True))
-        answers = [read_answer(sock) for _ in range(3)]
+        reader = Answers(sock)
+        answers = [reader.next() for _ in range(3)]
         assert [a[0] for a in answers] == [200, 200, 200]
         assert answers[1][2] == b"hello, world\n" and answers[2][1]["connection"] == "close"
         assert sock.recv(1) == b""
