@@ -318,21 +318,16 @@ class StaticOrApp:
         self.app = app
 
     def respond(self, request: Request) -> Response:
-        return self.static_answer(request) or self.app.respond(request)
-
-    def static_answer(self, request: Request) -> Response | None:
-        """The static answer to `request`, or None when it is the app's (an isolated handler
-        holding a connection asks this too, isolate/handler.py)."""
         if request.method == "GET" or request.method == "HEAD":
             known = self.static.cache.get(request.path)
             if known is not None and known.__class__ is Answer and known.kind == "error" and known.status in (403, 404):
-                return None  # refused before: no exception round trip
+                return self.app.respond(request)  # refused before: no exception round trip
             try:
                 return self.static.respond(request)
             except HTTPError as error:
                 if error.status not in (403, 404):
                     raise
-        return None
+        return self.app.respond(request)
 
 
 def check_app_spec(spec: str) -> None:
