@@ -93,7 +93,7 @@ def route_table(router: Any, responder: IsolatedResponder) -> dict[str, Any]:
     def owner(what: Any) -> str:
         if what is responder:
             return MINE
-        if type(what) is StaticOrApp and what.app is responder:
+        if type(what) is StaticOrApp and getattr(what, "app", None) is responder:  # built with --isolate
             return STATIC_OR_MINE
         return OTHER
 
