@@ -12,9 +12,11 @@ application code out of the web server). Every server process (x15g's worker and
 nginx and its app server) is pinned to --server-cpu, wrk to --client-cpu; each mode gets a
 warm-up, then --reps runs in alternating order; the table shows medians.
 
-The hand-over cost is the difference in server CPU time per request between isolated and
+The cost column is the difference in server CPU time per request between an isolated mode and
 in-process (both measured over the whole process group: worker, handlers, spare), in
-microseconds: what passing the socket, the handler's side and the report add per request.
+microseconds: what isolation adds per request. For `isolated-nohold` that is one hand-over and
+back; for `isolated` the handler keeps the connection, so it is the handler's own loop, the
+worker's accounting of the requests it reports and one hand-over per batch.
 
     .venv/bin/python -m tools.isolate_bench --duration 5s --warmup 1s --reps 3
 """
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     out = [f"wrk -c{args.connections} -t{args.threads}, {args.duration} x {args.reps} alternating runs, "
            f"servers on CPU {args.server_cpu}, wrk on CPU {args.client_cpu}; medians", "",
-           "| scenario | mode | req/s | × in-process | p99 ms | p99 × | server CPU µs/req | hand-over µs | errors |",
+           "| scenario | mode | req/s | × in-process | p99 ms | p99 × | server CPU µs/req | isolation µs/req | errors |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
