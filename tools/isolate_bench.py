@@ -4,15 +4,19 @@ processes (--isolate), side by side, measured with wrk in one run (issue 14).
 Scenarios: `dyn` the SPECweb99-like dynamic GET mix (`/specweb99?/file_set/...` with the
 workload's class and file weights, the module answering from its file cache), `wsgi` a 1 KiB
 WSGI hello. Modes: `inproc` (x15g --workers 1), `isolated` (the same plus --isolate
---isolate-procs 1), and for `wsgi`, when installed, `nginx+gunicorn` / `nginx+granian` (nginx
+--isolate-procs 1), `isolated-nohold` (also --isolate-hold 0: every request handed over and
+back, what the handlers keeping the connection saves), and for `wsgi`, when installed,
+`nginx+gunicorn` / `nginx+granian` (nginx
 proxying with keep-alive upstream connections to one app-server worker: the usual way to keep
 application code out of the web server). Every server process (x15g's worker and handlers,
 nginx and its app server) is pinned to --server-cpu, wrk to --client-cpu; each mode gets a
 warm-up, then --reps runs in alternating order; the table shows medians.
 
-The hand-over cost is the difference in server CPU time per request between isolated and
+The cost column is the difference in server CPU time per request between an isolated mode and
 in-process (both measured over the whole process group: worker, handlers, spare), in
-microseconds: what passing the socket, the handler's side and the report add per request.
+microseconds: what isolation adds per request. For `isolated-nohold` that is one hand-over and
+back; for `isolated` the handler keeps the connection, so it is the handler's own loop, the
+worker's accounting of the requests it reports and one hand-over per batch.
 
     .venv/bin/python -m tools.isolate_bench --duration 5s --warmup 1s --reps 3
 """
@@ -59,6 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", default="dyn,wsgi", help="comma-separated: dyn, wsgi (default: %(default)s)")
     p.add_argument("--peers", default="gunicorn,granian", help="app servers behind nginx for wsgi, if installed; '' for none")
+    p.add_argument("--no-hold", action="store_true", help="also measure isolated-nohold (--isolate-hold 0)")
     p.add_argument("--duration", default="5s")
     p.add_argument("--warmup", default="1s")
     p.add_argument("--reps", type=int, default=3)
@@ -101,9 +106,11 @@ class Server:
 
 def start(args: argparse.Namespace, tmp: str, scenario: str, mode: str, root: str) -> Server:
     ctx = srv.Context(root, tmp, args.server_cpu)
-    if mode in ("inproc", "isolated"):
+    if mode in ("inproc", "isolated", "isolated-nohold"):
         app = ["--specweb"] if scenario == "dyn" else ["--wsgi", "hello_wsgi:app"]
-        isolate = ["--isolate", "--isolate-procs", "1"] if mode == "isolated" else []
+        isolate = ["--isolate", "--isolate-procs", "1"] if mode != "inproc" else []
+        if mode == "isolated-nohold":
+            isolate += ["--isolate-hold", "0"]
         ctx.x15g_args = app + isolate + ["--admin-prefix", ""]
         old = os.getcwd()
         os.chdir(srv.PEERS)  # --wsgi hello_wsgi:app is found in the working directory
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         mix = os.path.join(tmp, "dyn.lua")
         dyn_script(mix, args.dirs)
         for scenario in args.scenarios.split(","):
-            modes = ["inproc", "isolated"]
+            modes = ["inproc", "isolated"] + (["isolated-nohold"] if args.no_hold else [])
             if scenario == "wsgi":
                 modes += [f"nginx+{p}" for p in args.peers.split(",") if p]
             path, script = ("/specweb99", mix) if scenario == "dyn" else ("/", done)
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                     base = row
                 row["ratio"] = row["rps"] / base["rps"] if base else None
                 row["p99_ratio"] = row["p99"] / base["p99"] if base and base["p99"] else None
-                row["handover_us"] = row["cpu_us"] - base["cpu_us"] if base and mode == "isolated" else None
+                row["handover_us"] = row["cpu_us"] - base["cpu_us"] if base and mode.startswith("isolated") else None
                 rows.append(row)
     print(table(rows, args))
     return 0
@@ -230,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     out = [f"wrk -c{args.connections} -t{args.threads}, {args.duration} x {args.reps} alternating runs, "
            f"servers on CPU {args.server_cpu}, wrk on CPU {args.client_cpu}; medians", "",
-           "| scenario | mode | req/s | × in-process | p99 ms | p99 × | server CPU µs/req | hand-over µs | errors |",
+           "| scenario | mode | req/s | × in-process | p99 ms | p99 × | server CPU µs/req | isolation µs/req | errors |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""

@@ -266,6 +266,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("isolate_group", "nogroup", str, "group the handler processes run as (name or gid)", "isolate"),
     Option("isolate_procs", 2, positive_int, "handler processes per worker", "isolate"),
     Option("isolate_timeout", 30.0, duration(0, inclusive=False), "seconds a handler may take to answer; then it is killed and the request gets 504", "isolate"),
+    Option("isolate_hold", 0.1, duration(0), "seconds a handler keeps a keep-alive connection quiet after its answer, to answer the next request itself if it is its own, before it gives the connection back to the worker; 0 gives it back after every answer", "isolate"),
     Option("isolate_memory", 1024 * MiB, size(0), "address-space limit of one handler process in bytes (RLIMIT_AS); 0 leaves it unlimited", "isolate"),
     Option("isolate_require_sandbox", False, parse_bool, "refuse to start when the kernel lacks Landlock or seccomp (else a warning says what is not enforced)", "isolate", switch=True),
     # SPECweb99-like module

@@ -118,6 +118,9 @@ def test_kill_9_mid_request_costs_that_request_only(server) -> None:
     other = server.http(timeout=20)  # a keep-alive connection that lives through the kill
     other.request("GET", "/whoami")
     assert other.getresponse().read().startswith(b"65534 ")
+    # a handler keeps a connection a moment (--isolate-hold) after its answer: `other` is the
+    # worker's again once no handler holds a socket beside its control socket
+    wait_for(lambda: all(sockets_held(p) < 2 for p in handlers))
     held = _send(server, "/sleep?30")
     with held:
         # the handler that took it holds the client socket beside its control socket

@@ -14,7 +14,8 @@ from x15g.static.responder import StaticResponder
 def build_app(settings: Settings, disk: DiskIO, state: ServingContext | None = None) -> Router:
     """The router for one worker process; `state` is the worker's serving context (counters,
     connections, draining, metrics, periodic) that the admin endpoints report on. With
-    --isolate the dynamic applications are started in their handler processes here."""
+    --isolate the dynamic applications are started in their handler processes here, once the
+    routes are known."""
     routes: list[Route] = []
     type_overrides: dict[str, str] = {}
     if settings.specweb:
@@ -48,9 +49,12 @@ def build_app(settings: Settings, disk: DiskIO, state: ServingContext | None = N
         periodic = getattr(state, "periodic", None)  # a worker's once-a-second jobs
         if periodic is not None:
             periodic.append(admin.publish)
-    if settings.wsgi:
-        return _with_wsgi(settings, settings.wsgi, routes, static)
-    return Router(routes, static)
+    router = _with_wsgi(settings, settings.wsgi, routes, static) if settings.wsgi else Router(routes, static)
+    if settings.isolate:  # the handlers are told the routes: which later requests are theirs
+        from x15g.isolate.responder import start_isolated
+
+        start_isolated(router, state)
+    return router
 
 
 def _with_wsgi(settings: Settings, spec: str, routes: list[Route], static: StaticResponder) -> Router:

@@ -54,9 +54,16 @@ class Router:
         """Whether the responder of `request` reads its body itself, when it needs it, from
         `request.body_reader` (`streams_body`), so the connection must not read it first: an
         answer that needs no body (405, 501, a static file) then goes out before the body."""
+        owner = self.owner(request)
+        return True if owner is None else getattr(owner, "streams_body", False)
+
+    def owner(self, request: Request) -> Responder | None:
+        """The responder that answers `request`; None when the router answers it itself (an
+        unknown method, `OPTIONS *`). An isolated handler asks this of the requests that follow
+        on a connection it holds (isolate/handler.py)."""
         if request.method not in KNOWN_METHODS or request.target == b"*":
-            return True
-        return getattr(self._responder(request.path), "streams_body", False)
+            return None
+        return self._responder(request.path)
 
     def _responder(self, path: bytes) -> Responder:
         if self._any_prefix and path.startswith(self._any_prefix):
@@ -69,7 +76,5 @@ class Router:
         """The answer when the responder that owns the path can make it without blocking (an
         ImmediateResponder's respond_now); None sends the request to `respond` in the
         connection's greenlet."""
-        if request.method not in KNOWN_METHODS or request.target == b"*":
-            return None
-        now = getattr(self._responder(request.path), "respond_now", None)
+        now = getattr(self.owner(request), "respond_now", None)
         return now(request) if now is not None else None

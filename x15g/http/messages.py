@@ -118,14 +118,31 @@ class StreamedBody:
 
 
 @dataclass(frozen=True, slots=True)
+class Answered:
+    """One more request a take-over answered on the connection after its own (an isolated
+    handler keeping a keep-alive connection): accounted by the connection like its own answers.
+    `started` and `ended` are time.monotonic() values (the clock every process shares)."""
+
+    request: Request
+    status: int
+    sent: int
+    started: float
+    ended: float
+
+
+@dataclass(frozen=True, slots=True)
 class TakeOverOutcome:
     """What a take-over did: the status it answered, the body bytes it sent, whether the
-    connection may serve another request, and the bytes it read past its request (pipelining)."""
+    connection may serve another request, and the bytes it read past its request (pipelining).
+    `answered` are the requests it answered after its own, in order; `request_id` the
+    X-Request-ID its application gave its own request (for the access log)."""
 
     status: int
     sent: int
     keep_alive: bool
     leftover: bytes = b""
+    answered: tuple[Answered, ...] = ()
+    request_id: str = ""
 
 
 class TakeOver(Protocol):
@@ -134,10 +151,12 @@ class TakeOver(Protocol):
     `take_over` runs in the connection's greenlet (it may block cooperatively). `fd` is the
     connection's non-blocking socket, `buffered` the bytes already read after this request (its
     body, if it had one, is in `request.body`), `keep_alive` whether the connection would stay
-    open after this answer (when False the answer must say `Connection: close`). The response's
-    `head` is unused; the connection never writes to the socket while it runs."""
+    open after this answer (when False the answer must say `Connection: close`), `served` how
+    many requests the connection has answered counting this one (a take-over that answers more
+    applies the same per-connection limit). The response's `head` is unused; the connection never
+    writes to or reads from the socket while it runs."""
 
-    def take_over(self, fd: int, buffered: bytes, keep_alive: bool) -> TakeOverOutcome: ...
+    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int) -> TakeOverOutcome: ...
 
 
 @dataclass(slots=True)

@@ -5,9 +5,18 @@ sandbox (sandbox.py) and only then imports the application (the WSGI app, or bui
 SPECweb99-like module), says it is ready, and serves hand-overs: each arrives with the client's
 socket, is answered by its own greenlet directly on that socket (several at once), through the
 same send pipeline as the worker's (server/connection.py: file bodies by sendfile, streamed
-bodies, the Connection header), then the socket is closed here and a report goes back to the
-worker, which owns the connection again and accounts the answer. The handler never reads from a client socket: the worker has read the head
-and the body, and keeps any pipelined bytes after them.
+bodies, the Connection header).
+
+Then the handler keeps the connection while the requests that follow are its own: it parses the
+next head (the bytes the worker had read after the request, else what arrives within
+--isolate-hold) with the same strict parser, routes it with the worker's router rebuilt from its
+route table (`Routes`), and answers it too. A request that is not its own (a static file, the
+admin endpoints, one with a body), a head that is incomplete or bad, a connection quiet past
+--isolate-hold, a full batch (protocol.BATCH_*) or the worker's drain end the hold: the socket
+is closed here and the report goes back with the bytes read and not used (`leftover`) and every
+further request answered, which the worker accounts; it owns the connection again. Only one
+side reads the socket at a time. Each request the handler begins is noted on its board
+(protocol.Board), so the worker's --isolate-timeout applies to it.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from gevent import monkey
 
 monkey.patch_all()  # application code may block on sockets or sleep: it must yield instead
 
+import errno  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -27,6 +37,7 @@ from typing import Any  # noqa: E402
 import _socket  # noqa: E402
 import gevent  # noqa: E402
 from gevent import getcurrent  # noqa: E402
+from gevent.lock import Semaphore  # noqa: E402
 
 # One greenlet per hand-over: without the spawn-tree bookkeeping (a stack walk) a spawn costs
 # 1.6 us instead of 3.1 us.
@@ -37,7 +48,9 @@ from x15g.app.responder import Responder  # noqa: E402
 from x15g.config import Settings  # noqa: E402
 from x15g.errors import HTTPError  # noqa: E402
 from x15g.http.dates import DateCache  # noqa: E402
+from x15g.http.forwarded import TrustedProxies  # noqa: E402
 from x15g.http.messages import Request, Response, StreamedBody  # noqa: E402
+from x15g.http.parser import Limits, parse_head  # noqa: E402
 from x15g.isolate import protocol, sandbox  # noqa: E402
 from x15g.observability.counters import Counters  # noqa: E402
 from x15g.observability.logs import setup_logging  # noqa: E402
@@ -46,7 +59,7 @@ from x15g.server.connection import INF, Connection, ConnectionTimeout, PeerGone 
 log = logging.getLogger("x15g.isolate.handler")
 
 _monotonic = time.monotonic
-SWEEP_INTERVAL = 0.25  # resolution of --send-timeout, as in the worker
+SWEEP_INTERVAL = 0.05  # resolution of --send-timeout and of --isolate-hold
 _RealSocket = _socket.socket
 EXIT_SANDBOX = 3  # the sandbox could not be set up as required (the worker logs why)
 
@@ -67,18 +80,74 @@ class HandlerContext:
         self.access_log = None
         self.answers = None
         self.draining = False
-        self.max_requests = settings.max_keepalive_requests
+        # as the worker's ServingContext: keepalive_timeout 0 disables keep-alive
+        self.max_requests = settings.max_keepalive_requests if settings.keepalive_timeout > 0 else 1
         self.send_timeout = settings.send_timeout
-        self.connections: set[Connection] = set()
+        self.limits = Limits.from_settings(settings)
+        self.proxies = TrustedProxies(settings.forwarded_allow_ips) if settings.forwarded_allow_ips else None
+        self.hold = min(settings.isolate_hold, settings.keepalive_timeout)
+        # a hold as long as the keep-alive timeout ends the connection itself when it runs out
+        self.hold_closes = settings.isolate_hold >= settings.keepalive_timeout
+        self.connections: set[Connection] = set()  # every connection held, for the sweeper
+        self.waiting: set[Connection] = set()  # those waiting for their next request
+
+
+class Routes:
+    """Which requests that follow on a held connection are this handler's: the worker's router
+    rebuilt from its route table (responder.route_table), every other responder a stand-in.
+
+    At "/" (the WSGI app beside static files, app/wsgi.py StaticOrApp) a GET or HEAD is the
+    app's when no file answers it, which only the worker can tell (a handler cannot see the
+    document root as the worker does). So the worker's own decision is reused: a path it handed
+    over for GET/HEAD is the app's for --cache-revalidate seconds, as long as the worker's cache
+    keeps its 404/403 (a file created there is served by the worker at most that much later)."""
+
+    MEMO_PATHS = 4096  # paths remembered at the most (then forgotten all at once)
+
+    def __init__(self, table: dict[str, Any], settings: Settings) -> None:
+        from x15g.app.router import Route, Router
+
+        self.mine = object()
+        self.static_or_mine = object()
+        other = object()
+        owners = {protocol.MINE: self.mine, protocol.STATIC_OR_MINE: self.static_or_mine}
+        self.router = Router([Route(prefix, owners.get(owner, other), exact)  # type: ignore[arg-type]
+                              for prefix, exact, owner in table["routes"]],
+                             owners.get(table["default"], other))  # type: ignore[arg-type]
+        self.window = settings.cache_revalidate
+        self.app_paths: dict[bytes, float] = {}  # path -> until when it is the app's (GET/HEAD at "/")
+
+    def handed(self, request: Request) -> None:
+        """Note the worker's decision for a request it handed over."""
+        if self.window > 0 and (request.method == "GET" or request.method == "HEAD") \
+                and self.router.owner(request) is self.static_or_mine:
+            if len(self.app_paths) >= self.MEMO_PATHS:
+                self.app_paths.clear()
+            self.app_paths[request.path] = _monotonic() + self.window
+
+    def owns(self, request: Request) -> bool:
+        owner = self.router.owner(request)
+        if owner is self.mine:
+            return True
+        if owner is not self.static_or_mine:
+            return False
+        if request.method != "GET" and request.method != "HEAD":
+            return True  # every other method is the app's at "/"
+        return self.app_paths.get(request.path, 0.0) > _monotonic()
 
 
 class Handler:
     """Answers the hand-overs arriving on `control` with `app`."""
 
-    def __init__(self, control: socket.socket, app: Responder, settings: Settings) -> None:
+    def __init__(self, control: socket.socket, app: Responder, settings: Settings,
+                 routes: Routes | None = None, board: protocol.Board | None = None) -> None:
         self.control = control
         self.app = app
         self.ctx = HandlerContext(settings)
+        self.routes = routes  # None: every connection goes back after its answer
+        self.board = board
+        self.sending = Semaphore()
+        self.respond_now = getattr(app, "respond_now", None)
 
     def serve(self) -> None:
         sweeper = self.ctx.loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
@@ -94,34 +163,156 @@ class Handler:
             if not data:
                 return  # the worker is gone: so are its connections
             if not fds:
-                log.error("hand-over without a client socket; ignored")
+                if data == protocol.DRAIN:
+                    self._drain()
+                else:
+                    log.error("hand-over without a client socket; ignored")
                 continue
             gevent.spawn(self.answer, data, fds)
 
+    def _drain(self) -> None:
+        """The worker stops: answers from now on close, and the held connections waiting for a
+        request go back at the next sweep (the worker closes them as it closes its own)."""
+        ctx = self.ctx
+        ctx.draining = True
+        for connection in ctx.waiting:
+            connection.deadline = 0.0
+
     def answer(self, data: bytes, fds: list[int]) -> None:
         # The C socket type (no gevent wrapper to change its flags), told its family instead of
-        # asking the kernel (three system calls): only send and close are used on it.
+        # asking the kernel (three system calls).
         raw = _RealSocket(socket.AF_INET, socket.SOCK_STREAM, 0, fds[0])
-        request_id = 0
-        status, sent, keep, begun = 500, 0, False, False
+        report = protocol.Report(0, 500, 0, False, False)
+        ctx = self.ctx
+        connection = Connection(raw, None, ctx)
+        connection.greenlet = getcurrent()
+        ctx.connections.add(connection)
         try:
-            request_id, request, keep_allowed = protocol.decode_request(data, fds[1] if len(fds) > 1 else -1)
-            response = self._respond(request)
-            status = response.status
-            sent, keep, begun = self._send(raw, request, response, keep_allowed)
-        except Exception:  # a bug costs this request, never the handler
-            log.exception("hand-over %d failed", request_id)
-            keep = False
+            hand = protocol.decode_request(data, fds[1] if len(fds) > 1 else -1)
+            report.request_id = hand.request_id
+            connection._peer = hand.request.peer
+            status, sent, keep, wrote, request_id = self._answer(connection, hand.request, hand.keep_allowed)
+            report.status, report.sent, report.keep, report.begun = status, sent, keep, wrote > 0
+            report.app_request_id = request_id
+            if keep:
+                report.leftover = self._hold(connection, hand, report, wrote)
+        except Exception:  # a bug costs this connection, never the handler
+            log.exception("hand-over %d failed", report.request_id)
+            report.keep = False
         finally:
+            ctx.connections.discard(connection)
+            ctx.waiting.discard(connection)
+            for event in (connection.read_event, connection.write_event):
+                if event is not None:
+                    event.close()
             raw.close()  # before the report: the worker is then the socket's only owner
-        try:
-            protocol.send(self.control, protocol.encode_report(protocol.Report(request_id, status, sent, keep, begun)))
-        except OSError:
-            pass  # the worker is gone
+        self._report(report)
+
+    def _report(self, report: protocol.Report) -> None:
+        """Send `report`, one greenlet at a time (a full control socket makes a send wait)."""
+        with self.sending:
+            try:
+                protocol.send(self.control, protocol.encode_report(report))
+            except OSError as exc:
+                if exc.errno != errno.EMSGSIZE:
+                    return  # the worker is gone
+                log.error("hand-over %d: report of %d further requests too large; closing",
+                          report.request_id, len(report.further))
+                report.further, report.keep = [], False
+                try:
+                    protocol.send(self.control, protocol.encode_report(report))
+                except OSError:
+                    pass
+
+    def _answer(self, connection: Connection, request: Request, keep_allowed: bool) -> tuple[int, int, bool, int, str]:
+        """Answer one request: (status, body bytes sent, keep the connection, bytes that left,
+        the X-Request-ID the application gave it)."""
+        response = self._respond(request)
+        sent, keep, wrote = self._send(connection, request, response, keep_allowed)
+        return response.status, sent, keep, wrote, request.request_id
+
+    def _hold(self, connection: Connection, hand: protocol.HandOver, report: protocol.Report, wrote: int) -> bytes:
+        """Answer the requests that follow while they are this handler's (the module doc);
+        returns the bytes read and not used. Clears `report.keep` when the connection ended."""
+        ctx = self.ctx
+        routes = self.routes
+        if routes is None:
+            return hand.buffered
+        routes.handed(hand.request)
+        board = self.board
+        buf = hand.buffered
+        served = hand.served
+        until = _monotonic() + protocol.BATCH_SECONDS
+        further = report.further
+        size = 0  # bytes of the records in the report
+        while not ctx.draining and size < protocol.BATCH_BYTES:
+            now = _monotonic()
+            if now > until:
+                break
+            if not buf:
+                if ctx.hold <= 0:
+                    break
+                ctx.waiting.add(connection)
+                if board is not None:
+                    board.note(hand.slot, -now, wrote)  # waiting, not answering: no --isolate-timeout
+                try:
+                    # Wait first, then recv: right after an answer the client has rarely sent
+                    # its next request yet (as Connection._wait_request, a failed recv costs a
+                    # system call and an exception).
+                    connection._wait_readable(now + ctx.hold)
+                    buf = connection._recv(now + ctx.hold)
+                except ConnectionTimeout:
+                    if ctx.hold_closes and not ctx.draining:
+                        report.keep = False  # idle for the whole keep-alive timeout
+                        return b""
+                    break  # quiet: back to the worker, which waits out the keep-alive timeout
+                except OSError:
+                    buf = b""
+                finally:
+                    ctx.waiting.discard(connection)
+                if not buf:
+                    report.keep = False  # the client closed
+                    return b""
+            try:
+                parsed = parse_head(buf, ctx.limits)
+            except HTTPError:
+                break  # the worker answers it (400 and a lingering close)
+            if parsed is None:
+                break  # incomplete: the worker reads the rest, under the header timeout
+            request, consumed = parsed
+            if request.has_body:
+                break  # the worker reads bodies
+            request.peer = connection._peer
+            if ctx.proxies is not None:
+                ctx.proxies.resolve(request)
+            if not routes.owns(request):
+                break
+            served += 1
+            started = _monotonic()
+            if board is not None:
+                board.note(hand.slot, started, wrote)
+            status, sent, keep, out, request_id = self._answer(connection, request, served < ctx.max_requests)
+            wrote += out
+            head = buf[:consumed]
+            further.append(protocol.Further(head, status, sent, started, _monotonic(), request_id))
+            size += protocol.FURTHER_SIZE + consumed + len(request_id)
+            if not keep:
+                report.keep = False
+                return b""
+            buf = buf[consumed:]
+            if not len(further) & 31:
+                gevent.sleep(0)  # a client that always pipelines must not starve the others
+        return buf
 
     def _respond(self, request: Request) -> Response:
         head_only = request.method == "HEAD"
         try:
+            # what the worker's hub answers at once in-process (a cached file): the same path here
+            now = self.respond_now
+            if now is not None and not request.has_body:
+                response = now(request)
+                if response is not None:
+                    return response
             return self.app.respond(request)
         except HTTPError as error:
             return error_response(error, head_only)
@@ -129,23 +320,20 @@ class Handler:
             log.exception("error answering %s %r", request.method, request.target)
             return error_response(HTTPError(500, "internal error", close=True), head_only)
 
-    def _send(self, raw: Any, request: Request, response: Response, keep_allowed: bool) -> tuple[int, bool, bool]:
-        """Send through the pipeline: (body bytes sent, keep the connection, anything sent)."""
+    def _send(self, connection: Connection, request: Request, response: Response,
+              keep_allowed: bool) -> tuple[int, bool, int]:
+        """Send through the pipeline: (body bytes sent, keep the connection, bytes that left)."""
         body = response.body
         closes = response.close or (type(body) is StreamedBody and body.length is None and request.version != 11)
-        connection = Connection(raw, None, self.ctx)
-        connection._peer = request.peer
-        connection.greenlet = getcurrent()
-        out = connection._built(response, request, keep_allowed and request.keep_alive and not closes, _monotonic())
+        # the drain is looked at once the app answered, as the worker's _keeps does
+        keep = keep_allowed and request.keep_alive and not closes and not self.ctx.draining
+        out = connection._built(response, request, keep, _monotonic())
         out.method = None  # accounted by the worker, from the report
-        self.ctx.connections.add(connection)
         try:
             connection._deliver(out, True)
         except PeerGone:
             out.keep = False
-        finally:
-            self.ctx.connections.discard(connection)
-        return out.sent, out.keep and out.done, out.offset > 0
+        return out.sent, out.keep and out.done, out.offset + out.body_sent
 
     def _sweep(self) -> None:
         """Hub timer: throw ConnectionTimeout into answers stalled past --send-timeout."""
@@ -197,9 +385,10 @@ def main(argv: list[str]) -> int:
     # Until the sandbox closed every other fd, nothing may create gevent's hub (its epoll fd
     # would be closed under it): the setup is read on the bare, blocking C socket.
     setup_socket = _RealSocket(fileno=int(argv[0]))
-    data, _ = protocol.receive(setup_socket)  # a spare process waits here (pool.take_process)
+    data, fds = protocol.receive(setup_socket)  # a spare process waits here (pool.take_process)
     if not data:
         return 0  # a spare the worker no longer needs
+    board = protocol.Board(0, fds[0]) if fds else None  # mapped now: its fd is closed before the sandbox
     setup = protocol.decode_setup(data)
     values = setup["settings"]
     settings = Settings(**{name: tuple(v) if type(v) is list else v for name, v in values.items()})
@@ -218,7 +407,9 @@ def main(argv: list[str]) -> int:
     for part in missing:
         log.warning("isolated handler %d: NOT enforced: %s", os.getpid(), part)
     app = build_app(setup, settings, grants)
-    Handler(control, app, settings).serve()
+    table = setup.get("routes")
+    routes = Routes(table, settings) if table is not None else None
+    Handler(control, app, settings, routes, board).serve()
     return 0
 
 

@@ -10,6 +10,11 @@ wrong costs only the requests the handler holds:
 Whether the answer had begun is read from the kernel (TCP_INFO's bytes sent, before and after),
 so the handler is never trusted with it. Dead handlers are respawned at once, and with a growing
 delay (up to 10 s) when they keep dying young.
+
+A handler may keep the connection for the requests that follow while they are its own
+(handler.py); the request it is answering then is the one on its board (protocol.Board): the
+timeout runs from that request's start (at most protocol.BATCH_SECONDS after the hand-over), and
+"had begun" compares the kernel's count with the bytes it says it sent before that request.
 """
 
 from __future__ import annotations
@@ -51,20 +56,19 @@ _Q = struct.Struct("<Q")
 _socketpair = _socket.socketpair
 
 
-Answer = tuple[int, int, bool]  # (status, body bytes sent, keep the connection): one hand-over
-
-
 class HandlerGone(Exception):
     """The handler holding the request died or was killed."""
 
 
 class _Pending:
-    __slots__ = ("waiter", "deadline", "request")
+    __slots__ = ("waiter", "deadline", "request", "slot", "handed")
 
-    def __init__(self, waiter: Waiter, deadline: float, request: Request) -> None:
+    def __init__(self, waiter: Waiter, handed: float, deadline: float, request: Request, slot: int) -> None:
         self.waiter = waiter
+        self.handed = handed
         self.deadline = deadline
         self.request = request
+        self.slot = slot  # its board slot
 
 
 class HandlerProcess:
@@ -81,6 +85,8 @@ class HandlerProcess:
         self.backoff = 0.0
         self.gone = Event()  # set once the process exited and its requests were failed
         self.watcher: Any = None
+        self.board: protocol.Board | None = None
+        self.free_slots: list[int] = []
 
     @property
     def pid(self) -> int:
@@ -93,7 +99,14 @@ class HandlerProcess:
         self.sock = parent
         self.ready = False
         self.gone = Event()
-        self.send(pool.setup)
+        board = self.board = protocol.Board(pool.settings.max_connections)
+        self.free_slots = list(range(board.slots - 1, -1, -1))
+        try:
+            self.send(pool.setup, [board.fd])
+            if pool.drained:
+                self.send(protocol.DRAIN)
+        finally:
+            board.close()  # the mapping stays
         self.watcher = pool.loop.io(parent.fileno(), 1)
         self.watcher.start(self._on_readable)
 
@@ -186,8 +199,9 @@ class HandlerPool:
 
     def __init__(self, settings: Settings, kind: str) -> None:
         self.settings = settings
+        self.kind = kind
         self.timeout = settings.isolate_timeout
-        self.setup = protocol.setup_message(settings, kind)
+        self.setup = b""  # made by start(), once the routes are known
         self.stderr = None if settings.error_log in ("-", "") else open(settings.error_log, "ab")
         self.dates = DateCache()
         self.loop = gevent.get_hub().loop
@@ -198,12 +212,15 @@ class HandlerPool:
         self.handlers = [HandlerProcess(self, slot) for slot in range(settings.isolate_procs)]
         self._sweeper: Any = None
         self.spare: tuple[subprocess.Popen, Any, float] | None = None  # one process started ahead
+        self.draining: Any = lambda: False  # the worker's "stopping?"; its handlers are told once
+        self.drained = False
 
     def start_process(self) -> tuple[subprocess.Popen, Any, float]:
         """A fresh handler process, its control socket and its start time. Until it gets the
         setup it only imports x15g and gevent (the slow part of a start: ~0.3 s) and waits."""
         parent, child = _socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * protocol.MAX_MESSAGE)
+        for end in (parent, child):  # a datagram must fit the sender's buffer
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * protocol.MAX_MESSAGE)
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -230,8 +247,13 @@ class HandlerPool:
         if self.spare is None and not self.closing:
             self.spare = self.start_process()
 
-    def start(self, wait: float = START_TIMEOUT) -> None:
-        """Start every handler; wait until one is ready (the rest come up in the background)."""
+    def start(self, routes: Any = None, draining: Any = None, wait: float = START_TIMEOUT) -> None:
+        """Start every handler; wait until one is ready (the rest come up in the background).
+        `routes`: which requests after the first are the handlers' own (protocol.setup_message);
+        `draining`: returns True once the worker stops (its handlers then give connections back)."""
+        self.setup = protocol.setup_message(self.settings, self.kind, routes)
+        if draining is not None:
+            self.draining = draining
         for handler in self.handlers:
             handler.spawn()
         self._sweeper = gevent.spawn(self._sweep)
@@ -263,51 +285,90 @@ class HandlerPool:
                 best = handler
         return best
 
-    def hand_over(self, request: Request, fd: int, keep_allowed: bool) -> Answer:
-        """Have a handler answer `request` on the socket `fd`; returns what was answered.
+    def hand_over(self, request: Request, fd: int, keep_allowed: bool, buffered: bytes = b"",
+                  served: int = 1) -> protocol.Report:
+        """Have a handler answer `request` on the socket `fd` (and maybe the requests after it,
+        starting with `buffered`); returns its report once the connection is back.
         Runs in the connection's greenlet and blocks it (only it) until the report."""
         handler = self._pick()
-        if handler is None:  # all are (re)starting: wait for one, within the timeout
+        if handler is None or not handler.free_slots:  # all are (re)starting: wait for one
             self.up.wait(self.timeout)
             handler = self._pick()
-            if handler is None:
+            if handler is None or not handler.free_slots:
                 return self._fail(request, fd, 503, "no application handler is running", None)
         before = _bytes_sent(fd)
         request_id = next(self._ids) & 0xFFFFFFFF or next(self._ids)
-        payload, body_fd = protocol.encode_request(request_id, request, keep_allowed)
+        board, slot = handler.board, handler.free_slots.pop()
+        assert board is not None
+        handed = time.monotonic()
+        board.note(slot, handed, 0)
+        payload, body_fd = protocol.encode_request(request_id, request, keep_allowed, buffered, served, slot)
         waiter = Waiter()
-        handler.pending[request_id] = _Pending(waiter, time.monotonic() + self.timeout, request)
+        handler.pending[request_id] = _Pending(waiter, handed, handed + self.timeout, request, slot)
         try:
-            handler.send(payload, [fd] if body_fd < 0 else [fd, body_fd])
-        except OSError:
-            handler.pending.pop(request_id, None)
-            return self._fail(request, fd, 502, "the application's handler is gone", before)
+            try:
+                handler.send(payload, [fd] if body_fd < 0 else [fd, body_fd])
+            except OSError:
+                handler.pending.pop(request_id, None)
+                return self._fail(request, fd, 502, "the application's handler is gone", before)
+            finally:
+                if body_fd >= 0:
+                    os.close(body_fd)
+            result = waiter.get()
+            if type(result) is protocol.Report:
+                return result
+            started, sent_before = board.read(slot)
+            if started < 0:  # it was waiting for a request on the connection: nothing to answer
+                return protocol.Report(0, 502, 0, False, True)
+            # What the handler sent before the request it failed on (a lie only hurts its own client).
+            expected = before + sent_before if before is not None else None
+            if isinstance(result, gevent.Timeout):
+                return self._fail(request, fd, 504, "the application did not answer in time", expected)
+            return self._fail(request, fd, 502, "the application's handler failed", expected)
         finally:
-            if body_fd >= 0:
-                os.close(body_fd)
-        result = waiter.get()
-        if type(result) is protocol.Report:
-            return result.status, result.sent, result.keep
-        if isinstance(result, gevent.Timeout):
-            return self._fail(request, fd, 504, "the application did not answer in time", before)
-        return self._fail(request, fd, 502, "the application's handler failed", before)
+            if handler.board is board:
+                handler.free_slots.append(slot)
 
     def _sweep(self) -> None:
         """Kill the handlers holding a request past its deadline (and wait until they are
-        gone) before answering it: a live handler could still write to the socket."""
+        gone) before answering it: a live handler could still write to the socket. Tell them
+        once when the worker drains."""
         while True:
             gevent.sleep(SWEEP_INTERVAL)
+            if not self.drained and self.draining():
+                self.drained = True
+                for handler in self.handlers:
+                    if handler.ready:
+                        try:
+                            handler.send(protocol.DRAIN)
+                        except OSError:
+                            pass  # it is gone: its connections are failed by _died
             now = time.monotonic()
             for handler in self.handlers:
                 late = [(rid, p) for rid, p in handler.pending.items() if p.deadline < now]
+                if late and handler.board is not None:
+                    late = [(rid, p) for rid, p in late if not self._later(handler.board, p, now)]
                 if not late:
                     continue
                 for rid, p in late:
-                    log.error("isolated handler %d: %s %r from %s not answered within %.1f s; killing the handler",
-                              handler.pid, p.request.method, p.request.target.decode("latin-1"), p.request.peer,
-                              self.timeout)
+                    later = handler.board is not None and handler.board.read(p.slot)[0] > p.handed
+                    log.error("isolated handler %d: %s%s %r from %s not answered within %.1f s; killing the handler",
+                              handler.pid, "a request after " if later else "", p.request.method,
+                              p.request.target.decode("latin-1"), p.request.peer, self.timeout)
                     del handler.pending[rid]
                 gevent.spawn(self._expire, handler, [p for _, p in late])
+
+    def _later(self, board: protocol.Board, pending: _Pending, now: float) -> bool:
+        """Whether the request the handler is answering on this connection began later than the
+        hand-over (its board says so), so its own deadline is not yet past; moves the deadline."""
+        started = board.read(pending.slot)[0]
+        idle = started < 0  # waiting for the next request since -started: at most --isolate-hold
+        started = min(abs(started), pending.handed + protocol.BATCH_SECONDS)  # no more than a batch later
+        deadline = started + self.timeout + (self.settings.isolate_hold if idle else 0.0)
+        if deadline > now:
+            pending.deadline = deadline
+            return True
+        return False
 
     def _expire(self, handler: HandlerProcess, late: list[_Pending]) -> None:
         gone = handler.gone
@@ -316,13 +377,15 @@ class HandlerPool:
         for pending in late:
             _wake(pending.waiter, gevent.Timeout(self.timeout))
 
-    def _fail(self, request: Request, fd: int, status: int, reason: str, before: int | None) -> Answer:
-        """Answer `status` ourselves if nothing was sent yet, else just close."""
+    def _fail(self, request: Request, fd: int, status: int, reason: str, before: int | None) -> protocol.Report:
+        """Answer `status` ourselves if nothing of the answer was sent yet (the kernel's count
+        of bytes sent is still `before`), else just close."""
         after = _bytes_sent(fd)
+        closed = protocol.Report(0, status, 0, False, True)
         if before is not None and after is not None and after != before:
-            return (status, 0, False)  # the answer had begun: only a close is honest
+            return closed  # the answer had begun: only a close is honest
         if before is None and status != 503:
-            return (status, 0, False)  # not TCP: cannot tell, so close
+            return closed  # not TCP: cannot tell, so close
         response = error_response(HTTPError(status, reason, close=True), request.method == "HEAD")
         data = response.head + self.dates.header() + b"Connection: close\r\n\r\n"
         if response.send_body:
@@ -330,8 +393,9 @@ class HandlerPool:
         try:
             _send_all(fd, data, self.settings.send_timeout)
         except (OSError, gevent.Timeout):
-            return (status, 0, False)
-        return status, len(response.body) if response.send_body else 0, False  # type: ignore[arg-type]
+            return closed
+        return protocol.Report(0, status, len(response.body) if response.send_body else 0,  # type: ignore[arg-type]
+                               False, True)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -1,14 +1,26 @@
 """The messages between a worker and its handler processes, over a SOCK_SEQPACKET socketpair.
 
 One datagram per message, so no framing. Worker to handler (trusted direction, `marshal`):
-- the setup, once: the settings, what to serve, the sandbox plan;
-- a hand-over: request id, the parsed request, whether keep-alive is allowed, with the client's
-  socket attached by SCM_RIGHTS (and a memfd holding the body when it is large).
+- the setup, once: the settings, what to serve, the sandbox plan, the routes (which requests
+  are the handler's), with the handler's progress board (below) attached as a memfd;
+- a hand-over: request id, the parsed request, whether keep-alive is allowed, the bytes read
+  after the request, how many requests the connection has served, the board slot, with the
+  client's socket attached by SCM_RIGHTS (and a memfd holding the body when it is large);
+- `DRAIN`: the worker is stopping: answers say `Connection: close`, held connections go back.
 The sockets are `socket.socket` or the C `_socket.socket` (the worker reads them from a hub
 watcher, without gevent's wrapper): both have sendmsg and recvmsg.
-Handler to worker (untrusted direction: a fixed struct the worker unpacks, never unpickles):
-- a report: request id, status, body bytes sent, flags (keep the connection / answer begun).
-  Id 0 is the handler saying it is ready.
+Handler to worker (untrusted direction: fixed structs the worker unpacks, never unpickles; the
+heads of further requests are parsed again by the worker with the one strict parser):
+- a report, when the handler gives the connection back: request id, status, body bytes sent,
+  flags (keep the connection / answer begun), the bytes read past the last request it answered
+  (`leftover`), the X-Request-ID of its answer, and the further requests it answered on the
+  connection (head, status, bytes, start and end) for the worker to account. Id 0 is the
+  handler saying it is ready.
+- the board: a shared memory page per handler, one slot per connection it holds, where it
+  notes when it began the request it is answering now (or, negated, since when it waits for the
+  next one) and how many bytes it sent before it, so
+  the worker's --isolate-timeout (504) and death handling (502) apply to that request and not
+  only to the one it handed over. No message, so no wake-up of the worker, per request.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ import array
 import dataclasses
 import marshal
 import os
+import re
 import socket
 import struct
 import sys
@@ -35,35 +48,135 @@ _FD_SPACE = socket.CMSG_SPACE(2 * array.array("i").itemsize)
 
 KEEP = 1  # the handler's answer said keep-alive: the worker reads the next request
 BEGUN = 2  # some bytes of the answer reached the socket (a later failure must close)
-_REPORT = struct.Struct("<IHQB")
+DRAIN = b"drain"
+# A handler gives a held connection back at the first request boundary after this long, or
+# once the records of its further requests take this many bytes of the report: the worker
+# accounts them then (access log, metrics, --max-requests), so they are at most about this
+# late, and a report always fits one datagram (MAX_MESSAGE: the records, one more head, the
+# leftover of one recv).
+BATCH_SECONDS = 1.0
+BATCH_BYTES = 8 * 1024
+# What owns the requests a route (or the router's default) gets, in the handlers' route table.
+MINE = "mine"  # this pool's application
+OTHER = "other"  # anything else: the handler gives the connection back
+STATIC_OR_MINE = "static-or-mine"  # the WSGI app at "/": a static file that exists wins (app/wsgi.py)
+MAX_REQUEST_ID = 200  # bytes of an X-Request-ID in a report
+_REPORT = struct.Struct("<IHQBIHH")  # id, status, sent, flags, leftover, further requests, X-Request-ID
+_FURTHER = struct.Struct("<HQddHH")  # status, sent, started, ended, head, X-Request-ID
+FURTHER_SIZE = _FURTHER.size
 REPORT_SIZE = _REPORT.size
 
 
 @dataclass(slots=True)
+class Further:
+    """A further request a handler answered on a connection it held (its head still raw)."""
+
+    head: bytes
+    status: int
+    sent: int
+    started: float
+    ended: float
+    request_id: str = ""
+
+
+@dataclass(slots=True)
 class Report:
-    """What a handler says about one request it answered."""
+    """What a handler says when it gives a connection back (or the worker's own failure answer)."""
 
     request_id: int
     status: int
     sent: int
     keep: bool
     begun: bool
+    leftover: bytes = b""
+    further: list[Further] = dataclasses.field(default_factory=list)
+    app_request_id: str = ""
 
 
 def encode_report(report: Report) -> bytes:
-    return _REPORT.pack(report.request_id, report.status, report.sent,
-                        (KEEP if report.keep else 0) | (BEGUN if report.begun else 0))
+    rid = report.app_request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
+    parts = [_REPORT.pack(report.request_id, report.status, report.sent,
+                          (KEEP if report.keep else 0) | (BEGUN if report.begun else 0),
+                          len(report.leftover), len(report.further), len(rid)), rid, report.leftover]
+    for f in report.further:
+        frid = f.request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
+        parts += [_FURTHER.pack(f.status, f.sent, f.started, f.ended, len(f.head), len(frid)), f.head, frid]
+    return b"".join(parts)
 
 
 def decode_report(data: bytes) -> Report:
     """Raises ValueError on anything but a well-formed report (the handler is not trusted)."""
-    if len(data) != REPORT_SIZE:
+    if len(data) < REPORT_SIZE:
         raise ValueError(f"handler report of {len(data)} bytes")
-    request_id, status, sent, flags = _REPORT.unpack(data)
-    return Report(request_id, status, sent, bool(flags & KEEP), bool(flags & BEGUN))
+    request_id, status, sent, flags, leftover_len, count, rid_len = _REPORT.unpack_from(data)
+    at = REPORT_SIZE
+    rid = _ascii(data[at:at + rid_len])
+    at += rid_len
+    leftover = data[at:at + leftover_len]
+    at += leftover_len
+    further = []
+    for _ in range(count):
+        if at + _FURTHER.size > len(data):
+            raise ValueError("handler report cut short")
+        f_status, f_sent, started, ended, head_len, frid_len = _FURTHER.unpack_from(data, at)
+        at += _FURTHER.size
+        head = data[at:at + head_len]
+        at += head_len
+        frid = _ascii(data[at:at + frid_len])
+        at += frid_len
+        further.append(Further(head, f_status, f_sent, started, ended, frid))
+    if at != len(data) or len(leftover) != leftover_len:
+        raise ValueError("handler report of the wrong length")
+    return Report(request_id, status, sent, bool(flags & KEEP), bool(flags & BEGUN), leftover, further, rid)
 
 
-def encode_request(request_id: int, request: Request, keep_allowed: bool) -> tuple[bytes, int]:
+def _ascii(raw: bytes) -> str:
+    """An X-Request-ID from a report: visible ASCII only (it goes into the access log)."""
+    if len(raw) > MAX_REQUEST_ID or _VISIBLE.fullmatch(raw) is None:
+        raise ValueError("bad X-Request-ID in a handler report")
+    return raw.decode("ascii")
+
+
+_VISIBLE = re.compile(rb"[\x21-\x7e]*")
+
+
+class Board:
+    """A handler's progress board (see the module doc): `slots` slots of (started, sent before)
+    in a memfd both processes map. The worker makes it and reads it; the handler writes it."""
+
+    _SLOT = struct.Struct("<dQ")
+
+    def __init__(self, slots: int, fd: int = -1) -> None:
+        import mmap
+
+        size = max(1, slots) * self._SLOT.size
+        own = fd < 0
+        if own:
+            fd = os.memfd_create("x15g-board", os.MFD_CLOEXEC)
+            os.ftruncate(fd, size)
+        else:
+            size = os.fstat(fd).st_size
+        self.map = mmap.mmap(fd, size)
+        self.slots = size // self._SLOT.size
+        self.fd = fd if own else -1
+        if not own:
+            os.close(fd)  # the mapping stays
+
+    def note(self, slot: int, started: float, sent_before: int) -> None:
+        if 0 <= slot < self.slots:
+            self._SLOT.pack_into(self.map, slot * self._SLOT.size, started, sent_before)
+
+    def read(self, slot: int) -> tuple[float, int]:
+        return self._SLOT.unpack_from(self.map, slot * self._SLOT.size)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def encode_request(request_id: int, request: Request, keep_allowed: bool, buffered: bytes = b"",
+                   served: int = 1, slot: int = -1) -> tuple[bytes, int]:
     """The hand-over message and the memfd carrying the body (-1 when it is inline)."""
     body = request.body
     body_fd = -1
@@ -75,14 +188,27 @@ def encode_request(request_id: int, request: Request, keep_allowed: bool) -> tup
         body = b""
     fields = (request_id, request.method, request.target, request.path, request.query, request.version,
               request.headers, request.keep_alive, request.content_length, request.chunked, body,
-              request.peer, keep_allowed, body_fd >= 0)
+              request.peer, keep_allowed, body_fd >= 0, buffered, served, slot, request.scheme,
+              request.forwarded)
     return marshal.dumps(fields), body_fd
 
 
-def decode_request(data: bytes, body_fd: int) -> tuple[int, Request, bool]:
-    """(request id, the request, keep-alive allowed); reads and closes `body_fd` if given."""
+@dataclass(slots=True)
+class HandOver:
+    """A hand-over as the handler reads it."""
+
+    request_id: int
+    request: Request
+    keep_allowed: bool
+    buffered: bytes  # what the worker read after the request: the next request's start
+    served: int  # requests the connection answered, this one included
+    slot: int  # the board slot for this connection
+
+
+def decode_request(data: bytes, body_fd: int) -> HandOver:
+    """The hand-over in `data`; reads and closes `body_fd` if given."""
     (request_id, method, target, path, query, version, headers, keep_alive, content_length, chunked,
-     body, peer, keep_allowed, in_memfd) = marshal.loads(data)
+     body, peer, keep_allowed, in_memfd, buffered, served, slot, scheme, forwarded) = marshal.loads(data)
     if in_memfd:
         try:
             size = os.fstat(body_fd).st_size
@@ -90,18 +216,20 @@ def decode_request(data: bytes, body_fd: int) -> tuple[int, Request, bool]:
         finally:
             os.close(body_fd)
     request = Request(method, target, path, query, version, headers, keep_alive, content_length, chunked,
-                      body=body, peer=peer)
-    return request_id, request, keep_allowed
+                      body=body, peer=peer, scheme=scheme, forwarded=forwarded)
+    return HandOver(request_id, request, keep_allowed, buffered, served, slot)
 
 
-def setup_message(settings: Any, kind: str) -> bytes:
+def setup_message(settings: Any, kind: str, routes: Any = None) -> bytes:
     """The first message to a handler: the settings, the application `kind` ("wsgi" or
-    "specweb") and the sandbox plan."""
+    "specweb"), the sandbox plan and `routes` (responder.route_table: which requests that
+    follow on a connection are its own to answer; None: none, every connection goes back)."""
     return marshal.dumps({
         "kind": kind,
         "announce": True,  # log what the sandbox enforces
         "settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
         "plan": dataclasses.asdict(handler_plan(settings, kind)),
+        "routes": routes,
     })
 
 

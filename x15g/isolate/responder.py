@@ -2,13 +2,23 @@
 
 `respond` decides nothing: it returns a Response whose body is a take-over (the connection's
 hand-over point), which passes the socket to the pool and reports the handler's outcome back to
-the connection, to be logged and counted like any other answer.
+the connection, to be logged and counted like any other answer, with the further requests the
+handler answered on the connection while it held it (their heads parsed again here, by the one
+strict parser: the handler is not trusted).
 """
 
 from __future__ import annotations
 
-from x15g.http.messages import Request, Response, TakeOverOutcome
+import logging
+from typing import Any
+
+from x15g.http.forwarded import TrustedProxies
+from x15g.http.messages import Answered, Request, Response, TakeOverOutcome
+from x15g.http.parser import Limits, parse_head
 from x15g.isolate.pool import HandlerPool
+from x15g.isolate.protocol import MINE, OTHER, STATIC_OR_MINE
+
+log = logging.getLogger("x15g.isolate")
 
 
 class IsolatedResponder:
@@ -16,6 +26,9 @@ class IsolatedResponder:
 
     def __init__(self, pool: HandlerPool) -> None:
         self.pool = pool
+        settings = pool.settings
+        self.limits = Limits.from_settings(settings)
+        self.proxies = TrustedProxies(settings.forwarded_allow_ips) if settings.forwarded_allow_ips else None
 
     streams_body = False  # the connection reads the whole body first: it travels with the request
 
@@ -24,33 +37,82 @@ class IsolatedResponder:
         after_body = b""
         if reader is not None:
             # Mounted behind a route that reads bodies lazily (StaticOrApp at "/"): read it all
-            # here, the handler never reads the socket. What follows the body is the reader's
+            # here, the handler never reads the body. What follows the body is the reader's
             # (server/bodyreader.py) leftover, which the connection does not pass to a take-over.
             request.body = reader.read()
             request.body_reader = None
             after_body = getattr(reader, "leftover", b"")
-        return Response(0, b"", HandOver(self.pool, request, after_body))
+        return Response(0, b"", HandOver(self, request, after_body))
+
+    def answered(self, request: Request, further: list[Any]) -> tuple[Answered, ...]:
+        """The further requests of a report as the connection accounts them; a head that does
+        not parse as one whole request without a body is a handler's lie, logged and dropped."""
+        out = []
+        for f in further:
+            try:
+                parsed = parse_head(f.head, self.limits)
+            except Exception:
+                parsed = None
+            if parsed is None or parsed[1] != len(f.head) or parsed[0].has_body:
+                log.error("isolated handler reported a request that is not one: %r", f.head[:80])
+                continue
+            answered = parsed[0]
+            answered.peer = request.peer
+            if self.proxies is not None:
+                self.proxies.resolve(answered)
+            answered.request_id = f.request_id or answered.request_id
+            out.append(Answered(answered, f.status, f.sent, f.started, f.ended))
+        return tuple(out)
 
 
 class HandOver:
     """A take-over body: one request's hand-over to the pool."""
 
-    __slots__ = ("pool", "request", "after_body")
+    __slots__ = ("responder", "request", "after_body")
 
-    def __init__(self, pool: HandlerPool, request: Request, after_body: bytes = b"") -> None:
-        self.pool = pool
+    def __init__(self, responder: IsolatedResponder, request: Request, after_body: bytes = b"") -> None:
+        self.responder = responder
         self.request = request
         self.after_body = after_body  # pipelined bytes a lazy body reader read past the body
 
-    def take_over(self, fd: int, buffered: bytes, keep_alive: bool) -> TakeOverOutcome:
-        """Runs in the connection's greenlet: the handler never reads the socket, so the bytes
-        after this request (pipelined ones) stay with the connection."""
-        status, sent, keep = self.pool.hand_over(self.request, fd, keep_alive)
-        return TakeOverOutcome(status, sent, keep, self.after_body + buffered)
+    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int) -> TakeOverOutcome:
+        """Runs in the connection's greenlet. The handler gets the bytes read after the request
+        with the socket and gives back what it did not consume: one reader at a time."""
+        responder = self.responder
+        report = responder.pool.hand_over(self.request, fd, keep_alive, self.after_body + buffered, served)
+        further = responder.answered(self.request, report.further) if report.further else ()
+        return TakeOverOutcome(report.status, report.sent, report.keep, report.leftover, further,
+                               report.app_request_id)
+
+
+def route_table(router: Any, responder: IsolatedResponder) -> dict[str, Any]:
+    """Which requests are `responder`'s, in the form the handlers rebuild the router from
+    (handler.Routes): the router's routes in its order, each MINE or OTHER, and its default."""
+    from x15g.app.wsgi import StaticOrApp
+
+    def owner(what: Any) -> str:
+        if what is responder:
+            return MINE
+        if type(what) is StaticOrApp and getattr(what, "app", None) is responder:  # built with --isolate
+            return STATIC_OR_MINE
+        return OTHER
+
+    return {"routes": [(r.prefix, r.exact, owner(r.responder)) for r in router.routes],
+            "default": owner(router.default)}
 
 
 def isolated(settings: object, kind: str) -> IsolatedResponder:
-    """Start the handler pool for `kind` ("wsgi" or "specweb") and return its responder."""
-    pool = HandlerPool(settings, kind)  # type: ignore[arg-type]
-    pool.start()
-    return IsolatedResponder(pool)
+    """The responder of a handler pool for `kind` ("wsgi" or "specweb"); start_isolated starts it."""
+    return IsolatedResponder(HandlerPool(settings, kind))  # type: ignore[arg-type]
+
+
+def start_isolated(router: Any, state: Any = None) -> None:
+    """Start the handler pools of the isolated responders `router` mounts, each told its routes
+    and the worker's `state` (ServingContext: its `draining`)."""
+    found = [r.responder for r in router.routes] + [router.default, getattr(router.default, "app", None)]
+    seen = []
+    for responder in found:
+        if type(responder) is IsolatedResponder and responder not in seen:
+            seen.append(responder)
+            draining = (lambda: state.draining) if state is not None else None
+            responder.pool.start(route_table(router, responder), draining)

@@ -135,6 +135,7 @@ class Outgoing:
     done = False
     chunked = False  # a StreamedBody sent with chunked transfer coding
     stream: StreamedBody | None = None  # closed when the answer ends, sent or not
+    ended: float | None = None  # when it ended, if accounted later (a take-over's further answers)
 
     def __init__(self, data: bytes, head_len: int, body: Any, keep: bool, method: str | None, status: int,
                  started: float) -> None:
@@ -532,7 +533,7 @@ class Connection:
             take_over = getattr(handler, "take_over", None)
             if take_over is None:
                 raise TypeError(f"response body of type {type(handler).__name__} cannot be sent")
-            outcome = take_over(self.raw.fileno(), buf, keep)
+            outcome = take_over(self.raw.fileno(), buf, keep, self.served)
             if not isinstance(outcome, TakeOverOutcome):
                 raise TypeError(f"take_over returned {type(outcome).__name__}, not a TakeOverOutcome")
         except (OSError, ConnectionTimeout):
@@ -548,7 +549,16 @@ class Connection:
         out.body_sent = outcome.sent
         out.keep = keep and outcome.keep_alive
         out.done = True
+        request.request_id = outcome.request_id or request.request_id
         self._account(out)
+        for answered in outcome.answered:  # the requests the take-over answered after this one
+            more = Outgoing(b"", 0, None, True, answered.request.method, answered.status, answered.started)
+            more.request = answered.request
+            more.body_sent = answered.sent
+            more.ended = answered.ended
+            more.done = True
+            self._account(more)
+        self.served += len(outcome.answered)
         return out.keep, outcome.leftover
 
     # -- the one send pipeline ------------------------------------------------------------------
@@ -606,7 +616,9 @@ class Connection:
         method = out.method
         if method is None:
             return
-        duration = _monotonic() - out.started
+        now = _monotonic()
+        ended = out.ended
+        duration = (now if ended is None else ended) - out.started
         sent = out.offset - out.head_len
         if sent < 0:
             sent = 0
@@ -620,7 +632,7 @@ class Connection:
             request = out.request
             # behind a trusted proxy the client is the request's (never a ready answer's: see answers.remember)
             peer = request.peer if request is not None and request.forwarded else self.peer
-            access_log.log_fields(fields, peer, time.time(), duration)
+            access_log.log_fields(fields, peer, time.time() if ended is None else time.time() - (now - ended), duration)
 
     def _transmit(self, out: Outgoing, wait: bool) -> bool:
         """Send the rest of `out` in order: its bytes, then its body parts; True when all left."""

@@ -1,0 +1,221 @@
+"""A handler keeping a keep-alive connection (--isolate-hold) over a real x15g process: the
+requests that follow are answered by it while they are its own, the rest (a static file) by the
+worker; the access log stays complete; and the keep-alive timeout, the header timeout,
+--isolate-timeout (504), the drain on SIGTERM and --max-requests all hold while a handler holds
+the connection. Runs as root, like the other isolation tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.isolate.test_isolate_server import sockets_held
+from tests.support.clients import read_until_close
+from tests.support.docroots import make_docroot
+from tests.support.server import APP_ENV, ServerProcess
+from tests.support.waiting import wait_for, worker_pids
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the isolate user needs the server started as root")
+
+TIMEOUT = 3  # --isolate-timeout
+HEADER_TIMEOUT = 2
+
+
+def handler_pids(server: ServerProcess) -> list[int]:
+    """The ready handlers of the (one) worker."""
+    ready = {int(p) for p in re.findall(r"isolated handler (\d+) ready", server.log())}
+    return [pid for worker in worker_pids(server.pid) for pid in worker_pids(worker) if pid in ready]
+
+
+def client_sockets(pid: int) -> int:
+    """Sockets a handler holds beside its control socket: the connections it keeps."""
+    return sockets_held(pid) - 1
+
+
+def held(server: ServerProcess) -> int:
+    return sum(client_sockets(pid) for pid in handler_pids(server))
+
+
+def start(base, *args: str) -> ServerProcess:
+    root = make_docroot(base)
+    server = ServerProcess(root, "--wsgi", "tests.isolate.apps:escape", "--isolate", "--isolate-procs", "1",
+                           "--access-log", str(base / "access.log"), *args, env=APP_ENV)
+    server.access_log = base / "access.log"
+    server.start()
+    wait_for(lambda: handler_pids(server), timeout=30)
+    return server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A hold longer than any test: a connection after an app answer stays in the handler."""
+    with start(tmp_path_factory.mktemp("hold"), "--isolate-hold", "30", "--keepalive-timeout", "60",
+               "--isolate-timeout", str(TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT)) as proc:
+        yield proc
+
+
+def get(path: str, close: bool = False) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n".encode()
+
+
+class Answers:
+    """Reads the answers on a client socket one by one (pipelined ones may share a recv)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _more(self, what: str) -> None:
+        chunk = self.sock.recv(65536)
+        assert chunk, f"closed {what}: {self.buffer!r}"
+        self.buffer += chunk
+
+    def next(self) -> tuple[int, dict[str, str], bytes]:
+        """status, headers, body of the next answer (framed by Content-Length)."""
+        while b"\r\n\r\n" not in self.buffer:
+            self._more("before an answer")
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        self.buffer = rest
+        while len(self.buffer) < length:
+            self._more("inside a body")
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(lines[0].split()[1]), headers, body
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """The one answer expected on `sock` now (nothing may follow it unasked)."""
+    answers = Answers(sock)
+    answer = answers.next()
+    assert not answers.buffer, "more bytes than the answer: the next answer came unasked"
+    return answer
+
+
+def test_following_requests_are_answered_and_every_one_logged(server) -> None:
+    with server.connect(timeout=20) as sock:
+        sock.sendall(get("/whoami?a0"))
+        status, _, body = read_answer(sock)
+        assert status == 200 and body.startswith(b"65534 ")
+        wait_for(lambda: held(server) == 1)  # the handler keeps it, waiting for the next request
+        for path in ("/whoami?a1", "/hello.txt?a2", "/whoami?a3"):
+            sock.sendall(get(path))
+            status, _, body = read_answer(sock)
+            assert status == 200
+            assert body == b"hello, world\n" if "hello" in path else body.startswith(b"65534 "), (path, body)
+        # pipelined: the handler answers its own in order and gives the static one back
+        sock.sendall(get("/whoami?a4") + get("/hello.txt?a5") + get("/whoami?a6", close=True))
+        reader = Answers(sock)
+        answers = [reader.next() for _ in range(3)]
+        assert [a[0] for a in answers] == [200, 200, 200]
+        assert answers[1][2] == b"hello, world\n" and answers[2][1]["connection"] == "close"
+        assert sock.recv(1) == b""
+
+    def ours() -> list[str]:
+        return [line for line in server.access_log.read_text().splitlines() if "?a" in line]
+
+    lines = wait_for(lambda: len(ours()) == 7 and ours())
+    paths = [re.search(r'"GET (\S+) HTTP/1.1" 200 ', line).group(1) for line in lines]
+    assert paths == ["/whoami?a0", "/whoami?a1", "/hello.txt?a2", "/whoami?a3", "/whoami?a4", "/hello.txt?a5",
+                     "/whoami?a6"]
+    # the same line whoever answered: the worker's accounting of the handler's report
+    assert all(re.match(r'127\.0\.0\.1 - - \[[^]]+\] "GET \S+ HTTP/1\.1" 200 \d+ "-" "-"$', line) for line in lines)
+
+
+def test_header_timeout_holds_on_a_held_connection(server) -> None:
+    with server.connect(timeout=20) as sock:
+        sock.sendall(get("/whoami"))
+        assert read_answer(sock)[0] == 200
+        wait_for(lambda: held(server) == 1)
+        sent = time.monotonic()
+        sock.sendall(b"GET /whoami HTTP/1.1\r\nHo")  # and nothing more
+        data, _ = read_until_close(sock, timeout=HEADER_TIMEOUT + 15)
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - sent >= HEADER_TIMEOUT - 0.3  # the sweeper's resolution
+
+
+def test_isolate_timeout_504_for_a_later_request_on_a_held_connection(server) -> None:
+    with server.connect(timeout=30) as sock:
+        sock.sendall(get("/sleep?0"))  # the same path: the app's at "/" (handler.Routes)
+        assert read_answer(sock)[0] == 200
+        wait_for(lambda: held(server) == 1)
+        sent = time.monotonic()
+        sock.sendall(get("/sleep?60"))
+        data, _ = read_until_close(sock, timeout=TIMEOUT + 20)
+    assert data.startswith(b"HTTP/1.1 504 "), data[:80]
+    assert time.monotonic() - sent >= TIMEOUT - 0.3
+    assert "a request after GET '/sleep?0'" in server.log()
+    wait_for(lambda: handler_pids(server), timeout=30)  # the killed handler was replaced
+
+
+def test_keepalive_timeout_holds_with_the_default_hold(tmp_path) -> None:
+    with start(tmp_path, "--keepalive-timeout", "1") as server, server.connect(timeout=20) as sock:
+        sock.sendall(get("/whoami"))
+        assert read_answer(sock)[0] == 200
+        answered = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the server
+        assert time.monotonic() - answered >= 1 - 0.3
+
+
+def test_a_hold_as_long_as_the_keepalive_timeout_closes_in_the_handler(tmp_path) -> None:
+    with start(tmp_path, "--keepalive-timeout", "1", "--isolate-hold", "5") as server, \
+            server.connect(timeout=20) as sock:
+        sock.sendall(get("/whoami"))
+        assert read_answer(sock)[0] == 200
+        answered = time.monotonic()
+        assert sock.recv(1) == b""
+        assert time.monotonic() - answered >= 1 - 0.3
+
+
+def test_sigterm_drains_held_connections(tmp_path) -> None:
+    """An in-flight request on a held connection is answered (Connection: close), an idle held
+    connection is given back and closed, long before the hold or the graceful timeout ends."""
+    server = start(tmp_path, "--isolate-hold", "60", "--keepalive-timeout", "60", "--graceful-timeout", "60")
+    try:
+        idle, busy = server.connect(timeout=30), server.connect(timeout=30)
+        with idle, busy:
+            for sock in (idle, busy):
+                sock.sendall(get("/sleep?0"))
+                assert read_answer(sock)[0] == 200
+            wait_for(lambda: held(server) == 2)
+            busy.sendall(get("/sleep?2"))
+            stopped = time.monotonic()
+            server.signal(signal.SIGTERM)
+            status, headers, body = read_answer(busy)
+            assert (status, body, headers["connection"]) == (200, b"slept", "close")
+            assert busy.recv(1) == b"" and idle.recv(1) == b""
+        assert server.proc.wait(30) == 0
+        assert time.monotonic() - stopped < 30
+        logged = re.findall(r'"GET (/sleep\S*) HTTP/1.1" 200 ', server.access_log.read_text())
+        assert logged == ["/sleep?0", "/sleep?0", "/sleep?2"]
+    finally:
+        server.stop()
+
+
+def test_max_requests_recycles_the_worker_with_a_held_connection(tmp_path) -> None:
+    limit = 40
+    server = start(tmp_path, "--isolate-hold", "60", "--keepalive-timeout", "60", "--max-requests", str(limit))
+    try:
+        first = worker_pids(server.pid)
+        answered = 0
+        with server.connect(timeout=30) as sock:
+            deadline = time.monotonic() + 60
+            headers: dict[str, str] = {}
+            while headers.get("connection") != "close" and answered < 200_000 and time.monotonic() < deadline:
+                sock.sendall(get("/whoami"))
+                status, headers, _ = read_answer(sock)
+                assert status == 200
+                answered += 1
+            assert headers.get("connection") == "close" and sock.recv(1) == b""
+        assert answered >= limit
+        wait_for(lambda: (now := worker_pids(server.pid)) and now != first, timeout=30)  # a fresh worker
+        # every answer logged, by the old worker, before it exited
+        assert server.access_log.read_text().count('"GET /whoami HTTP/1.1" 200 ') == answered
+    finally:
+        server.stop()
