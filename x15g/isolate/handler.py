@@ -257,7 +257,7 @@ class Handler:
                     board.note(hand.slot, -now, wrote)  # waiting, not answering: no --isolate-timeout
                 try:
                     # Wait first, then recv: right after an answer the client has rarely sent
-                    # its next request yet (as Connection._wait_request, a failed recv costs a
+                    # its next request yet (as a parked Connection waits on its watcher: a failed recv costs a
                     # system call and an exception).
                     connection._wait_readable(now + ctx.hold)
                     buf = connection._recv(now + ctx.hold)
