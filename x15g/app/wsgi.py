@@ -118,6 +118,7 @@ class WsgiResponder:
             kind = type(result)
             if kind is list or kind is tuple:
                 data = _joined(result, start)
+                result = None  # a plain list or tuple has no close(): skip the getattr miss
             elif kind is FileWrapper and start.status and (response := self._file_response(
                     request, start, result, request_id)) is not None:
                 result = None  # the Response's release closes it after sendfile
