@@ -13,6 +13,10 @@ What the server gives it:
 - `wsgi.file_wrapper`: an app returning `environ["wsgi.file_wrapper"](f)` for a real file is
   answered with `os.sendfile` from the file's descriptor, the same path as static files.
 
+The app call runs in a pooled runner greenlet (app/wsgi_runner.py) so that `write()` can send:
+its bytes go out (head first, then chunked or to the app's Content-Length) and write() returns
+once they left, raising ClientGone (a BrokenPipeError) when the answer ended first.
+
 The answer (app/wsgi_head.py checks status and headers and builds the head): a list or tuple
 of bytes is joined and sent with the head in one write; any other iterable is streamed, each
 chunk as the app makes it (the connection's StreamedBody: the app's Content-Length held exactly,
@@ -37,6 +41,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from x15g.app.wsgi_environ import EMPTY_INPUT, EnvironBuilder
 from x15g.app.wsgi_head import AppError, StartResponse
+from x15g.app.wsgi_runner import RAISED, WROTE, ClientGone, RunnerPool, drive, run_out
 from x15g.errors import ConfigError, HTTPError
 from x15g.http.messages import FileRange, Request, Response, StreamedBody
 from x15g.observability.inflight import current as inflight
@@ -99,6 +104,7 @@ class WsgiResponder:
         self.script_name = prefix.rstrip("/")
         host, port = _server_address(settings.bind[0] if settings.bind else "")
         self.environs = EnvironBuilder(self.script_name, host, port, settings.workers > 1, FileWrapper)
+        self.runners = RunnerPool()
         # Request IDs: a random prefix per worker process (this runs after fork) and a counter.
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
@@ -114,7 +120,13 @@ class WsgiResponder:
         result = None
         inflight.method, inflight.target = request.method, request.target
         try:
-            result = self.app(environ, start)
+            outcome = self.runners.call(self.app, environ, start)
+            if outcome is RAISED:
+                raise start.value
+            if outcome is WROTE:  # write() during the call: the answer streams from here
+                return self._written_response(request, start, start.value, request_id)
+            result = start.value
+            start.value = None
             kind = type(result)
             if kind is list or kind is tuple:
                 data = _joined(result, start)
@@ -155,6 +167,22 @@ class WsgiResponder:
             _close(result)
             return Response(status, start.head(declared, request_id), b"", declared or 0, send_body=False)
         stream = AppStream(request, start, result, first)
+        return Response(status, start.head(declared, request_id), StreamedBody(stream, declared), declared or 0)
+
+    def _written_response(self, request: Request, start: StartResponse, first: bytes,
+                          request_id: str) -> Response:
+        """The answer of an app that called write(): its head and `first` go out now, the app
+        resumes once they left; what it writes or returns next follows (AppStream)."""
+        status = start.status
+        declared = start.length
+        start.started = True
+        runner = start.runner
+        if request.method == "HEAD" or status < 200 or status == 204 or status == 304:
+            result = _finish(run_out(runner, start), start, request)  # no body: run to the end, writes dropped
+            if result is not None:
+                _close(result)
+            return Response(status, start.head(declared, request_id), b"", declared or 0, send_body=False)
+        stream = AppStream(request, start, None, first, runner)
         return Response(status, start.head(declared, request_id), StreamedBody(stream, declared), declared or 0)
 
     def _bytes_response(self, request: Request, start: StartResponse, body: bytes, request_id: str) -> Response:
@@ -242,23 +270,45 @@ def _first_chunk(result: Any, start: StartResponse) -> bytes | None:
 
 class AppStream:
     """The chunks of a streamed WSGI answer, for the connection's StreamedBody: the first chunk,
-    then whatever write() or the iterable give, each as it comes. `close()` (called by the
-    connection however the answer ended) closes the app's iterable."""
+    then (while the app call still runs, waiting in write()) each further write(), then the
+    chunks of the iterable it returned and what write() gave meanwhile, each as it comes.
+    `close()` (called by the connection however the answer ended) ends the app call if it still
+    runs (ClientGone from its write()) and closes the app's iterable."""
 
-    __slots__ = ("request", "start", "result", "first")
+    __slots__ = ("request", "start", "result", "first", "runner")
 
-    def __init__(self, request: Request, start: StartResponse, result: Any, first: bytes) -> None:
+    def __init__(self, request: Request, start: StartResponse, result: Any, first: bytes,
+                 runner: Any = None) -> None:
         self.request = request
         self.start = start
         self.result = result
         self.first = first
+        self.runner = runner  # the greenlet of an app call that wrote and has not returned yet
 
     def __iter__(self) -> Iterator[bytes]:
         start = self.start
         written = start.written
-        iterator = start.iterator
         method, target = self.request.method, self.request.target
         yield self.first
+        while self.runner is not None:
+            inflight.method, inflight.target = method, target
+            try:
+                outcome = drive(self.runner, start, None)  # write() returns: its bytes left
+            finally:
+                inflight.method = None
+            value, start.value = start.value, None
+            if outcome is WROTE:
+                yield value
+                continue
+            self.runner = None
+            if outcome is RAISED:
+                raise value
+            self.result = value
+            if value is None or isinstance(value, (str, bytes)):
+                raise AppError(f"the application returned {type(value).__name__} after write(), "
+                               f"not an iterable of bytes ({method} {target!r})")
+            start.iterator = iter(value)
+        iterator = start.iterator
         while True:
             inflight.method, inflight.target = method, target  # other streams ran meanwhile
             try:
@@ -276,9 +326,25 @@ class AppStream:
             yield chunk
 
     def close(self) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            gone = ClientGone("the answer ended before the application")
+            self.result = _finish(run_out(runner, self.start, gone), self.start, self.request)
         result, self.result = self.result, None
         if result is not None:
             _close(result)
+
+
+def _finish(outcome: str, start: StartResponse, request: Request) -> Any:
+    """What an app call that was run out returned (its iterable, closed by the caller), or None
+    when it raised (logged, unless it is the ClientGone its write() was given)."""
+    value, start.value = start.value, None
+    if outcome is not RAISED:
+        return value
+    if not isinstance(value, ClientGone):
+        log.error("WSGI application failed on %s %r after write()", request.method, request.target,
+                  exc_info=value)
+    return None
 
 
 def _close(result: Any) -> None:

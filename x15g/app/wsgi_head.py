@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from greenlet import getcurrent
+
 from x15g import SERVER_SOFTWARE
+from x15g.app.wsgi_runner import SIGNAL, WROTE
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _STATUS = re.compile(r"([1-9][0-9]{2}) [^\r\n\0]*\Z")
@@ -124,13 +127,17 @@ def _header_set(headers: list) -> tuple[bytes, int | None, bool]:
 
 
 class StartResponse:
-    """The `start_response` of one request; `write` (its return value) collects into `written`.
+    """The `start_response` of one request and its `write`: while the app call runs (in its
+    runner, app/wsgi_runner.py) write() hands each piece to the connection and returns once it
+    was sent; afterwards (from the app's iterable) it collects into `written`, sent after the
+    chunk being made.
 
     After `begin()` (the head went out) a second call is allowed only with `exc_info`, and then
     re-raises it as PEP 3333 asks; before, a call with `exc_info` replaces the head.
     """
 
-    __slots__ = ("status", "status_line", "lines", "length", "written", "started", "iterator", "own_id")
+    __slots__ = ("status", "status_line", "lines", "length", "written", "started", "iterator", "own_id",
+                 "runner", "caller", "outcome", "value")
 
     def __init__(self) -> None:
         self.status = 0
@@ -141,6 +148,10 @@ class StartResponse:
         self.started = False  # the head has been handed to the connection
         self.iterator: Any = None  # the app's iterator once its first chunk was pulled (app/wsgi.py)
         self.own_id = False  # the app set X-Request-ID itself
+        self.runner: Any = None  # the greenlet running the app call, while it runs
+        self.caller: Any = None  # the connection's greenlet, which write() hands its bytes to
+        self.outcome = ""  # what the runner last reported (app/wsgi_runner.py), with `value`
+        self.value: Any = None
 
     def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
@@ -159,11 +170,18 @@ class StartResponse:
         return self.write
 
     def write(self, data: bytes) -> None:
-        """PEP 3333's legacy write(): the bytes go out before the app's iterable."""
+        """PEP 3333's write(): during the app call the bytes are sent before it returns (the
+        connection resumes the runner once they left; ClientGone if the answer ended first)."""
         if type(data) is not bytes:
             raise AppError(f"write() takes bytes, not {type(data).__name__}")
         if not self.status:
             raise AppError("write() called before start_response")
+        runner = self.runner
+        if runner is not None and getcurrent() is runner:
+            if data:
+                self.outcome, self.value = WROTE, data
+                self.caller.switch(SIGNAL)  # back once the connection sent it (or ClientGone)
+            return
         self.written.append(data)
 
     def head(self, length: int | None, request_id: str) -> bytes:
