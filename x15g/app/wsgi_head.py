@@ -17,7 +17,7 @@ from typing import Any, Callable
 from greenlet import getcurrent
 
 from x15g import SERVER_SOFTWARE
-from x15g.app.wsgi_runner import SIGNAL, WROTE
+from x15g.app.wsgi_runner import SIGNAL, WROTE, report_to
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _STATUS = re.compile(r"([1-9][0-9]{2}) [^\r\n\0]*\Z")
@@ -180,7 +180,7 @@ class StartResponse:
         if runner is not None and getcurrent() is runner:
             if data:
                 self.outcome, self.value = WROTE, data
-                self.caller.switch(SIGNAL)  # back once the connection sent it (or ClientGone)
+                report_to(self.caller, SIGNAL)  # back once the connection sent it (or ClientGone)
             return
         self.written.append(data)
 

@@ -26,6 +26,8 @@ WROTE = "wrote"  # value: bytes given to write(); the runner waits in write()
 RETURNED = "returned"  # value: what the app returned
 RAISED = "raised"  # value: the exception the app raised
 SIGNAL = object()
+# greenlet's own switch: gevent's Hub.switch takes no value, and a report may go to the hub.
+report_to = greenlet.switch
 _NOTHING = object()  # a wake-up that carried no value (libev watchers switch with none)
 IDLE_RUNNERS = 64  # kept for reuse; more are made while that many app calls are blocked
 
@@ -48,12 +50,21 @@ class RunnerPool:
         runner = self._idle.pop() if self._idle else greenlet(self._loop)
         start.runner = runner
         start.caller = getcurrent()
-        return drive(runner, start, (start.caller, app, environ, start))
+        return drive(runner, start, (app, environ, start))
+
+    def begin(self, app: Callable[..., Any], environ: dict[str, Any], start: Any) -> bool:
+        """Start `app(environ, start)` from the hub: True when it reported at once (start.outcome);
+        False when it waits on something (the hub resumes it; it reports to `start.caller`,
+        which whoever joins it sets to their own greenlet)."""
+        runner = self._idle.pop() if self._idle else greenlet(self._loop)
+        start.runner = runner
+        start.caller = getcurrent()
+        return runner.switch((app, environ, start)) is SIGNAL and bool(start.outcome)
 
     def _loop(self, job: tuple) -> None:
         idle = self._idle
         while True:
-            caller, app, environ, start = job
+            app, environ, start = job
             del job
             try:
                 start.value = app(environ, start)
@@ -62,13 +73,15 @@ class RunnerPool:
                 start.value = exc
                 start.outcome = RAISED
             start.runner = None  # write() from now on (during iteration) runs in the caller
+            caller = start.caller  # read now: a joining greenlet may have taken over
             del app, environ, start  # an idle runner holds nothing of its last request
             if len(idle) < self._limit:
                 idle.append(getcurrent())
             try:
-                job = caller.switch(SIGNAL)
+                job = report_to(caller, SIGNAL)
             except GreenletExit:  # an idle runner dropped (garbage-collected): end quietly
                 return
+            del caller
 
 
 def run_out(runner: greenlet, start: Any, throw: BaseException | None = None) -> str:
