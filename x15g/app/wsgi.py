@@ -15,7 +15,10 @@ What the server gives it:
 
 The app call runs in a pooled runner greenlet (app/wsgi_runner.py) so that `write()` can send:
 its bytes go out (head first, then chunked or to the app's Content-Length) and write() returns
-once they left, raising ClientGone (a BrokenPipeError) when the answer ended first.
+once they left, raising ClientGone (a BrokenPipeError) when the answer ended first. The runner
+also lets a request without a body start its call from the event loop (`respond_now`): a call
+that returns a list at once is answered there, with no switch to the connection's greenlet; one
+that waits, writes, streams or fails is joined by that greenlet (`respond`), never run twice.
 
 The answer (app/wsgi_head.py checks status and headers and builds the head): a list or tuple
 of bytes is joined and sent with the head in one write; any other iterable is streamed, each
