@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clients import read_until_close
 from tests.support.server import ServerProcess
 
 UPLOAD = """#!{python}
@@ -44,12 +45,8 @@ def server(tmp_path: Path):
 
 
 def _answer(sock) -> dict:
-    got = b""
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            break
-        got += data
+    got, closed = read_until_close(sock, timeout=60)
+    assert closed, got[:200]
     head, _, body = got.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     return json.loads(body)
