@@ -44,10 +44,18 @@ class RunnerPool:
         self._idle: list[greenlet] = []
         self._limit = idle
 
+    def _runner(self) -> greenlet:
+        if self._idle:
+            return self._idle.pop()
+        from gevent import get_hub
+
+        # Its parent is the hub, as for the connection runners: never a connection that may be gone.
+        return greenlet(self._loop, parent=get_hub())
+
     def call(self, app: Callable[..., Any], environ: dict[str, Any], start: Any) -> str:
         """Run `app(environ, start)` in a runner until it returns, raises or writes; the outcome
         (and `start.value`). After WROTE the runner waits in `start.write` for `drive`."""
-        runner = self._idle.pop() if self._idle else greenlet(self._loop)
+        runner = self._runner()
         start.runner = runner
         start.caller = getcurrent()
         return drive(runner, start, (app, environ, start))
@@ -56,7 +64,7 @@ class RunnerPool:
         """Start `app(environ, start)` from the hub: True when it reported at once (start.outcome);
         False when it waits on something (the hub resumes it; it reports to `start.caller`,
         which whoever joins it sets to their own greenlet)."""
-        runner = self._idle.pop() if self._idle else greenlet(self._loop)
+        runner = self._runner()
         start.runner = runner
         start.caller = getcurrent()
         return runner.switch((app, environ, start)) is SIGNAL and bool(start.outcome)
