@@ -4,6 +4,7 @@ a Flask app). Module-level only: the server imports this in its worker processes
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
@@ -102,7 +103,47 @@ def streaming(environ, start_response):
         return ok(start_response, environ["wsgi.input"].read(10))
     if path == "/lines":
         return ok(start_response, b"|".join(line.rstrip(b"\n") for line in environ["wsgi.input"]))
+    if path.startswith("/write-gated/"):
+        return _write_gated(path[13:], start_response)
+    if path == "/write-then-read":  # the client sends the body only once it saw the first write
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"first\n")
+        return [b"got " + environ["wsgi.input"].read()]
+    if path.startswith("/write-cl/"):  # declares one length, writes another
+        declared, written = path[10:].split("/")
+        write = start_response("200 OK", [("Content-Length", declared)])
+        write(b"x" * int(written))
+        return []
+    if path.startswith("/filelike-cl/"):  # a file-like without a descriptor, and a declared length
+        declared, size = path[13:].split("/")
+        start_response("200 OK", [("Content-Length", declared)])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"y" * int(size)))
     return app(environ, start_response)
+
+
+class _Closing(list):
+    """A list result whose close() tells the test it was called."""
+
+    def __init__(self, items, gate):
+        super().__init__(items)
+        self.gate = gate
+
+    def close(self):
+        _gate(self.gate).set()
+
+
+def _write_gated(name, start_response):
+    """write() one piece, wait until /open/NAME, write a second, return a third; /closed/NAME
+    says whether the call ended (a write raised, or close() of its result was called)."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    try:
+        write(b"first\n")
+        opened = _gate(name).wait(20)
+        write(b"second\n" if opened else b"gate timed out\n")
+    except OSError:  # the client went away: write() says so
+        _gate("closed-" + name).set()
+        raise
+    return _Closing([b"third\n"], "closed-" + name)
 
 
 def _raise_later():

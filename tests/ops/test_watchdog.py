@@ -44,3 +44,22 @@ def test_max_requests_recycles_the_worker_without_losing_a_request(docroot: Path
         assert set(answered) == {200} and len(answered) >= 20
         assert "served" in server.log() and "recycling" in server.log()
         assert "Traceback" not in server.log()
+
+
+def test_a_replaced_worker_loses_only_the_hung_requests_access_log_line(docroot: Path, tmp_path: Path) -> None:
+    access = tmp_path / "access.log"
+    with ServerProcess(docroot, "--wsgi", "tests.ops.apps:app", "--timeout", "1", "--access-log", str(access),
+                       env=APP_ENV) as server:
+        stalled = fetch_json(server, "/env")["pid"]
+        conn = server.http(timeout=30)  # one connection: every request reaches that worker
+        for i in range(20):
+            conn.request("GET", f"/env?n={i}")
+            assert conn.getresponse().read()
+        conn.request("GET", "/spin?60")  # within a second of the last answers: still buffered
+        wait_for(lambda: "exited with status 70" in server.log(), timeout=20)
+        conn.close()
+        assert fetch_json(server, "/env")["pid"] != stalled
+        lines = access.read_text().splitlines()
+        for i in range(20):
+            assert sum(f"/env?n={i} " in line for line in lines) == 1, f"line of request {i} lost or doubled"
+        assert not any("/spin" in line for line in lines)

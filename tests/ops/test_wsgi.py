@@ -92,10 +92,10 @@ def test_file_wrapper_is_sent_whole(app_server: ServerProcess, payload: Path) ->
     assert stats["bodies"]["sendfile"] >= 1
 
 
-def test_a_list_and_write_are_joined_with_a_content_length(app_server: ServerProcess) -> None:
+def test_write_then_a_list_streams_both_in_order(app_server: ServerProcess) -> None:
     status, headers, body = fetch(app_server, "/app/write")
     assert (status, body) == (200, b"written returned\n")
-    assert headers["content-length"] == str(len(body))
+    assert headers["transfer-encoding"] == "chunked"  # write() went out before the app returned
 
 
 def test_a_generator_without_length_is_streamed_chunked(app_server: ServerProcess) -> None:
@@ -153,3 +153,38 @@ def test_bad_wsgi_module_stops_startup_with_one_line(docroot: Path) -> None:
         server.start(timeout=10)
     server.stop()
     assert "no module named 'tests.ops.no_such_module'" in server.log()
+
+
+def test_app_calls_that_wait_are_answered_and_others_served_meanwhile(app_server: ServerProcess) -> None:
+    """A GET without body starts the app from the event loop (respond_now); a call that waits
+    (here a cooperative sleep) is joined by its connection's greenlet. Many at once on kept-alive
+    connections, with quick answers in between, each answered once and in order."""
+    import threading
+
+    results: list = []
+
+    def client(n: int) -> None:
+        conn = app_server.http(timeout=30)
+        got = []
+        for i in range(3):
+            conn.request("GET", f"/app/slow?0.{n % 3 + 1}")
+            response = conn.getresponse()
+            got.append((response.status, json.loads(response.read())["QUERY_STRING"]))
+            conn.request("GET", "/app/generator")  # a quick, streamed one on the same connection
+            response = conn.getresponse()
+            got.append((response.status, len(response.read())))
+        conn.close()
+        results.append((n, got))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    quick = [fetch(app_server, "/app/a")[0] for _ in range(5)]  # served while the calls sleep
+    for thread in threads:
+        thread.join(60)
+    assert quick == [200] * 5
+    assert len(results) == 8
+    generated = len(b"".join(b"%d\n" % i for i in range(1000)))
+    for n, got in results:
+        assert got == [(200, f"0.{n % 3 + 1}"), (200, generated)] * 3
+    assert "Traceback" not in app_server.log()

@@ -181,6 +181,7 @@ def test_cgi_timeout(server) -> None:
     ("POST", "/specweb99", {"Cookie": "my_cookie=user_id=10000&last_ad=0"}, b"urlroot=/file_set/&dir=00000&class=1&num=1&client=1&client=2", 400),
     ("POST", "/specweb99", {"Cookie": "bad"}, b"urlroot=/file_set/&dir=00000&class=1&num=1&client=1", 400),
     ("POST", "/specweb99", {}, b"urlroot=/file_set/&dir=00000&class=1&num=1&client=1", 400),
+    ("POST", "/specweb99", {"Cookie": "my_cookie=user_id=10000&last_ad=0"}, b"urlroot=/file_set/&" * 2000, 413),
 ])
 def test_bad_input(server, method, target, headers, body, status) -> None:
     before = fetch(server)

@@ -158,6 +158,7 @@ def test_negative_entries_are_cached_for_the_window(tmp_path: Path) -> None:
     assert cache.get(b"/late.txt") is answer  # still the cached 404 inside the window
     clock.now += 1.5
     assert cache.get(b"/late.txt") is None  # reloaded after it
+    assert cache.get(b"/late.txt") is answer  # by that caller only: meanwhile others get it as it was
     entry = cache.fill(b"/late.txt", loader.load, ("late.txt",), False)
     assert isinstance(entry, FileEntry) and entry.body == b"now here"
 

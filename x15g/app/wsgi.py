@@ -13,6 +13,13 @@ What the server gives it:
 - `wsgi.file_wrapper`: an app returning `environ["wsgi.file_wrapper"](f)` for a real file is
   answered with `os.sendfile` from the file's descriptor, the same path as static files.
 
+The app call runs in a pooled runner greenlet (app/wsgi_runner.py) so that `write()` can send:
+its bytes go out (head first, then chunked or to the app's Content-Length) and write() returns
+once they left, raising ClientGone (a BrokenPipeError) when the answer ended first. The runner
+also lets a request without a body start its call from the event loop (`respond_now`): a call
+that returns a list at once is answered there, with no switch to the connection's greenlet; one
+that waits, writes, streams or fails is joined by that greenlet (`respond`), never run twice.
+
 The answer (app/wsgi_head.py checks status and headers and builds the head): a list or tuple
 of bytes is joined and sent with the head in one write; any other iterable is streamed, each
 chunk as the app makes it (the connection's StreamedBody: the app's Content-Length held exactly,
@@ -35,8 +42,11 @@ import os
 import sys
 from typing import Any, Callable, Iterable, Iterator
 
+from greenlet import getcurrent
+
 from x15g.app.wsgi_environ import EMPTY_INPUT, EnvironBuilder
 from x15g.app.wsgi_head import AppError, StartResponse
+from x15g.app.wsgi_runner import RAISED, RETURNED, SIGNAL, WROTE, ClientGone, RunnerPool, drive, run_out
 from x15g.errors import ConfigError, HTTPError
 from x15g.http.messages import FileRange, Request, Response, StreamedBody
 from x15g.observability.inflight import current as inflight
@@ -99,11 +109,42 @@ class WsgiResponder:
         self.script_name = prefix.rstrip("/")
         host, port = _server_address(settings.bind[0] if settings.bind else "")
         self.environs = EnvironBuilder(self.script_name, host, port, settings.workers > 1, FileWrapper)
+        self.runners = RunnerPool()
+        self._hub: Any = None  # gevent's hub of this worker, found on first use
         # Request IDs: a random prefix per worker process (this runs after fork) and a counter.
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
 
     def respond(self, request: Request) -> Response:
+        start = request.app_call
+        if start is not None:  # respond_now began the call and it had to wait: join it
+            request.app_call = None
+            self._join(request, start)
+        else:
+            start = self._begin(request, False)
+        return self._answer(request, start)
+
+    def respond_now(self, request: Request) -> Response | None:
+        """Run the app from the hub, in its runner: a call that finishes at once with a list or
+        tuple is answered right here, without handing the request to the connection's greenlet
+        (~9 us of a hello-world's ~26). Anything else (the call waits on I/O, writes, streams,
+        fails) stays with the request (`app_call`) and None sends it to `respond`, which joins
+        the call where it is: the app never runs twice and never in the hub itself."""
+        hub = self._hub
+        if hub is None:
+            from gevent import get_hub
+
+            hub = self._hub = get_hub()
+        if getcurrent() is not hub:
+            return None  # the accept loop must not wait for an app call
+        start = self._begin(request, True)
+        if start.outcome is RETURNED and (type(start.value) is list or type(start.value) is tuple):
+            return self._answer(request, start)
+        request.app_call = start
+        return None
+
+    def _begin(self, request: Request, from_hub: bool) -> StartResponse:
+        """Build the environ and run the app call until it reports (from the hub: or waits)."""
         request_id = request.request_id or f"{self._id_prefix}{next(self._ids):x}"
         request.request_id = request_id
         body: Any = request.body_reader
@@ -111,18 +152,53 @@ class WsgiResponder:
             body = io.BytesIO(request.body) if request.body else EMPTY_INPUT
         environ = self.environs.build(request, body, request_id)
         start = StartResponse()
-        result = None
         inflight.method, inflight.target = request.method, request.target
         try:
-            result = self.app(environ, start)
+            if from_hub:
+                self.runners.begin(self.app, environ, start)
+            else:
+                self.runners.call(self.app, environ, start)
+        finally:
+            inflight.method = None
+        return start
+
+    def _join(self, request: Request, start: StartResponse) -> None:
+        """Wait (in the connection's greenlet) for a call respond_now began to report."""
+        start.caller = getcurrent()  # it reports here from now on
+        if start.outcome:
+            return  # it reported before we came
+        inflight.method, inflight.target = request.method, request.target
+        try:
+            while not (self._hub.switch() is SIGNAL and start.outcome):
+                pass
+        except BaseException:
+            start.caller = self._hub  # nobody waits any more: its report goes to the hub, unread
+            raise
+        finally:
+            inflight.method = None
+
+    def _answer(self, request: Request, start: StartResponse) -> Response:
+        """The Response for an app call that reported: it returned, raised, or wrote."""
+        request_id = request.request_id
+        result = None
+        try:
+            outcome = start.outcome
+            if outcome is RAISED:
+                raise start.value
+            if outcome is WROTE:  # write() during the call: the answer streams from here
+                return self._written_response(request, start, start.value, request_id)
+            result = start.value
+            start.value = None
             kind = type(result)
             if kind is list or kind is tuple:
                 data = _joined(result, start)
+                result = None  # a plain list or tuple has no close(): skip the getattr miss
             elif kind is FileWrapper and start.status and (response := self._file_response(
                     request, start, result, request_id)) is not None:
                 result = None  # the Response's release closes it after sendfile
                 return response
             else:
+                inflight.method, inflight.target = request.method, request.target
                 first = _first_chunk(result, start)
                 if first is not None:
                     response = self._streamed_response(request, start, result, first, request_id)
@@ -154,6 +230,22 @@ class WsgiResponder:
             _close(result)
             return Response(status, start.head(declared, request_id), b"", declared or 0, send_body=False)
         stream = AppStream(request, start, result, first)
+        return Response(status, start.head(declared, request_id), StreamedBody(stream, declared), declared or 0)
+
+    def _written_response(self, request: Request, start: StartResponse, first: bytes,
+                          request_id: str) -> Response:
+        """The answer of an app that called write(): its head and `first` go out now, the app
+        resumes once they left; what it writes or returns next follows (AppStream)."""
+        status = start.status
+        declared = start.length
+        start.started = True
+        runner = start.runner
+        if request.method == "HEAD" or status < 200 or status == 204 or status == 304:
+            result = _finish(run_out(runner, start), start, request)  # no body: run to the end, writes dropped
+            if result is not None:
+                _close(result)
+            return Response(status, start.head(declared, request_id), b"", declared or 0, send_body=False)
+        stream = AppStream(request, start, None, first, runner)
         return Response(status, start.head(declared, request_id), StreamedBody(stream, declared), declared or 0)
 
     def _bytes_response(self, request: Request, start: StartResponse, body: bytes, request_id: str) -> Response:
@@ -241,23 +333,45 @@ def _first_chunk(result: Any, start: StartResponse) -> bytes | None:
 
 class AppStream:
     """The chunks of a streamed WSGI answer, for the connection's StreamedBody: the first chunk,
-    then whatever write() or the iterable give, each as it comes. `close()` (called by the
-    connection however the answer ended) closes the app's iterable."""
+    then (while the app call still runs, waiting in write()) each further write(), then the
+    chunks of the iterable it returned and what write() gave meanwhile, each as it comes.
+    `close()` (called by the connection however the answer ended) ends the app call if it still
+    runs (ClientGone from its write()) and closes the app's iterable."""
 
-    __slots__ = ("request", "start", "result", "first")
+    __slots__ = ("request", "start", "result", "first", "runner")
 
-    def __init__(self, request: Request, start: StartResponse, result: Any, first: bytes) -> None:
+    def __init__(self, request: Request, start: StartResponse, result: Any, first: bytes,
+                 runner: Any = None) -> None:
         self.request = request
         self.start = start
         self.result = result
         self.first = first
+        self.runner = runner  # the greenlet of an app call that wrote and has not returned yet
 
     def __iter__(self) -> Iterator[bytes]:
         start = self.start
         written = start.written
-        iterator = start.iterator
         method, target = self.request.method, self.request.target
         yield self.first
+        while self.runner is not None:
+            inflight.method, inflight.target = method, target
+            try:
+                outcome = drive(self.runner, start, None)  # write() returns: its bytes left
+            finally:
+                inflight.method = None
+            value, start.value = start.value, None
+            if outcome is WROTE:
+                yield value
+                continue
+            self.runner = None
+            if outcome is RAISED:
+                raise value
+            self.result = value
+            if value is None or isinstance(value, (str, bytes)):
+                raise AppError(f"the application returned {type(value).__name__} after write(), "
+                               f"not an iterable of bytes ({method} {target!r})")
+            start.iterator = iter(value)
+        iterator = start.iterator
         while True:
             inflight.method, inflight.target = method, target  # other streams ran meanwhile
             try:
@@ -275,9 +389,25 @@ class AppStream:
             yield chunk
 
     def close(self) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            gone = ClientGone("the answer ended before the application")
+            self.result = _finish(run_out(runner, self.start, gone), self.start, self.request)
         result, self.result = self.result, None
         if result is not None:
             _close(result)
+
+
+def _finish(outcome: str, start: StartResponse, request: Request) -> Any:
+    """What an app call that was run out returned (its iterable, closed by the caller), or None
+    when it raised (logged, unless it is the ClientGone its write() was given)."""
+    value, start.value = start.value, None
+    if outcome is not RAISED:
+        return value
+    if not isinstance(value, ClientGone):
+        log.error("WSGI application failed on %s %r after write()", request.method, request.target,
+                  exc_info=value)
+    return None
 
 
 def _close(result: Any) -> None:
@@ -328,6 +458,20 @@ class StaticOrApp:
                 if error.status not in (403, 404):
                     raise
         return self.app.respond(request)
+
+    def respond_now(self, request: Request) -> Response | None:
+        """The same decision without waiting: a file cached inside its window, or the app's own
+        respond_now for a path known to be no file (and for other methods); None when only
+        the disk can tell (respond decides in the greenlet)."""
+        now = getattr(self.app, "respond_now", None)
+        if request.method == "GET" or request.method == "HEAD":
+            known = self.static.cache.peek(request.path)
+            if known is None:
+                return None
+            if known.__class__ is Answer and known.kind == "error" and known.status in (403, 404):
+                return now(request) if now is not None else None
+            return self.static.respond_now(request)
+        return now(request) if now is not None else None
 
 
 def check_app_spec(spec: str) -> None:

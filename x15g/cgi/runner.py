@@ -3,7 +3,10 @@
 Two modes: *directory* (`--cgi-dir /prefix/=DIR`: `/prefix/script.py/extra?qs` runs
 `DIR/script.py` with PATH_INFO `/extra`) and *program* (a fixed argv, e.g. the SPECweb99-like CGI
 program at `/cgi-bin/specweb99`). The child gets the RFC 3875 §4.1 meta-variables in its
-environment and the request body on stdin (§4.2); its stdout is a CGI response (§6): header lines,
+environment and the request body on stdin (§4.2): read from the connection as it comes (chunked
+bodies decoded) and spooled (http/spool.py), up to 1 MiB in memory and through a pipe, larger
+from an unlinked temporary file the child reads directly; CONTENT_LENGTH is its decoded length.
+Its stdout is a CGI response (§6): header lines,
 a blank line, the body. `Status:` sets the status, `Location:` without `Status:` redirects (302),
 everything else is passed on except fields the server owns. Output that is not a CGI response is a
 502; a child still running after `settings.cgi_timeout` is killed with its process group (504).
@@ -21,6 +24,7 @@ from urllib.parse import unquote_to_bytes
 from x15g import SERVER_SOFTWARE
 from x15g.errors import HTTPError
 from x15g.http.messages import Request, Response
+from x15g.http.spool import SpooledBody, spool
 from x15g.http.writer import build_head
 
 if TYPE_CHECKING:
@@ -62,6 +66,8 @@ def _server_name_port(request: Request) -> tuple[bytes, bytes]:
 class CgiResponder:
     """Runs a CGI script per request; see the module docstring for the two modes."""
 
+    streams_body = True  # the body is spooled here (respond), not held in memory by the connection
+
     def __init__(self, settings: object, prefix: str, directory: str | None = None,
                  program: list[str] | None = None, extra_env: dict[str, str] | None = None) -> None:
         if (directory is None) == (program is None):
@@ -77,8 +83,13 @@ class CgiResponder:
     def respond(self, request: Request) -> Response:
         """Run the script for `request` and turn its output into a Response."""
         argv, script_name, path_info, cwd = self._locate(request.path)
-        env = self._environ(request, script_name, path_info)
-        out = self._run(argv, env, request.body, cwd)
+        reader = request.body_reader
+        body = spool(reader) if reader is not None else SpooledBody(request.body, None, len(request.body))
+        try:
+            env = self._environ(request, script_name, path_info, body.size)
+            out = self._run(argv, env, body, cwd)
+        finally:
+            body.close()
         return parse_output(out, send_body=request.method != "HEAD")
 
     # --- mapping the URL to a program ---
@@ -108,7 +119,8 @@ class CgiResponder:
 
     # --- RFC 3875 §4.1 meta-variables ---
 
-    def _environ(self, request: Request, script_name: bytes, path_info: bytes) -> dict[bytes, bytes]:
+    def _environ(self, request: Request, script_name: bytes, path_info: bytes,
+                 body_size: int) -> dict[bytes, bytes]:
         ip, port = split_peer(request.peer)
         server_name, server_port = _server_name_port(request)
         env = {
@@ -129,8 +141,8 @@ class CgiResponder:
         if path_info:
             env[b"PATH_INFO"] = path_info
             env[b"PATH_TRANSLATED"] = os.fsencode(self.root) + path_info
-        if request.body or request.content_length is not None:
-            env[b"CONTENT_LENGTH"] = b"%d" % len(request.body)
+        if body_size or request.content_length is not None or request.chunked:
+            env[b"CONTENT_LENGTH"] = b"%d" % body_size
         ctype = request.header(b"content-type")
         if ctype is not None:
             env[b"CONTENT_TYPE"] = ctype
@@ -144,17 +156,18 @@ class CgiResponder:
 
     # --- running the child ---
 
-    def _run(self, argv: list[str], env: dict[bytes, bytes], body: bytes, cwd: str | None) -> bytes:
+    def _run(self, argv: list[str], env: dict[bytes, bytes], body: SpooledBody, cwd: str | None) -> bytes:
         from gevent import subprocess
 
+        stdin = body.file if body.file is not None else subprocess.PIPE  # a spooled body: its file
         try:
-            child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            child = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, cwd=cwd, close_fds=True, start_new_session=True)
         except OSError as exc:
             log.error("cannot start CGI %s: %s", argv[0], exc)
             raise HTTPError(502, "CGI script could not be started") from None
         try:
-            out, err = child.communicate(body, timeout=self.timeout)
+            out, err = child.communicate(body.data if body.file is None else None, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             _kill_group(child)
             log.error("CGI %s killed after %.1f s", argv[0], self.timeout)

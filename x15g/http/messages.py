@@ -16,7 +16,7 @@ sent and accounted by the connection's one send pipeline (architecture.md, princ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol, Union
+from typing import Any, Callable, Iterable, Iterator, Protocol, Union
 
 
 class BodyStream(Protocol):
@@ -60,6 +60,8 @@ class Request:
     # The body, read as the responder asks (server/bodyreader.py) when its route reads bodies
     # lazily (`streams_body`); `body` then stays empty.
     body_reader: BodyStream | None = None
+    # An application call its responder's respond_now began and respond finishes (app/wsgi.py).
+    app_call: Any = None
 
     def header(self, name: bytes) -> bytes | None:
         """The value of header `name` (lower-case bytes), or None."""

@@ -148,16 +148,20 @@ class AccessLog:
         return self._size
 
     def take(self) -> str:
-        data = "".join(self._buffer)
-        self._buffer.clear()
+        lines, self._buffer = self._buffer, []
         self._size = 0
-        return data
+        return "".join(lines)
 
     def write_out(self, data: str) -> None:
         """Blocking write of `data` (called in the disk threadpool)."""
         if data:
             self._file.write(data)
             self._file.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered now, blocking; also from the watchdog's thread while the hub
+        is stuck in application code (which then appends no lines)."""
+        self.write_out(self.take())
 
     def reopen(self) -> None:
         """SIGUSR1 (logrotate): reopen the file by name."""
@@ -168,6 +172,6 @@ class AccessLog:
         old.close()
 
     def close(self) -> None:
-        self.write_out(self.take())
+        self.flush()
         if self._file is not sys.stdout:
             self._file.close()

@@ -6,8 +6,10 @@ stores a heartbeat; a real OS thread (not a greenlet: it runs while the hub is s
 interpreter hands it the GIL every switch interval) checks it. When the heartbeat is older than
 the timeout on two checks in a row (one stale check may be a SIGSTOP just continued, whose hub
 has not yet run its timer), the thread writes one error line naming the request inside
-application code (observability/inflight.py) and ends the process with `STALLED_EXIT`; the
-master replaces the worker like any other that died, and the other workers keep serving.
+application code (observability/inflight.py), runs the worker's `last_words` (the access log's
+buffered lines are written, so only the hung request's own line is lost) and ends the process
+with `STALLED_EXIT`; the master replaces the worker like any other that died, and the other
+workers keep serving.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from gevent import monkey
 
@@ -31,9 +33,10 @@ log = logging.getLogger("x15g.watchdog")
 class Watchdog:
     """Start with `start(loop)` in the worker; `stop()` before a graceful exit."""
 
-    def __init__(self, timeout: float, worker_id: int) -> None:
+    def __init__(self, timeout: float, worker_id: int, last_words: Callable[[], None] | None = None) -> None:
         self.timeout = timeout
         self.worker_id = worker_id
+        self.last_words = last_words  # run from the watchdog thread just before the exit
         self.interval = min(1.0, timeout / 4)
         self.beat = _monotonic()
         self.running = False
@@ -71,6 +74,11 @@ class Watchdog:
         message = (f"worker {self.worker_id} (pid {os.getpid()}): event loop held for {stalled:.1f} s "
                    f"(--timeout {self.timeout:g}) by {inflight.describe()}; exiting so the master replaces it")
         _write_error(message)
+        if self.last_words is not None:
+            try:
+                self.last_words()
+            except Exception as exc:  # exit all the same: the hub is stuck
+                _write_error(f"worker {self.worker_id}: before exiting: {exc!r}")
         os._exit(STALLED_EXIT)
 
 

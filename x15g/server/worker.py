@@ -163,7 +163,8 @@ class Worker:
         self._last_accept_error = 0.0
         # --max-requests: recycle after this many requests (jittered per worker); 0 never.
         self.request_limit = settings.max_requests + random.randint(0, settings.max_requests_jitter) if settings.max_requests else 0
-        self.watchdog = Watchdog(settings.timeout, worker_id) if settings.timeout > 0 else None
+        self.watchdog = (Watchdog(settings.timeout, worker_id, access_log.flush if access_log is not None else None)
+                         if settings.timeout > 0 else None)
 
     def serve(self) -> int:
         self.acceptors = [Acceptor(listener) for listener in self.listeners]

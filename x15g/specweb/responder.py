@@ -25,6 +25,7 @@ from x15g.config import Settings
 from x15g.diskio import DiskIO
 from x15g.errors import HTTPError
 from x15g.http.messages import BodyPart, Request, Response
+from x15g.http.spool import spool
 from x15g.http.writer import build_head
 from x15g.specweb.filecache import FileCache
 from x15g.specweb.postlog import PostLog
@@ -43,6 +44,9 @@ _RESET = re.compile(
     rb"&exp=(\d{1,10}),(\d{1,10})&urlroot=([^&]*)(?:&now=(\d{1,10}))?"
 )
 _POST_KEYS = (b"urlroot", b"dir", b"class", b"num", b"client")
+# A POST body is five short fields (~60 bytes); longer ones are refused (413) as they are read,
+# so no POST body is held whole in memory (the connection hands this module the body's stream).
+MAX_POST_BODY = 16 * 1024
 _ERROR_COOKIE = ("Set-Cookie", "found_cookie=Ad_id=-1&Ad_weight=0&Expired=1")
 
 
@@ -57,6 +61,8 @@ def peer_ip(peer: str) -> bytes:
 
 class SpecwebResponder:
     """The dynamic handler DYN: standard and CAD GET, POST, and the housekeeping commands."""
+
+    streams_body = True  # a POST body is read here, bounded by MAX_POST_BODY
 
     def __init__(self, settings: Settings, disk: DiskIO) -> None:
         self.root = os.fsencode(settings.root)
@@ -169,7 +175,11 @@ class SpecwebResponder:
     # --- §5.6 ---
 
     def _post(self, request: Request) -> Response:
-        values = parse_post_body(request.body)
+        reader = request.body_reader
+        body = request.body if reader is None else spool(reader, MAX_POST_BODY, limit=MAX_POST_BODY).data
+        if len(body) > MAX_POST_BODY:  # read whole by someone else (an isolated handler's request)
+            raise HTTPError(413, "request body too large", close=True)
+        values = parse_post_body(body)
         if values[b"urlroot"] != self.urlroot:
             raise HTTPError(400, "wrong urlroot")
         d, cls, num, client = (_number(values[k], 10) for k in (b"dir", b"class", b"num", b"client"))

@@ -283,7 +283,13 @@ class FileCache:
     def _revalidate(self, key: bytes, entry: Entry, now: float) -> Entry | None:
         self.revalidations += 1
         entry.fresh_until = now + self.period
-        if bool(entry.watch) and self._disk.run(still_valid, entry.watch):
+        if not entry.watch:
+            # Nothing to compare (a 404, 403, redirect): this caller reloads it, and until its
+            # fill replaces the entry the others get it as it is, instead of every concurrent
+            # request reloading it through the threadpool at once.
+            self.misses += 1
+            return None
+        if self._disk.run(still_valid, entry.watch):
             if self._map.get(key) is entry:  # not evicted or replaced while we waited
                 if isinstance(entry, FileEntry):
                     entry.resident_until = 0.0  # sample the page cache again too
