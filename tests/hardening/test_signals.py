@@ -170,13 +170,18 @@ def test_ttin_ttou_change_worker_count(hroot) -> None:
 def _draining(port: int) -> bool:
     """True once the stop has begun. On SIGTERM the master makes the listeners drop new SYNs, so a
     connect that the kernel does not complete at once (it needs no help from x15g's processes) means
-    the drain has started; waiting for the SYN retransmit instead would use up the idle grace."""
+    the drain has started; waiting for the SYN retransmit instead would use up the idle grace. The
+    health check then goes over that same connection: a second connect could meet the filter just
+    attached and wait a second for the retransmit."""
     try:
         probe = socket.create_connection(("127.0.0.1", port), timeout=0.25)
     except OSError:  # dropped SYN (timeout) or refused: listeners closing
         return True
-    probe.close()
-    try:
-        return get(port, "/-/health", timeout=2)[0] == 503
-    except OSError:
-        return True
+    with probe:
+        try:
+            probe.settimeout(2)
+            probe.sendall(b"GET /-/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status = probe.recv(64)
+        except OSError:
+            return True
+    return not status or status.startswith(b"HTTP/1.1 503 ")
