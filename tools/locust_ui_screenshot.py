@@ -50,7 +50,8 @@ class Chromium:
     """A headless Chromium with a fresh, empty profile, driven over its DevTools pipe."""
 
     def __init__(self, binary: str, size: tuple[int, int] = (1400, 1100)) -> None:
-        self.profile = tempfile.TemporaryDirectory(prefix="x15g-chromium-")
+        # Chromium's helper processes may still write to the profile as it is removed.
+        self.profile = tempfile.TemporaryDirectory(prefix="x15g-chromium-", ignore_cleanup_errors=True)
         to_browser, self._out = os.pipe()  # we write commands, Chromium reads fd 3
         self._in, from_browser = os.pipe()  # Chromium writes fd 4, we read
         self._next_id = 0
@@ -145,7 +146,16 @@ class Chromium:
         out.write_bytes(base64.b64decode(data))
 
     def close(self) -> None:
-        """Stop Chromium (by its PID) and remove its profile."""
+        """Ask Chromium to quit (its helper processes with it), stop it by its PID if it does not,
+        and remove its profile."""
+        try:
+            self.send("Browser.close", browser=True, timeout=5)
+        except Exception:  # gone already, or not answering: stopped by its PID below
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
         lr.stop(self.proc, timeout=5)
         for fd in (self._in, self._out):
             try:
