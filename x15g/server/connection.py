@@ -401,7 +401,7 @@ class Connection:
         a reason of its own), make its Outgoing, and offer it to the ready-answer store (which
         keeps it if its rule allows)."""
         body = response.body
-        closes = closes or response.close or (type(body) is StreamedBody and body.length is None  # type: ignore[union-attr]
+        closes = closes or response.close or (type(body) is StreamedBody and body.length is None
                                     and request.version != 11)
         keep = self._keeps(request.keep_alive, closes, self.served)
         out = self._built(response, request, keep, started)
@@ -480,7 +480,7 @@ class Connection:
                 out = Outgoing(head, len(head), None, keep, accounted, response.status, started)
                 out.more = body  # type: ignore[assignment]
             else:
-                out = Outgoing(head + body if body else head, len(head), None, keep,  # type: ignore[operator]
+                out = Outgoing(head + body if body else head, len(head), None, keep,
                                accounted, response.status, started)
         else:
             out = Outgoing(head, len(head), body, keep, accounted, response.status, started)
@@ -512,7 +512,7 @@ class Connection:
         out = Outgoing(wire, len(wire) - answer.inline_body, answer.file, keep, answer.method,
                        answer.response.status, started)
         if answer.sent and not answer.inline_body and answer.file is None:
-            out.more = answer.response.body  # type: ignore[assignment]
+            out.more = answer.response.body
         out.ready = True
         out.request = answer.request
         out.log_fields = answer.log_fields
@@ -664,14 +664,14 @@ class Connection:
             return True
         kind = type(body)
         if kind is FileRange:
-            if not self._send_range(out, body, wait):  # type: ignore[arg-type]
+            if not self._send_range(out, body, wait):
                 return False
         elif not wait:
             return False
         elif kind is list:
-            self._send_parts(out, body)  # type: ignore[arg-type]
+            self._send_parts(out, body)
         elif kind is StreamedBody:
-            self._send_stream(out, body)  # type: ignore[arg-type]
+            self._send_stream(out, body)
         out.body = None
         return True
 
@@ -862,7 +862,7 @@ class Connection:
             return ChunkedBody(limits)
         if request.content_length > limits.max_body_size:
             raise HTTPError(413, "request body too large", close=True)
-        return ContentLengthBody(request.content_length)
+        return ContentLengthBody(request.content_length or 0)
 
     def _body_reader(self, request: Request, buf: bytes) -> BodyReader:
         """A reader the responder pulls the body through (server/bodyreader.py)."""
