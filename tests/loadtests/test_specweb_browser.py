@@ -26,9 +26,11 @@ def test_run_started_from_the_form_shows_the_specweb_tab(tmp_path):
         report = urllib.request.urlopen(url + "/stats/report", timeout=30).read().decode()
         summary_csv = urllib.request.urlopen(url + "/specweb/csv", timeout=30).read().decode()
     finally:
-        if browser is not None:
-            browser.close()
-        ui.stop_all(procs)
+        try:
+            if browser is not None:
+                browser.close()
+        finally:
+            ui.stop_all(procs)  # also when closing the browser failed: no server or locust left behind
     # SIGTERM mid-run: the master collects the workers' final reports and exits by itself
     assert procs[-1].returncode in (0, 1), "the locust master had to be killed: %s" % procs[-1].returncode
     assert rows["Phase"][0].startswith("measurement"), rows
