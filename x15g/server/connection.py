@@ -816,10 +816,9 @@ class Connection:
 
     def _send_made(self) -> None:
         """Send the answer `_on_readable` made (from the hub); stay parked when it keeps."""
-        out = self.outgoing
-        if out is None or self.state is CLOSED:
-            return  # closed meanwhile (a kill): `_close` accounted it
-        self.outgoing = None
+        out, self.outgoing = self.outgoing, None
+        if out is None:
+            return  # closed meanwhile (a kill): `_close` took and accounted it
         try:
             if not self._deliver(out, False):
                 self.outgoing = out  # the runner sends the rest

@@ -155,7 +155,6 @@ class Worker:
         self.ctx = ServingContext(settings, None, access_log)
         self.ctx.worker_id = worker_id
         self.ctx.app = build_app(settings, self.disk, self.ctx)  # the admin endpoints read ctx
-        self.pool = self.ctx.runners
         self.acceptors: list[Acceptor] = []  # one per listener, made when serving starts
         self.stop_event = Event()
         self.graceful = True
@@ -199,7 +198,7 @@ class Worker:
 
     def _accept_loop(self, acceptor: Acceptor) -> None:
         max_accept = self.settings.max_accept
-        pool = self.pool
+        pool = self.ctx.runners
         ctx = self.ctx
         wait = ctx.wait
         ready = acceptor.listener._read_event  # gevent's watcher on the listening socket
@@ -246,7 +245,7 @@ class Worker:
             self._accept_pending(acceptor)
             acceptor.listener.close()
         if not self.graceful:
-            self.pool.kill(timeout=1)
+            self.ctx.runners.kill(timeout=1)
             return
         # Closing an idle keep-alive connection races the client's next request on it (RFC 9112
         # §9.3.1), which fails where the client cannot safely retry (a POST). So during a short
@@ -256,12 +255,12 @@ class Worker:
         grace = min(self.settings.drain_idle_grace, self.settings.graceful_timeout)
         ctx.idle_until = started + grace
         if grace > 0:
-            self.pool.join(timeout=grace)
+            self.ctx.runners.join(timeout=grace)
         self._close_idle()
-        self.pool.join(timeout=max(0.0, self.settings.graceful_timeout - (time.monotonic() - started)))
-        if len(self.pool):
-            log.warning("graceful timeout: closing %d busy connections", len(self.pool))
-            self.pool.kill(timeout=1)
+        self.ctx.runners.join(timeout=max(0.0, self.settings.graceful_timeout - (time.monotonic() - started)))
+        if len(self.ctx.runners):
+            log.warning("graceful timeout: closing %d busy connections", len(self.ctx.runners))
+            self.ctx.runners.kill(timeout=1)
 
     def _accept_pending(self, acceptor: Acceptor) -> None:
         """Serve the connections already queued on the listener before closing it: their clients
@@ -276,7 +275,7 @@ class Worker:
                 raw, address = acceptor.accept()
             except OSError:  # BlockingIOError: queue empty; anything else: nothing to drain
                 return
-            self.pool.start(Connection(raw, address, ctx))
+            self.ctx.runners.start(Connection(raw, address, ctx))
 
     def _close_idle(self) -> None:
         """Close keep-alive connections waiting between requests, unless a request just arrived.
