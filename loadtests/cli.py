@@ -56,17 +56,25 @@ def start_server(docroot: Path, port: int, workers: int = 1, log_path: Path | No
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen([str(BIN / "x15g"), "--root", str(docroot), "--bind", "127.0.0.1:%d" % port,
                              "--workers", str(workers), "--specweb", *(extra or [])], stdout=log, stderr=log)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("x15g exited with %s (log: %s)" % (proc.returncode, log_path))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
+    if wait_accepting(proc, port, 20):
+        return proc
+    if proc.poll() is not None:
+        raise RuntimeError("x15g exited with %s (log: %s)" % (proc.returncode, log_path))
     stop(proc)
     raise RuntimeError("x15g did not listen on port %d within 20 s" % port)
+
+
+def wait_accepting(proc: subprocess.Popen, port: int, timeout: float) -> bool:
+    """Poll until 127.0.0.1:`port` accepts a connection (True); False once `proc` has exited or
+    `timeout` seconds passed (`proc.poll()` tells which)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def stop(proc: subprocess.Popen, timeout: float = 10) -> None:

@@ -11,12 +11,11 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 
+from loadtests.cli import wait_accepting
 from tests.support.clients import get
 from tests.support.server import free_port
 
@@ -179,15 +178,10 @@ def start_server(name: str, ctx: Context, timeout: float = 15.0) -> Running:
                                 stderr=subprocess.STDOUT, env={**os.environ, **extra_env},
                                 start_new_session=True)
     running = Running(name, port, proc, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise Unavailable(f"{name} exited with status {proc.returncode} at start:\n{log_tail(log_path)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return running
-        except OSError:
-            time.sleep(0.1)
+    if wait_accepting(proc, port, timeout):
+        return running
+    if proc.poll() is not None:
+        raise Unavailable(f"{name} exited with status {proc.returncode} at start:\n{log_tail(log_path)}")
     stop_server(running)
     raise Unavailable(f"{name} did not accept connections within {timeout:.0f}s:\n{log_tail(log_path)}")
 
