@@ -131,14 +131,13 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
         return Request(method, target, path, query, version, dict(headers), keep_alive, length, chunked,
                        expect), end + 4
     request = _parse_new_head(head, limits)
-    if len(head) <= _HEAD_CACHE_MAX_LEN:
+    if len(head) <= _HEAD_CACHE_MAX_LEN and _head_admission.admit(head):
         _remember(head, request, limits)
     return request, end + 4
 
 
 def _remember(head: bytes, request: Request, limits: Limits) -> None:
-    if not _head_admission.admit(head):
-        return
+    """Keep the parse of a head seen for the second time."""
     if _parsed_for[0] is not limits or len(_parsed_heads) >= _HEAD_CACHE_SIZE:
         _parsed_heads.clear()
         _parsed_for[0] = limits
@@ -148,7 +147,12 @@ def _remember(head: bytes, request: Request, limits: Limits) -> None:
 
 
 def _parse_new_head(head: bytes, limits: Limits) -> Request:
-    """The full RFC 9112 rules for a head not seen before (without its final CRLFCRLF)."""
+    """The full RFC 9112 rules for a head not seen before (without its final CRLFCRLF).
+
+    One function for the common head (a known method, an HTTP/1.x version, field names already
+    validated, no repeats): each call here costs as much as a C-level pass over the whole head,
+    so the request line and the field lines are split inline; anything unusual takes the
+    complete rules (`_other_version`, `_parse_fields_slowly`)."""
     lines = head.split(CRLF)
     # Only CRLF pairs may end lines (RFC 9112 §2.2: a bare CR must be refused; we also refuse a
     # bare LF, like llhttp's strict mode, so no two parsers disagree on where a line ends), and no
@@ -159,23 +163,10 @@ def _parse_new_head(head: bytes, limits: Limits) -> Request:
     expected = _CRLF_RUNS[n_fields] if n_fields < 128 else CRLF * n_fields
     if head.translate(None, _ORDINARY_BYTES) != expected:
         raise ProtocolError(400, "bare CR/LF or control character in the request head")
-    if len(head) > limits.max_field_size or len(lines[0]) > limits.max_request_line:
+    line = lines[0]
+    if len(head) > limits.max_field_size or len(line) > limits.max_request_line:
         _check_line_lengths(lines, limits)
-    method, target, version = _parse_request_line(lines[0])
-    headers = _parse_fields(lines) if n_fields else {}
-    return _build_request(method, target, version, headers, limits)
-
-
-def _check_line_lengths(lines: list[bytes], limits: Limits) -> None:
-    """Refuse a request line longer than allowed (414) or a field line (431)."""
-    if len(lines[0]) > limits.max_request_line:
-        raise ProtocolError(414, "request line too long")
-    if max(map(len, lines[1:]), default=0) > limits.max_field_size:
-        raise ProtocolError(431, "header field too large")
-
-
-def _parse_request_line(line: bytes) -> tuple[str, bytes, int]:
-    """Split `method SP request-target SP HTTP-version` (RFC 9112 §3), exactly single spaces."""
+    # The request line: `method SP request-target SP HTTP-version` (RFC 9112 §3), single spaces.
     parts = line.split(b" ")
     if len(parts) != 3:
         raise ProtocolError(400, "malformed request line")
@@ -194,7 +185,34 @@ def _parse_request_line(line: bytes) -> tuple[str, bytes, int]:
     # CTLs and DEL were refused with the whole head; SP cannot be left after the split.
     if not target or not target.isascii() or b"\t" in target:
         raise ProtocolError(400, "invalid request target")
-    return method, target, version
+    # The field lines -> dict of lower-case names (RFC 9112 §5). Fast when every name is
+    # already validated and cached and none repeats; else the complete rules, line by line.
+    headers: dict[bytes, bytes] = {}
+    if n_fields:
+        del lines[0]
+        cache = _name_cache
+        try:
+            for line in lines:
+                name, colon, value = line.partition(b":")
+                if not colon:
+                    raise KeyError(name)
+                # OWS around the value (RFC 9112 §5.1). A bare strip() also removes VT/FF/CR/LF,
+                # but those were refused with the whole head, so it strips exactly SP and HTAB.
+                headers[cache[name]] = value.strip()
+        except KeyError:
+            headers = _parse_fields_slowly(lines)
+        else:
+            if len(headers) != n_fields:  # a repeated field: join or refuse
+                headers = _parse_fields_slowly(lines)
+    return _build_request(method, target, version, headers, limits)
+
+
+def _check_line_lengths(lines: list[bytes], limits: Limits) -> None:
+    """Refuse a request line longer than allowed (414) or a field line (431)."""
+    if len(lines[0]) > limits.max_request_line:
+        raise ProtocolError(414, "request line too long")
+    if max(map(len, lines[1:]), default=0) > limits.max_field_size:
+        raise ProtocolError(431, "header field too large")
 
 
 def _other_version(raw: bytes) -> int:
@@ -215,30 +233,6 @@ def _field_name(name: bytes) -> bytes:
     if len(_name_cache) < _NAME_CACHE_SIZE:
         _name_cache[name] = lower
     return lower
-
-
-def _parse_fields(lines: list[bytes]) -> dict[bytes, bytes]:
-    """Field lines -> dict of lower-case names; repeated fields joined (RFC 9110 §5.3).
-
-    The fast path handles the usual head (every name already validated and cached, no repeats);
-    anything else (a line without ':', a new name, a repeated field) goes to the full rules.
-    """
-    fields = lines[1:]
-    headers: dict[bytes, bytes] = {}
-    cache = _name_cache
-    try:
-        for line in fields:
-            name, colon, value = line.partition(b":")
-            if not colon:
-                raise KeyError(name)
-            # OWS around the value (RFC 9112 §5.1). A bare strip() also removes VT/FF/CR/LF, but
-            # those were already refused with the whole head, so it strips exactly SP and HTAB.
-            headers[cache[name]] = value.strip()
-    except KeyError:
-        return _parse_fields_slowly(fields)
-    if len(headers) != len(fields):  # a repeated field: join or refuse
-        return _parse_fields_slowly(fields)
-    return headers
 
 
 def _parse_fields_slowly(fields: list[bytes]) -> dict[bytes, bytes]:
