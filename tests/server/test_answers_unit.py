@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from x15g.http.messages import FileRange, Request, Response
-from x15g.server.answers import MAX_HEAD, STORED_BODY, ReadyAnswers
+from x15g.server.answers import MAX_HEAD, ReadyAnswers
+from x15g.server.wire import INLINE_BODY
 
 HEAD = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 TAIL = b"\r\n"
@@ -57,8 +58,8 @@ def test_stored_answer_is_head_date_tail_body_and_follows_the_date() -> None:
     remember(answers, HEAD, request("GET"), response(Owner(10.0)), TAIL, True, now=1.0)
     answer = answers.lookup(HEAD, now=2.0)
     assert answer is not None and answer.sent == 4
-    assert answer.wire_for(DATE1) == b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nDate: one\r\n\r\nbody"
-    assert answer.wire_for(DATE2).endswith(b"Date: two\r\n\r\nbody")
+    assert answer.wire_for(DATE1)[0] == b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nDate: one\r\n\r\nbody"
+    assert answer.wire_for(DATE2)[0].endswith(b"Date: two\r\n\r\nbody")
 
 
 def test_head_method_sends_no_body() -> None:
@@ -67,7 +68,7 @@ def test_head_method_sends_no_body() -> None:
     remember(answers, head, request("HEAD"), response(Owner(10.0), send_body=False), TAIL, True, now=1.0)
     answer = answers.lookup(head, now=1.0)
     assert answer is not None and answer.sent == 0
-    assert answer.wire_for(DATE1).endswith(b"Date: one\r\n\r\n")
+    assert answer.wire_for(DATE1)[0].endswith(b"Date: one\r\n\r\n")
 
 
 def test_only_fresh_marked_whole_answers_with_short_heads_are_stored() -> None:
@@ -120,7 +121,7 @@ def test_a_closing_answer_is_stored_with_its_tail() -> None:
              False, now=1.0)
     answer = answers.lookup(head, now=1.0)
     assert answer is not None and not answer.keep
-    assert answer.wire_for(DATE1).endswith(b"Date: one\r\nConnection: close\r\n\r\nbody")
+    assert answer.wire_for(DATE1)[0].endswith(b"Date: one\r\nConnection: close\r\n\r\nbody")
 
 
 def test_the_store_keeps_only_answers_that_follow_from_the_head() -> None:
@@ -146,7 +147,7 @@ def test_a_file_answer_is_its_head_then_the_range_and_needs_resident_pages() -> 
     remember(answers, HEAD, request("GET"), response(owner, body=part), TAIL, True, now=1.0)
     answer = answers.lookup(HEAD, now=2.0)
     assert answer is not None and answer.file == part and answer.sent == 4
-    assert answer.wire_for(DATE1).endswith(b"Date: one\r\n\r\n")  # the body goes by sendfile
+    assert answer.wire_for(DATE1)[0].endswith(b"Date: one\r\n\r\n")  # the body goes by sendfile
     assert answers.lookup(HEAD, now=3.5) is None  # pages not known to be cached: the full path warms them
 
 
@@ -161,8 +162,8 @@ def test_bounded_by_the_bytes_the_answers_hold() -> None:
     tiny = ReadyAnswers(max_entries=100, max_bytes=500)
     remember(tiny, b"GET /big HTTP/1.1\r\n\r\n", request("GET"), response(Owner(10.0), body=body), TAIL, True, now=1.0)
     assert len(tiny) == 0  # larger than the whole bound: never stored
-    # A body over STORED_BODY is not copied into the answer: it is sent from the response's bytes.
-    remember(tiny, b"GET /larger HTTP/1.1\r\n\r\n", request("GET"), response(Owner(10.0), body=b"x" * (STORED_BODY + 1)),
+    # A body over INLINE_BODY is not copied into the wire bytes: it is sent from the response's own.
+    remember(tiny, b"GET /larger HTTP/1.1\r\n\r\n", request("GET"), response(Owner(10.0), body=b"x" * (INLINE_BODY + 1)),
              TAIL, True, now=1.0)
     assert len(tiny) == 1 and tiny.bytes < 500
     remember(answers, heads[4], request("GET"), response(Owner(10.0), body=body), TAIL, True, now=1.0)  # replaced

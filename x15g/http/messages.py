@@ -172,7 +172,10 @@ class Response:
     to close after this response. `release` is called once the body is sent or abandoned (e.g. to
     drop a reference to a cached open file). `fresh`, when set, says the response answers any
     request with the same head bytes while `fresh.fresh_until` (monotonic) is ahead and
-    `fresh.retired` is false (the open-file cache's entries; see server/answers.py).
+    `fresh.retired` is false (the open-file cache's entries; see server/answers.py). `wires`,
+    set to {} by a producer whose response answers many requests, is where the connection keeps
+    its bytes on the wire per Connection tail, made once a second (server/wire.py); the
+    response itself is never changed.
     """
 
     status: int
@@ -183,6 +186,7 @@ class Response:
     send_body: bool = True
     release: Callable[[], None] | None = None
     fresh: Freshness | None = None
+    wires: dict[bytes, Any] | None = None
 
     def sends_body(self, method: str) -> bool:
         """Whether a body goes on the wire for a request of `method` (never for HEAD)."""

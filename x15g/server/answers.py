@@ -11,13 +11,14 @@ parsing, routing or building anything (see connection.Connection._on_readable).
 Only responses whose producer marked them with `Response.fresh` are stored (the static
 responder's plain 200 and HEAD answers, its 304s, and single-range 206s of bodies held in memory;
 for a precompressed sidecar the original file's entry is the one checked, as it watches both):
-they depend on nothing but the request head and the entry, which stays unchanged while `fresh.fresh_until` is ahead and `fresh.retired` is false. A
-large file's answer is the head plus a sendfile of the entry's open fd, used only while the
-entry's pages are known to be in memory (`fresh.resident_until`), so the hub never waits on disk.
-The Date line is rebuilt once a second. Bounded by entry count and by the bytes the answers hold
-(each keeps its own copy of head and small body; oldest dropped first); a head is only stored
-when it is short, so a client cannot fill memory with huge heads, and only from its second
-answer, so heads that never repeat do not churn the store.
+they depend on nothing but the request head and the entry, which stays unchanged while
+`fresh.fresh_until` is ahead and `fresh.retired` is false. A large file's answer is the head plus
+a sendfile of the entry's open fd, used only while the entry's pages are known to be in memory
+(`fresh.resident_until`), so the hub never waits on disk. The wire bytes are the response's own
+(server/wire.py: assembled once per Date second and Connection tail, shared by every head that
+gets that response). Bounded by entry count and by the bytes the answers account for (oldest
+dropped first); a head is only stored when it is short, so a client cannot fill memory with huge
+heads, and only from its second answer, so heads that never repeat do not churn the store.
 """
 
 from __future__ import annotations
@@ -27,13 +28,8 @@ from typing import Any
 
 from x15g.cache.admission import SecondSighting
 from x15g.http.messages import FileRange, Freshness, Request, Response
+from x15g.server.wire import INLINE_BODY, Wire, assemble
 
-# A full-path body up to this size is joined to its head for one send (a copy for one answer);
-# larger ones follow the head in the same sendmsg, without a copy (connection.py).
-INLINE_BODY = 4096
-# A stored answer keeps a copy of its body in its wire bytes only up to this size (a 1 KiB file):
-# the store is keyed by head bytes, and heads that differ per visitor would each copy the body.
-STORED_BODY = 1024
 # Longer heads are not stored. Heads of this size come from simple clients and load generators,
 # which repeat them byte for byte; a browser's or a proxy's (user agent, Accept-*, cookies,
 # Referer: 400-800 bytes) differ per visitor, so storing them only churned: with browser-like
@@ -44,10 +40,10 @@ DATE_LINE = 37  # len(b"Date: Thu, 26 Nov 2026 12:30:46 GMT\r\n")
 
 
 class ReadyAnswer:
-    """One stored answer: `wire` is what goes on the socket for `date` (the Date line it holds)."""
+    """One stored answer: the response and the Connection tail it was sent with."""
 
-    __slots__ = ("response", "fresh", "request", "method", "tail", "keep", "date", "wire", "sent", "file", "size",
-                 "log_fields", "inline_body", "wants_keep")
+    __slots__ = ("response", "fresh", "request", "method", "tail", "keep", "sends", "sent", "file", "size",
+                 "log_fields", "wants_keep")
 
     def __init__(self, response: Response, fresh: Freshness, request: Request, tail: bytes, keep: bool) -> None:
         self.response = response
@@ -59,26 +55,19 @@ class ReadyAnswer:
         self.method = request.method
         self.tail = tail  # the Connection part that ends the head (depends on the HTTP version)
         self.keep = keep  # what the connection decided for it (False: the tail says Connection: close)
-        self.date = b""
-        self.wire = b""
-        body = response.body if response.sends_body(self.method) else b""
-        # A large file's body goes by sendfile after `wire` (then only the head).
+        self.sends = response.sends_body(self.method)
+        body = response.body if self.sends else b""
+        # A large file's body goes by sendfile after the head.
         self.file = body if type(body) is FileRange else None
         self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
-        # A small body is copied into `wire`; a larger one is sent from the response's own bytes.
-        self.inline_body = self.sent if self.file is None and self.sent <= STORED_BODY else 0
-        # Memory `wire` holds, Date included.
-        self.size = len(response.head) + len(tail) + DATE_LINE + self.inline_body
+        # Memory its wire bytes hold (server/wire.py), Date included.
+        inline = self.sent if self.file is None and self.sent <= INLINE_BODY else 0
+        self.size = len(response.head) + len(tail) + DATE_LINE + inline
         self.log_fields: Any = None  # the access log's prepared fields, when there is one
 
-    def wire_for(self, date: bytes) -> bytes:
-        """The bytes to send, rebuilt when the Date line changed (once a second)."""
-        if date is not self.date:
-            response = self.response
-            body = response.body if self.inline_body else b""
-            self.wire = response.head + date + self.tail + body  # type: ignore[operator]
-            self.date = date
-        return self.wire
+    def wire_for(self, date: bytes) -> Wire:
+        """What to send for the Date line `date` (assembled once a second: the response's `wires`)."""
+        return assemble(self.response, date, self.tail, self.sends)
 
 
 class ReadyAnswers:
@@ -145,6 +134,8 @@ class ReadyAnswers:
         answer = ReadyAnswer(response, fresh, request, tail, keep)
         if answer.size > self.max_bytes:
             return None
+        if response.wires is None:
+            response.wires = {}  # it answers again: assemble its wire bytes once a second
         while answers and (len(answers) >= self.max_entries or self.bytes + answer.size > self.max_bytes):
             self.bytes -= answers.popitem(last=False)[1].size  # the oldest first
         answers[head] = answer

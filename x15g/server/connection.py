@@ -68,9 +68,9 @@ from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOverOutcome
 from x15g.http.parser import parse_head
 from x15g.http.writer import connection_tail
-from x15g.server.answers import INLINE_BODY  # bodies up to it are joined to the head, larger follow it
 from x15g.server.bodyreader import BodyReader
 from x15g.server.sendfile import FileShrunk
+from x15g.server.wire import assemble
 
 INF = float("inf")
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)
@@ -79,7 +79,6 @@ log = logging.getLogger("x15g.connection")
 
 RECV_SIZE = 65536
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _monotonic = time.monotonic
 
@@ -115,7 +114,7 @@ def peer_name(address: object) -> str:
 class Outgoing:
     """One answer on its way out, ready or built, and what accounting it needs.
 
-    `data` is the head (with Date and Connection), maybe with a small body joined to it, of which
+    `data` is the head (with Date and Connection), maybe with a small body joined to it (server/wire.py), of which
     the first `head_len` bytes are head; `more` a larger in-memory body sent after it in the same
     `sendmsg` (not copied); `body` what follows (a FileRange, a list of parts, a StreamedBody) or
     None. `offset` (bytes of `data` and `more` that left) and `body_sent` record progress; `done`
@@ -426,25 +425,26 @@ class Connection:
         if parsed is None:
             return None
         request, consumed = parsed
-        self.early = (data, parsed)
         if consumed != len(data) or request.chunked or request.content_length:
+            self.early = (data, parsed)
             return None  # pipelined requests and bodies: the greenlet's loop
         started = _monotonic()
-        request.peer = self.peer
+        request.peer = self._peer or self.peer
         if ctx.proxies is not None:
             ctx.proxies.resolve(request)  # behind a trusted proxy: the real client, as in _serve
         try:
             response = ctx.app.respond_now(request)
         except HTTPError as error:
             if error.close:
+                self.early = (data, parsed)
                 return None
             response = error_response(error, request.method == "HEAD")
         kind = type(response.body) if response is not None else None
         if response is None or response.close or (kind is not bytes and kind is not FileRange and kind is not list):
             if response is not None and response.release is not None:
                 response.release()  # the greenlet asks again
+            self.early = (data, parsed)
             return None
-        self.early = None
         self.served += 1
         self.state = ANSWERING
         ctx.counters.immediate_answers += 1
@@ -463,27 +463,15 @@ class Connection:
         """The Outgoing for a response the app built (or an error page, `request` None)."""
         method = request.method if request is not None else "GET"
         version = request.version if request is not None else 11
-        tail = connection_tail(keep, version)
         body = response.body
         kind = type(body)
-        chunked = False
-        if kind is StreamedBody and body.length is None and version == 11:  # type: ignore[union-attr]
-            chunked = True
-            head = response.head + _CHUNKED + self.ctx.dates.header() + tail
-        else:
-            head = response.head + self.ctx.dates.header() + tail
-        accounted = request.method if request is not None else None
-        if not response.sends_body(method):
-            out = Outgoing(head, len(head), None, keep, accounted, response.status, started)
-        elif kind is bytes:
-            if len(body) > INLINE_BODY:  # type: ignore[arg-type]
-                out = Outgoing(head, len(head), None, keep, accounted, response.status, started)
-                out.more = body  # type: ignore[assignment]
-            else:
-                out = Outgoing(head + body if body else head, len(head), None, keep,
-                               accounted, response.status, started)
-        else:
-            out = Outgoing(head, len(head), body, keep, accounted, response.status, started)
+        chunked = kind is StreamedBody and body.length is None and version == 11  # type: ignore[union-attr]
+        data, head_len, more, rest = assemble(response, self.ctx.dates.header(), connection_tail(keep, version),
+                                              response.sends_body(method), chunked)
+        out = Outgoing(data, head_len, rest, keep, request.method if request is not None else None,
+                       response.status, started)
+        if more:
+            out.more = more
         if kind is StreamedBody:
             out.stream = body  # type: ignore[assignment]
             out.chunked = chunked
@@ -508,11 +496,10 @@ class Connection:
             return None  # a drain or the request limit closes where the stored answer kept
         self.served = number
         self.state = ANSWERING
-        wire = answer.wire_for(ctx.dates.header())
-        out = Outgoing(wire, len(wire) - answer.inline_body, answer.file, keep, answer.method,
-                       answer.response.status, started)
-        if answer.sent and not answer.inline_body and answer.file is None:
-            out.more = answer.response.body
+        wire, head_len, more, body = answer.wire_for(ctx.dates.header())
+        out = Outgoing(wire, head_len, body, keep, answer.method, answer.response.status, started)
+        if more:
+            out.more = more
         out.ready = True
         out.request = answer.request
         out.log_fields = answer.log_fields
@@ -592,6 +579,9 @@ class Connection:
         return True
 
     def _ended(self, out: Outgoing) -> None:
+        if out.stream is None and out.release is None:
+            self._account(out)
+            return
         try:
             stream = out.stream
             if stream is not None:
@@ -640,6 +630,13 @@ class Connection:
         data = out.data
         more = out.more
         body = out.body
+        if body is None and not more and not out.offset:  # the usual answer: one buffer, one send
+            try:
+                out.offset = raw.send(data)
+            except BlockingIOError:
+                pass
+            if out.offset == len(data) or not wait:
+                return out.offset == len(data)
         size = len(data) + len(more)
         if out.offset < size:
             # Head and file data share segments; a stream's head goes at once (its producer may be slow).

@@ -87,9 +87,10 @@ class FileEntry:
         head = build_head(200, self.headers, self.size)
         full = body if body is not None else FileRange(fd, 0, self.size)
         # Both depend only on the request head and this entry: stored as ready answers while fresh.
+        # They answer every request for the file, so their wire bytes are made once a second (`wires`).
         self.get_response = Response(200, head, full, self.size, release=None if body is not None else self.release,
-                                     fresh=self)
-        self.head_response = Response(200, head, b"", self.size, send_body=False, fresh=self)
+                                     fresh=self, wires={})
+        self.head_response = Response(200, head, b"", self.size, send_body=False, fresh=self, wires={})
         self.variants: tuple[tuple[str, FileEntry], ...] = ()
         self.codings: tuple[str, ...] = ()
         self.watch: Watch = ((path, stamp_of(st)),)
