@@ -42,6 +42,7 @@ class Router:
         self.default = default
         # Hot path: most requests match no route, so test every prefix in one C call first.
         self._any_prefix = tuple(route.prefix for route in self.routes)
+        self._default_now = getattr(default, "respond_now", None)
 
     def respond(self, request: Request) -> Response:
         if request.method not in KNOWN_METHODS:
@@ -76,5 +77,8 @@ class Router:
         """The answer when the responder that owns the path can make it without blocking (an
         ImmediateResponder's respond_now); None sends the request to `respond` in the
         connection's greenlet."""
-        now = getattr(self.owner(request), "respond_now", None)
+        if request.method not in KNOWN_METHODS or request.target == b"*":
+            return None
+        responder = self._responder(request.path)
+        now = self._default_now if responder is self.default else getattr(responder, "respond_now", None)
         return now(request) if now is not None else None
