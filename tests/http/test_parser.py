@@ -355,18 +355,48 @@ def test_mutated_heads_never_crash(at: int, insert: bytes, drop: int) -> None:
         assert request.version in (10, 11)
 
 
-def test_a_repeated_head_parses_the_same_every_time_and_copies_are_independent() -> None:
-    """Heads are cached from their second sighting; every parse must equal the first, and a
-    caller changing its request's headers must not change the next parse of the same bytes."""
+def test_a_repeated_field_block_parses_the_same_every_time_and_copies_are_independent() -> None:
+    """Field blocks are cached from their second sighting; every parse must equal the full
+    rules' parse, whatever the request line, and a caller changing its request's headers must
+    not change the next parse of the same bytes."""
     from x15g.http import parser
 
-    head = b"GET /cached?x=1 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
+    block = b"Host: h\r\nAccept: */*\r\nConnection: close"
     limits = parser.Limits()
-    first, used = parser.parse_head(head, limits)
-    assert head[:-4] not in parser._parsed_heads  # one sighting: only remembered as seen
-    for _ in range(3):
+    heads = [b"GET /cached?x=%d HTTP/1.1\r\n%s\r\n\r\n" % (i, block) for i in range(5)]
+    first, used = parser.parse_head(heads[0], limits)
+    assert block not in parser._parsed_fields  # one sighting: only remembered as seen
+    for i, head in enumerate(heads[1:], 1):
         again, again_used = parser.parse_head(head, limits)
-        assert again == first and again_used == used
+        assert again == parser._parse_new_head(head[:-4], limits) and again_used == len(head)
+        assert again.keep_alive is False and again.query == b"x=%d" % i
         again.headers[b"accept"] = b"changed"
-    assert head[:-4] in parser._parsed_heads
-    assert parser.parse_head(head, limits)[0].headers[b"accept"] == b"*/*"
+    assert list(parser._parsed_fields[block]) == [11]
+    assert parser.parse_head(heads[0], limits)[0].headers[b"accept"] == b"*/*"
+    # The same block under HTTP/1.0 is parsed (and kept) for that version on its own.
+    assert parser.parse_head(b"GET / HTTP/1.0\r\n%s\r\n\r\n" % block, limits)[0].version == 10
+
+
+@pytest.mark.parametrize("line", [b"GET  /a HTTP/1.1", b"GET /a HTTP/1.2", b"GET /a HTTP/2.0", b"G@T /a HTTP/1.1",
+                                  b"GET /a\tb HTTP/1.1", b"GET /a\x00 HTTP/1.1", b"GET /a\nb HTTP/1.1",
+                                  b"GET /a\rb HTTP/1.1", b"GET http://h/a HTTP/1.1", b"CONNECT h:1 HTTP/1.1",
+                                  b"GET /a#f HTTP/1.1", b"GET /" + b"a" * 9000 + b" HTTP/1.1"])
+def test_a_known_field_block_does_not_make_a_bad_or_unusual_request_line_pass(line: bytes) -> None:
+    """After its field block is cached, a request line is judged exactly as the full rules judge it."""
+    from x15g.http import parser
+
+    limits = parser.Limits()
+    block = b"Host: h\r\nUser-Agent: t"
+    for i in range(3):
+        parser.parse_head(b"GET /warm%d HTTP/1.1\r\n%s\r\n\r\n" % (i, block), limits)
+    assert 11 in parser._parsed_fields[block]
+    head = line + b"\r\n" + block + b"\r\n\r\n"
+    try:
+        expected: object = parser._parse_new_head(head[:-4], limits)
+    except HTTPError as error:
+        expected = (error.status, str(error))
+    try:
+        got: object = parser.parse_head(head, limits)[0]
+    except HTTPError as error:
+        got = (error.status, str(error))
+    assert got == expected

@@ -5,8 +5,10 @@ lines, final CRLFCRLF) is in `buf`, or None while it is incomplete. Every refusa
 `ProtocolError(status, reason)`; the connection answers it and closes.
 
 Speed matters (this runs once per request): one `find(b"\\r\\n\\r\\n")`, one `split`, C-level
-`count`/`translate` checks over the whole head instead of per-character loops, and a cache of
-already validated field names (common names are validated and lower-cased once per process).
+`count`/`translate` checks over the whole head instead of per-character loops, a cache of
+already validated field names (common names are validated and lower-cased once per process),
+and a cache of parsed field blocks: a client's field lines repeat while its request line
+changes, so a known block costs only the request line's checks.
 """
 
 from __future__ import annotations
@@ -55,15 +57,20 @@ _NAME_CACHE_SIZE = 512
 _name_cache: dict[bytes, bytes] = {}  # raw field name -> validated lower-case name
 _valid_hosts: set[bytes] = set()  # Host values already checked
 
-# Parsed heads by their exact bytes (the X15 idea applied to requests: clients repeat the same
-# head, and identical bytes always parse the same way). Bounded; cleared when full or when a
-# caller uses other Limits. Only heads that parsed without error are kept, and only from their
-# second sighting (cache/admission.py): a head that never repeats is not copied into the cache.
-_HEAD_CACHE_SIZE = 2048
-_HEAD_CACHE_MAX_LEN = 2048
-_parsed_heads: dict[bytes, tuple] = {}
+# Parsed field blocks by their exact bytes (the X15 idea applied to requests). A client sends the
+# same field lines request after request (user agent, Accept-*, cookies, the Referer of the page
+# whose resources it fetches) while its request line changes, and identical bytes always parse
+# the same way: a head whose field block was parsed before costs only its request line. Kept
+# per HTTP version (keep-alive and Expect depend on it), only for plain origin-form targets (an
+# absolute-form target replaces Host), only for heads that parsed without error, and only from a
+# block's second sighting (cache/admission.py): one that never repeats is not copied here.
+# Bounded; cleared when full or when a caller uses other Limits.
+_FIELDS_CACHE_SIZE = 2048
+_FIELDS_CACHE_MAX_LEN = 2048
+_parsed_fields: dict[bytes, dict[int, tuple]] = {}  # block -> {version: its parse}
 _parsed_for: list[object] = [None]  # the Limits the cache was filled under
-_head_admission = SecondSighting(_HEAD_CACHE_SIZE)
+_fields_admission = SecondSighting(_FIELDS_CACHE_SIZE)
+_VERSIONS = {b"HTTP/1.1": 11, b"HTTP/1.0": 10}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,34 +132,61 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
     head = buf[start:end]
     if type(head) is not bytes:
         head = bytes(head)
-    cached = _parsed_heads.get(head)
-    if cached is not None and _parsed_for[0] is limits:
-        method, target, path, query, version, headers, keep_alive, length, chunked, expect = cached
-        return Request(method, target, path, query, version, dict(headers), keep_alive, length, chunked,
-                       expect), end + 4
+    cut = head.find(CRLF)
+    block = head[cut + 2:] if 0 < cut and len(head) - cut <= _FIELDS_CACHE_MAX_LEN else None
+    if block is not None and _parsed_for[0] is limits:
+        known = _parsed_fields.get(block)
+        if known is not None:
+            request = _with_known_fields(head[:cut], known, limits)
+            if request is not None:
+                return request, end + 4
     request = _parse_new_head(head, limits)
-    if len(head) <= _HEAD_CACHE_MAX_LEN and _head_admission.admit(head):
-        _remember(head, request, limits)
+    if block is not None and _plain_target(request.method, request.target) and _fields_admission.admit(block):
+        _remember(block, request, limits)
     return request, end + 4
 
 
-def _remember(head: bytes, request: Request, limits: Limits) -> None:
-    """Keep the parse of a head seen for the second time."""
-    if _parsed_for[0] is not limits or len(_parsed_heads) >= _HEAD_CACHE_SIZE:
-        _parsed_heads.clear()
+def _with_known_fields(line: bytes, known: dict[int, tuple], limits: Limits) -> Request | None:
+    """The request of the request `line` followed by a field block parsed before under these
+    limits (`known`: its parse per HTTP version). The line is checked by the same rules as in
+    `_parse_new_head`; None sends the head to the full rules (a version not seen with this block,
+    an unusual or invalid request line: the full rules then raise what they always do)."""
+    if len(line) > limits.max_request_line or line.translate(None, _ORDINARY_BYTES):
+        return None
+    try:
+        method, target, version = _parse_request_line(line)
+    except ProtocolError:
+        return None
+    parsed = known.get(version)
+    if parsed is None or not _plain_target(method, target):
+        return None
+    headers, keep_alive, length, chunked, expect = parsed
+    path, _, query = target.partition(b"?")
+    return Request(method, target, path, query, version, dict(headers), keep_alive, length, chunked, expect)
+
+
+def _plain_target(method: str, target: bytes) -> bool:
+    """A plain origin-form target: "/path?query" without a fragment (RFC 9112 §3.2.1)."""
+    return target[0] == 0x2F and method != "CONNECT" and b"#" not in target
+
+
+def _remember(block: bytes, request: Request, limits: Limits) -> None:
+    """Keep the parse of a field block seen for the second time (for the request's version)."""
+    if _parsed_for[0] is not limits or len(_parsed_fields) >= _FIELDS_CACHE_SIZE:
+        _parsed_fields.clear()
         _parsed_for[0] = limits
-    _parsed_heads[head] = (request.method, request.target, request.path, request.query, request.version,
-                           dict(request.headers), request.keep_alive, request.content_length,
-                           request.chunked, request.expect_continue)
+    known = _parsed_fields.get(block)
+    if known is None:
+        known = _parsed_fields[block] = {}
+    known[request.version] = (dict(request.headers), request.keep_alive, request.content_length,
+                              request.chunked, request.expect_continue)
 
 
 def _parse_new_head(head: bytes, limits: Limits) -> Request:
-    """The full RFC 9112 rules for a head not seen before (without its final CRLFCRLF).
-
-    One function for the common head (a known method, an HTTP/1.x version, field names already
-    validated, no repeats): each call here costs as much as a C-level pass over the whole head,
-    so the request line and the field lines are split inline; anything unusual takes the
-    complete rules (`_other_version`, `_parse_fields_slowly`)."""
+    """The full RFC 9112 rules for a head whose field block is not known (without its final
+    CRLFCRLF). The usual field lines (names already validated and cached, none repeated) are
+    split inline: each call here costs as much as a C-level pass over the whole head; anything
+    unusual takes the complete rules (`_parse_fields_slowly`)."""
     lines = head.split(CRLF)
     # Only CRLF pairs may end lines (RFC 9112 §2.2: a bare CR must be refused; we also refuse a
     # bare LF, like llhttp's strict mode, so no two parsers disagree on where a line ends), and no
@@ -166,25 +200,7 @@ def _parse_new_head(head: bytes, limits: Limits) -> Request:
     line = lines[0]
     if len(head) > limits.max_field_size or len(line) > limits.max_request_line:
         _check_line_lengths(lines, limits)
-    # The request line: `method SP request-target SP HTTP-version` (RFC 9112 §3), single spaces.
-    parts = line.split(b" ")
-    if len(parts) != 3:
-        raise ProtocolError(400, "malformed request line")
-    raw_method, target, raw_version = parts
-    if raw_version == b"HTTP/1.1":
-        version = 11
-    elif raw_version == b"HTTP/1.0":
-        version = 10
-    else:
-        version = _other_version(raw_version)
-    method = _METHOD_STR.get(raw_method)
-    if method is None:
-        if not raw_method or raw_method.translate(None, TCHAR):
-            raise ProtocolError(400, "invalid method")
-        method = raw_method.decode("ascii")
-    # CTLs and DEL were refused with the whole head; SP cannot be left after the split.
-    if not target or not target.isascii() or b"\t" in target:
-        raise ProtocolError(400, "invalid request target")
+    method, target, version = _parse_request_line(line)
     # The field lines -> dict of lower-case names (RFC 9112 §5). Fast when every name is
     # already validated and cached and none repeats; else the complete rules, line by line.
     headers: dict[bytes, bytes] = {}
@@ -213,6 +229,26 @@ def _check_line_lengths(lines: list[bytes], limits: Limits) -> None:
         raise ProtocolError(414, "request line too long")
     if max(map(len, lines[1:]), default=0) > limits.max_field_size:
         raise ProtocolError(431, "header field too large")
+
+
+def _parse_request_line(line: bytes) -> tuple[str, bytes, int]:
+    """Split `method SP request-target SP HTTP-version` (RFC 9112 §3), exactly single spaces."""
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise ProtocolError(400, "malformed request line")
+    raw_method, target, raw_version = parts
+    version = _VERSIONS.get(raw_version)
+    if version is None:
+        version = _other_version(raw_version)
+    method = _METHOD_STR.get(raw_method)
+    if method is None:
+        if not raw_method or raw_method.translate(None, TCHAR):
+            raise ProtocolError(400, "invalid method")
+        method = raw_method.decode("ascii")
+    # CTLs and DEL were refused with the whole head; SP cannot be left after the split.
+    if not target or not target.isascii() or b"\t" in target:
+        raise ProtocolError(400, "invalid request target")
+    return method, target, version
 
 
 def _other_version(raw: bytes) -> int:
