@@ -1,5 +1,5 @@
 """Cache admission on a key's second sighting (pure), shared by the parsed field-block cache and
-ready answers (server/answers.py).
+the ready answers (server/answers.py).
 
 A key that never repeats (a counter or cache-buster in the query, a fresh cookie) then costs one
 set insert instead of a cache entry, and cannot push out the entries that are used.
