@@ -95,6 +95,8 @@ class ReadyAnswers:
 
     def lookup(self, head: bytes, now: float) -> ReadyAnswer | None:
         """The stored answer for these exact head bytes if its file entry is still fresh."""
+        if len(head) > MAX_HEAD:
+            return None  # never stored: not worth hashing (a browser's head is 400-800 bytes)
         answer = self._map.get(head)
         if answer is None:
             return None
