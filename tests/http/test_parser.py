@@ -400,3 +400,43 @@ def test_a_known_field_block_does_not_make_a_bad_or_unusual_request_line_pass(li
     except HTTPError as error:
         got = (error.status, str(error))
     assert got == expected
+
+
+# Request lines that are mostly valid (each part usually is), so the known-block path is taken.
+_LINE_PARTS = st.tuples(
+    st.sampled_from([b"GET"] * 4 + [b"HEAD", b"POST", b"BREW", b"CONNECT", b"G T", b"", b"get"]),
+    st.sampled_from([b" "] * 6 + [b"  ", b"\t", b""]),
+    st.one_of(st.sampled_from([b"/", b"/a?b", b"/x/y.html?q=1&r=2"] * 3 + [b"/a#f", b"*", b"http://h/a", b"h:1",
+                                                                         b"/\xff", b"/a b", b"/a\x7f"]),
+              st.binary(max_size=12).map(lambda b: b"/" + b)),
+    st.sampled_from([b" "] * 6 + [b"  ", b"\t"]),
+    st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"] * 3 + [b"HTTP/2.0", b"HTTP/1.1 ", b"http/1.1", b"HTTP/1.10"]),
+)
+_REQUEST_LINES = st.one_of(_LINE_PARTS.map(b"".join), st.binary(max_size=40))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_REQUEST_LINES, st.sampled_from([b"Host: h\r\nUser-Agent: t", b"Host: h\r\nConnection: close",
+                                                            b"Host: h\r\nContent-Length: 5", b"Host: h\r\nExpect: 100-continue"]))
+def test_any_request_line_before_a_known_field_block_parses_as_the_full_rules_say(line: bytes, block: bytes) -> None:
+    """Whatever precedes a cached field block, parse_head answers exactly what the full rules do."""
+    from hypothesis import assume
+
+    from x15g.http import parser
+
+    assume(not line.startswith(b"\r\n") and b"\r\n\r\n" not in line + b"\r\n")  # still one head, as given
+    limits = parser.Limits()
+    for i in range(2):  # the second sighting caches the block, for HTTP/1.1 and HTTP/1.0
+        for version in (b"1.1", b"1.0"):
+            parser.parse_head(b"GET /warm%d HTTP/%s\r\n%s\r\n\r\n" % (i, version, block), limits)
+    head = line + b"\r\n" + block + b"\r\n\r\n"
+    try:
+        expected: object = parser._parse_new_head(head[:-4], limits)
+    except HTTPError as error:
+        expected = (error.status, str(error))
+    try:
+        result = parse_head(head, limits)
+        got: object = result[0] if result is not None else None
+    except HTTPError as error:
+        got = (error.status, str(error))
+    assert got == expected
