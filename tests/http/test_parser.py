@@ -356,9 +356,9 @@ def test_mutated_heads_never_crash(at: int, insert: bytes, drop: int) -> None:
 
 
 def test_a_repeated_field_block_parses_the_same_every_time_and_copies_are_independent() -> None:
-    """Field blocks are cached from their second sighting; every parse must equal the full
-    rules' parse, whatever the request line, and a caller changing its request's headers must
-    not change the next parse of the same bytes."""
+    """Field blocks are cached from their second sighting, whole heads from theirs once their
+    block is known; every parse must equal the full rules' parse, whatever the request line, and
+    a caller changing its request's headers must not change the next parse of the same bytes."""
     from x15g.http import parser
 
     block = b"Host: h\r\nAccept: */*\r\nConnection: close"
@@ -373,6 +373,12 @@ def test_a_repeated_field_block_parses_the_same_every_time_and_copies_are_indepe
         again.headers[b"accept"] = b"changed"
     assert list(parser._parsed_fields[block]) == [11]
     assert parser.parse_head(heads[0], limits)[0].headers[b"accept"] == b"*/*"
+    # A head repeated byte for byte, once its block is known, is kept whole from its second sighting.
+    assert heads[0][:-4] not in parser._parsed_heads
+    again = parser.parse_head(heads[0], limits)[0]
+    assert heads[0][:-4] in parser._parsed_heads
+    again.headers[b"accept"] = b"changed"
+    assert parser.parse_head(heads[0], limits)[0] == parser._parse_new_head(heads[0][:-4], limits)
     # The same block under HTTP/1.0 is parsed (and kept) for that version on its own.
     assert parser.parse_head(b"GET / HTTP/1.0\r\n%s\r\n\r\n" % block, limits)[0].version == 10
 

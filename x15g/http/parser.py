@@ -57,19 +57,25 @@ _NAME_CACHE_SIZE = 512
 _name_cache: dict[bytes, bytes] = {}  # raw field name -> validated lower-case name
 _valid_hosts: set[bytes] = set()  # Host values already checked
 
-# Parsed field blocks by their exact bytes (the X15 idea applied to requests). A client sends the
-# same field lines request after request (user agent, Accept-*, cookies, the Referer of the page
-# whose resources it fetches) while its request line changes, and identical bytes always parse
-# the same way: a head whose field block was parsed before costs only its request line. Kept
-# per HTTP version (keep-alive and Expect depend on it), only for plain origin-form targets (an
-# absolute-form target replaces Host), only for heads that parsed without error, and only from a
-# block's second sighting (cache/admission.py): one that never repeats is not copied here.
-# Bounded; cleared when full or when a caller uses other Limits.
-_FIELDS_CACHE_SIZE = 2048
-_FIELDS_CACHE_MAX_LEN = 2048
+# Parses kept by the exact bytes they came from (the X15 idea applied to requests: identical
+# bytes always parse the same way), in two caches:
+# - field blocks: a client sends the same field lines request after request (user agent,
+#   Accept-*, cookies, the Referer of the page whose resources it fetches) while its request
+#   line changes, so a head whose block was parsed before costs only its request line's checks.
+#   Kept per HTTP version (keep-alive and Expect depend on it), from a block's second sighting;
+# - whole heads: a client that repeats its head byte for byte (a poller, a load generator) costs
+#   one lookup. A head is kept from its second sighting once its block is known.
+# Only heads that parsed without error and have a plain origin-form target (an absolute-form
+# target replaces Host) are kept, and only from a second sighting (cache/admission.py): bytes
+# that never repeat are not copied here. Bounded; cleared when full or when a caller uses other
+# Limits.
+_CACHE_SIZE = 2048  # entries, in each
+_CACHE_MAX_LEN = 2048  # longer heads are not kept
+_parsed_heads: dict[bytes, tuple] = {}  # head -> its Request's fields
 _parsed_fields: dict[bytes, dict[int, tuple]] = {}  # block -> {version: its parse}
-_parsed_for: list[object] = [None]  # the Limits the cache was filled under
-_fields_admission = SecondSighting(_FIELDS_CACHE_SIZE)
+_parsed_for: list[object] = [None]  # the Limits both were filled under
+_head_admission = SecondSighting(_CACHE_SIZE)
+_fields_admission = SecondSighting(_CACHE_SIZE)
 _VERSIONS = {b"HTTP/1.1": 11, b"HTTP/1.0": 10}
 
 
@@ -132,17 +138,26 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
     head = buf[start:end]
     if type(head) is not bytes:
         head = bytes(head)
+    same_limits = _parsed_for[0] is limits
+    if same_limits:
+        cached = _parsed_heads.get(head)
+        if cached is not None:
+            method, target, path, query, version, headers, keep_alive, length, chunked, expect = cached
+            return Request(method, target, path, query, version, dict(headers), keep_alive, length, chunked,
+                           expect), end + 4
     cut = head.find(CRLF)
-    block = head[cut + 2:] if 0 < cut and len(head) - cut <= _FIELDS_CACHE_MAX_LEN else None
-    if block is not None and _parsed_for[0] is limits:
+    block = head[cut + 2:] if 0 < cut and len(head) <= _CACHE_MAX_LEN else None
+    if block is not None and same_limits:
         known = _parsed_fields.get(block)
         if known is not None:
             request = _with_known_fields(head[:cut], known, limits)
             if request is not None:
+                if _head_admission.admit(head):
+                    _remember_head(head, request)
                 return request, end + 4
     request = _parse_new_head(head, limits)
     if block is not None and _plain_target(request.method, request.target) and _fields_admission.admit(block):
-        _remember(block, request, limits)
+        _remember_fields(block, request, limits)
     return request, end + 4
 
 
@@ -170,16 +185,27 @@ def _plain_target(method: str, target: bytes) -> bool:
     return target[0] == 0x2F and method != "CONNECT" and b"#" not in target
 
 
-def _remember(block: bytes, request: Request, limits: Limits) -> None:
+def _remember_fields(block: bytes, request: Request, limits: Limits) -> None:
     """Keep the parse of a field block seen for the second time (for the request's version)."""
-    if _parsed_for[0] is not limits or len(_parsed_fields) >= _FIELDS_CACHE_SIZE:
+    if _parsed_for[0] is not limits or len(_parsed_fields) >= _CACHE_SIZE:
         _parsed_fields.clear()
-        _parsed_for[0] = limits
+        if _parsed_for[0] is not limits:
+            _parsed_heads.clear()
+            _parsed_for[0] = limits
     known = _parsed_fields.get(block)
     if known is None:
         known = _parsed_fields[block] = {}
     known[request.version] = (dict(request.headers), request.keep_alive, request.content_length,
                               request.chunked, request.expect_continue)
+
+
+def _remember_head(head: bytes, request: Request) -> None:
+    """Keep the parse of a whole head seen for the second time (its block is known)."""
+    if len(_parsed_heads) >= _CACHE_SIZE:
+        _parsed_heads.clear()
+    _parsed_heads[head] = (request.method, request.target, request.path, request.query, request.version,
+                           dict(request.headers), request.keep_alive, request.content_length,
+                           request.chunked, request.expect_continue)
 
 
 def _parse_new_head(head: bytes, limits: Limits) -> Request:
