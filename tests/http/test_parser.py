@@ -446,3 +446,16 @@ def test_any_request_line_before_a_known_field_block_parses_as_the_full_rules_sa
     except HTTPError as error:
         got = (error.status, str(error))
     assert got == expected
+
+
+def test_the_parse_caches_stay_bounded_whatever_the_client_sends() -> None:
+    """Field blocks and heads that each repeat (and so are kept) never grow the caches past their size."""
+    from x15g.http import parser
+
+    limits = parser.Limits()
+    for i in range(3 * parser._CACHE_SIZE):
+        head = b"GET /a HTTP/1.1\r\nHost: h\r\nCookie: s=%d\r\n\r\n" % i
+        for _ in range(3):  # block kept on its second sighting, the whole head on its third
+            parser.parse_head(head, limits)
+        assert len(parser._parsed_fields) <= parser._CACHE_SIZE and len(parser._parsed_heads) <= parser._CACHE_SIZE
+    assert parser._parsed_heads and parser._parsed_fields  # it did keep them

@@ -69,7 +69,7 @@ _valid_hosts: set[bytes] = set()  # Host values already checked
 # target replaces Host) are kept, and only from a second sighting (cache/admission.py): bytes
 # that never repeat are not copied here. Bounded; cleared when full or when a caller uses other
 # Limits.
-_CACHE_SIZE = 2048  # entries, in each
+_CACHE_SIZE = 1024  # entries, in each (at most ~12 MB with their admission: heads of _CACHE_MAX_LEN)
 _CACHE_MAX_LEN = 2048  # longer heads are not kept
 _parsed_heads: dict[bytes, tuple] = {}  # head -> its Request's fields
 _parsed_fields: dict[bytes, dict[int, tuple]] = {}  # block -> {version: its parse}

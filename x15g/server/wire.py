@@ -32,7 +32,7 @@ def assemble(response: Response, date: bytes, tail: bytes, sends: bool, chunked:
     body goes out (not for HEAD), `chunked`: add `Transfer-Encoding: chunked` (a StreamedBody of
     unknown length to an HTTP/1.1 client)."""
     wires = response.wires
-    if wires is not None and sends is response.send_body and not chunked:
+    if wires is not None and sends == response.send_body and not chunked:
         made = wires.get(tail)
         if made is not None and made[0] is date:
             return made[1]
