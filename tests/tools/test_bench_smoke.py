@@ -176,3 +176,12 @@ def test_from_json_replays_a_saved_run_without_running(capsys):
     assert bench.main(["--from-json", saved]) == 0
     out = capsys.readouterr().out
     assert "| 1k | x15g | 58,135 |" in out and "1k: x15g = 53.7× gevent.pywsgi" in out
+
+
+@pytest.mark.parametrize("heads,path", [("unique", "immediate 200"), ("visitor", "immediate 200"), ("repeat", "ready answers 199")])
+def test_hub_microbench_measures_the_hub_path(heads, path):
+    """A short run: every request answered from the hub (the tool refuses to print otherwise)."""
+    out = subprocess.run([sys.executable, "-m", "tools.hub_microbench", "--heads", heads, "--requests", "200", "--reps", "1"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith(heads + ":") and "us per request on the hub path" in out.stdout and path in out.stdout
