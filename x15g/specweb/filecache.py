@@ -4,7 +4,9 @@ Every dynamic reply carries a whole file, and a CAD reply rewrites the ad fields
 files; keeping those bytes and the field offsets in memory makes both a slice-and-join (the
 X15/TUX lesson in specweb99-like.md §8). Bounded by total bytes (LRU); an entry is revalidated
 with one stat at most every `revalidate` seconds (a regenerated file set is noticed); reads and
-stats go through DiskIO so a cold file never blocks the hub.
+stats go through DiskIO so a cold file never blocks the hub. The entries in use are revalidated
+ahead of their window by `refresh` (the worker runs it every `tick` seconds, as for the static
+file cache), so a request for them is answered from the hub instead of waiting for its stat.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class CachedFile:
     offsets: tuple[int, ...] | None  # None until a caller asks for them
     ident: tuple[int, int, int]
     checked: float
+    used: bool = False  # asked for since it was last checked (refresh keeps it fresh)
 
 
 def _read(path: str) -> CachedFile | None:
@@ -45,6 +48,10 @@ def _ident(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _idents(paths: list[str]) -> list[tuple[int, int, int] | None]:
+    return [_ident(path) for path in paths]
 
 
 class FileCache:
@@ -77,6 +84,7 @@ class FileCache:
             return None
         self._entries.move_to_end(path)
         self.hits += 1
+        entry.used = True
         if with_tags and entry.offsets is None:
             entry.offsets = tuple(tag_offsets(entry.data))
         return entry
@@ -87,11 +95,13 @@ class FileCache:
             if time.monotonic() - entry.checked < self.revalidate:
                 self._entries.move_to_end(path)
                 self.hits += 1
+                entry.used = True
                 return entry
             if self.disk.run(_ident, path) == entry.ident:
                 entry.checked = time.monotonic()
                 self._entries.move_to_end(path)
                 self.hits += 1
+                entry.used = True
                 return entry
             self._drop(path)
         self.misses += 1
@@ -100,6 +110,30 @@ class FileCache:
             raise HTTPError(404, "no such file")
         self._store(path, entry)
         return entry
+
+    @property
+    def tick(self) -> float:
+        """How often `refresh` should run (0: never)."""
+        return self.revalidate / 4
+
+    def refresh(self) -> None:
+        """Revalidate ahead of time, in one DiskIO call, the entries used since their last check
+        whose window ends before the next tick; drop those that changed (the next request reads
+        them again)."""
+        started = time.monotonic()
+        horizon = started + 2 * self.tick - self.revalidate
+        due = [(path, entry) for path, entry in self._entries.items() if entry.used and entry.checked < horizon]
+        if not due:
+            return
+        idents = self.disk.run(_idents, [path for path, _ in due])
+        for (path, entry), ident in zip(due, idents):
+            if self._entries.get(path) is not entry:
+                continue  # dropped or replaced meanwhile
+            entry.used = False
+            if ident == entry.ident:
+                entry.checked = max(entry.checked, started)
+            else:
+                self._drop(path)
 
     def _drop(self, path: str) -> None:
         old = self._entries.pop(path, None)
