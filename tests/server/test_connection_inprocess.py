@@ -560,3 +560,28 @@ def test_an_answer_that_needs_no_wait_is_made_in_the_hub_whatever_the_head(
     h2.client.sendall(b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n")
     assert h2.read_response()[1] == b"slow"
     assert [r.path for r in slow.requests] == [b"/a", b"/b"]
+
+
+def test_a_body_of_bytes_parts_is_sent_from_the_hub_in_order(harness_factory: Callable[..., Harness]) -> None:
+    """A list of bytes parts (the dynamic module's large answers, not joined) leaves in one
+    sendmsg after the head, from the hub; one larger than the socket takes is finished by the
+    greenlet from where the hub stopped, inside a part, and counted once."""
+    small = [b"<a>", b"b" * 5000, b"</a>"]
+    large = [b"[", os.urandom(3 << 20), b"|", os.urandom(2 << 20), b"]"]
+    bodies = {b"/small": small, b"/large": large}
+
+    def answer(request: Request) -> Response:
+        parts = bodies[request.path]
+        length = sum(map(len, parts))
+        return Response(200, build_head(200, (), length), list(parts), length)
+
+    app = App(answer, immediate=True)
+    h = harness_factory(app)
+    h.start()
+    for path in (b"/small", b"/large", b"/small"):
+        h.client.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path)
+        assert h.read_response()[1] == b"".join(bodies[path])
+        h.until(lambda: h.connection.idle)
+    assert len(app.immediate_requests) == 3 and not app.requests  # every one made in the hub
+    counters = h.ctx.counters
+    assert counters.requests == 3 and counters.bytes_sent == 2 * sum(map(len, small)) + sum(map(len, large))

@@ -15,14 +15,16 @@ CLOSE = b"Connection: close\r\n\r\n"
 def test_a_small_body_is_joined_to_its_head_and_head_len_counts_only_the_head() -> None:
     data, head_len, more, body = assemble(Response(200, HEAD, b"body", 4), DATE1, KEEP, True)
     assert data == HEAD + DATE1 + KEEP + b"body" and head_len == len(data) - 4
-    assert more == b"" and body is None
+    assert more == () and body is None
 
 
 def test_head_sends_no_body_and_a_large_body_follows_the_head_uncopied() -> None:
-    assert assemble(Response(200, HEAD, b"body", 4), DATE1, CLOSE, False) == (HEAD + DATE1 + CLOSE, len(HEAD + DATE1 + CLOSE), b"", None)
+    assert assemble(Response(200, HEAD, b"body", 4), DATE1, CLOSE, False) == (HEAD + DATE1 + CLOSE, len(HEAD + DATE1 + CLOSE), (), None)
     large = b"x" * (INLINE_BODY + 1)
     data, head_len, more, body = assemble(Response(200, HEAD, large, len(large)), DATE1, KEEP, True)
-    assert data == HEAD + DATE1 + KEEP and head_len == len(data) and more is large and body is None
+    assert data == HEAD + DATE1 + KEEP and head_len == len(data) and more[0] is large and body is None
+    parts = [b"a" * 10, b"b" * 20]  # bytes parts: sent after the head as they are
+    assert assemble(Response(200, HEAD, parts, 30), DATE1, KEEP, True)[2:] == (tuple(parts), None)
 
 
 def test_file_ranges_and_streams_follow_the_head_and_chunked_is_announced() -> None:

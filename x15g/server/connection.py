@@ -114,14 +114,14 @@ def peer_name(address: object) -> str:
 class Outgoing:
     """One answer on its way out, ready or built, and what accounting it needs.
 
-    `data` is the head (with Date and Connection), maybe with a small body joined to it (server/wire.py), of which
-    the first `head_len` bytes are head; `more` a larger in-memory body sent after it in the same
-    `sendmsg` (not copied); `body` what follows (a FileRange, a list of parts, a StreamedBody) or
-    None. `offset` (bytes of `data` and `more` that left) and `body_sent` record progress; `done`
+    `data` is the head (with Date and Connection), maybe with a small body joined to it
+    (server/wire.py), of which the first `head_len` bytes are head; `more` larger in-memory body
+    parts sent after it in the same `sendmsg` (not copied), so the hub can send them too; `body`
+    what follows (a FileRange, a list of parts with file ranges, a StreamedBody) or None. `offset` (bytes of `data` and `more` that left) and `body_sent` record progress; `done`
     is set once all is sent. Rarely set fields are class defaults (no __slots__): an immediate
     answer writes only the fields it needs."""
 
-    more = b""
+    more: tuple[bytes, ...] = ()
     offset = 0
     body_sent = 0  # body bytes sent after `data` and `more`
     linger = False  # an error answer: the close should linger (see Connection._close)
@@ -637,7 +637,7 @@ class Connection:
                 pass
             if out.offset == len(data) or not wait:
                 return out.offset == len(data)
-        size = len(data) + len(more)
+        size = len(data) + sum(map(len, more)) if more else len(data)
         if out.offset < size:
             # Head and file data share segments; a stream's head goes at once (its producer may be slow).
             flags = _MSG_MORE if body is not None and type(body) is not StreamedBody else 0
@@ -646,10 +646,8 @@ class Connection:
                 try:
                     if not more:
                         out.offset += raw.send(memoryview(data)[offset:] if offset else data, flags)
-                    elif offset < len(data):
-                        out.offset += raw.sendmsg((memoryview(data)[offset:] if offset else data, more), (), flags)
                     else:
-                        out.offset += raw.send(memoryview(more)[offset - len(data):], flags)
+                        out.offset += raw.sendmsg(_unsent((data, *more), offset), (), flags)
                 except BlockingIOError:
                     pass
                 if out.offset >= size:
@@ -970,6 +968,15 @@ def _send_answers(ctx: Any) -> None:
     answers, ctx.hub_answers = ctx.hub_answers, []
     for connection in answers:
         connection._send_made()
+
+
+def _unsent(buffers: tuple[bytes, ...], offset: int) -> list[Any]:
+    """The parts of `buffers` after their first `offset` bytes, for one sendmsg."""
+    for i, buffer in enumerate(buffers):
+        if offset < len(buffer):
+            return [memoryview(buffer)[offset:] if offset else buffer, *buffers[i + 1:]]
+        offset -= len(buffer)
+    return []
 
 
 def _close_stream(stream: StreamedBody) -> None:

@@ -4,8 +4,9 @@ to a small body.
 `assemble` returns `(data, head_len, more, body)`: `data` is the head (the response's header
 block, maybe `Transfer-Encoding: chunked`, the Date line, the Connection tail) with a body of up
 to INLINE_BODY bytes joined to it for one `send`; `head_len` how many of its bytes are head;
-`more` a larger in-memory body sent after it in the same `sendmsg` (not copied); `body` what
-follows by other means (a FileRange, a list of parts, a StreamedBody), or None.
+`more` the in-memory body parts that follow it in the same `sendmsg` (a larger body, or a list
+of bytes parts: not copied); `body` what follows by other means (a FileRange, a list of parts
+with file ranges, a StreamedBody), or None.
 
 A response that answers many requests (a cached file's 200 and HEAD; an answer the ready store
 keeps) carries `Response.wires`, and its wire bytes are assembled once per Date second and
@@ -24,7 +25,7 @@ from x15g.http.messages import Response
 INLINE_BODY = 4096
 CHUNKED = b"Transfer-Encoding: chunked\r\n"
 
-Wire = tuple[bytes, int, bytes, Any]  # (data, head_len, more, body): see the module doc
+Wire = tuple[bytes, int, tuple[bytes, ...], Any]  # (data, head_len, more, body): see the module doc
 
 
 def assemble(response: Response, date: bytes, tail: bytes, sends: bool, chunked: bool = False) -> Wire:
@@ -45,10 +46,12 @@ def assemble(response: Response, date: bytes, tail: bytes, sends: bool, chunked:
 def _assemble(response: Response, date: bytes, tail: bytes, sends: bool, chunked: bool) -> Wire:
     head = response.head + CHUNKED + date + tail if chunked else response.head + date + tail
     if not sends:
-        return head, len(head), b"", None
+        return head, len(head), (), None
     body = response.body
-    if type(body) is bytes:
+    if isinstance(body, bytes):
         if len(body) > INLINE_BODY:
-            return head, len(head), body, None
-        return (head + body if body else head), len(head), b"", None
-    return head, len(head), b"", body
+            return head, len(head), (body,), None
+        return (head + body if body else head), len(head), (), None
+    if isinstance(body, list) and all(type(part) is bytes for part in body):
+        return head, len(head), tuple(body), None  # type: ignore[arg-type]  # all bytes, as checked
+    return head, len(head), (), body
