@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from x15g.specweb.tables import Ads, ad_field, cadgen, demog, parse_ads, parse_users, select_ad, upfgen
+from x15g.specweb.tables import N_ADS, Ads, ad_field, cadgen, demog, parse_ads, parse_users, select_ad, upfgen
 from x15g.specweb.wrap import wrap
 
 # k -> demog(k), worked by hand: e.g. k=12300=0x300C: c4=12,c3=0,c2=0; even -> 0x10000000;
@@ -112,3 +112,19 @@ def test_wrap_exact() -> None:
                 b"<p>SERVER_SOFTWARE = x15g/0.1.0\n<p>REMOTE_ADDR = 10.0.0.1\n<p>SCRIPT_NAME = /specweb99\n"
                 b"<p>QUERY_STRING = /file_set/dir00000/class0_0\n<pre>\nBODY\n</pre>\n</body></html>\n")
     assert wrap(b"/file_set/dir00000/class0_0", b"BODY", b"x15g/0.1.0", b"10.0.0.1", b"/specweb99") == expected
+
+
+def test_a_remembered_choice_is_the_scan_and_its_expiry_still_follows_the_clock() -> None:
+    from x15g.specweb.tables import _scan
+
+    ads = _ads()
+    users = parse_users(upfgen(20, 20))
+    for _ in range(2):  # the second pass answers from Ads.chosen
+        for dem in users:
+            for last in range(0, N_ADS, 7):
+                ad, weight, _ = select_ad(dem, last, ads, NOW)
+                assert (ad, weight) == _scan(dem, last, ads)
+    assert ads.chosen
+    ad, _, _ = select_ad(users[0], 5, ads, NOW)
+    assert select_ad(users[0], 5, ads, ads.expv[ad] + 1)[2] == 1  # past its expiry
+    assert select_ad(users[0], 5, ads, ads.expv[ad] - 1)[2] == 0

@@ -3,7 +3,8 @@
 Generators return the exact file bytes; parsers turn those bytes back into lists of ints (and
 refuse anything that is not in the generated format). `select_ad` is the §6.4 scan over the ads
 table; per-ad category weights are precomputed once per table load (`Ads.weights`) so a scan step
-is two ANDs and a few additions.
+is two ANDs and a few additions, and each (demographics, last ad) pair is scanned once per table
+(`Ads.chosen`; only the expiry, which depends on the time, is looked at per request).
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ class Ads:
     mm: list[int]
     expv: list[int]
     weights: list[tuple[int, ...]] = field(default_factory=list)
+    # (user demographics, last ad) -> (ad, weight) of the scan: it depends on nothing else of a
+    # table that never changes (a Reset loads a new one), so each pair is scanned once.
+    chosen: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.weights:
@@ -129,6 +133,24 @@ def select_ad(user_dem: int, last_ad: int, ads: Ads, now: int) -> tuple[int, int
     Scans ads L+1, L+2, ... (mod 360) for the first whose matching-category weight reaches its
     minimum match; X is 1 when `now` is past that ad's expiry.
     """
+    key = (user_dem, last_ad)
+    chosen = ads.chosen.get(key)
+    if chosen is None:
+        chosen = _scan(user_dem, last_ad, ads)
+        if len(ads.chosen) >= MAX_CHOSEN:
+            ads.chosen.clear()
+        ads.chosen[key] = chosen
+    ad, w = chosen
+    if ad < 0:
+        return last_ad % N_ADS, w, 1  # unreachable with cadgen tables [approx]
+    return ad, w, (1 if now > ads.expv[ad] else 0)
+
+
+MAX_CHOSEN = 65536  # scans remembered per table (users x 360 last ads at the most)
+
+
+def _scan(user_dem: int, last_ad: int, ads: Ads) -> tuple[int, int]:
+    """The §6.4 scan: (ad, weight), or (-1, weight) when no ad matches."""
     dem, mm, weights = ads.dem, ads.mm, ads.weights
     w = 0
     for step in range(1, N_ADS + 1):
@@ -139,8 +161,8 @@ def select_ad(user_dem: int, last_ad: int, ads: Ads, now: int) -> tuple[int, int
             if both & mask:
                 w += weight
         if w >= mm[ad]:
-            return ad, w, (1 if now > ads.expv[ad] else 0)
-    return last_ad % N_ADS, w, 1  # unreachable with cadgen tables [approx]
+            return ad, w
+    return -1, w
 
 
 def ad_field(ad: int) -> bytes:
