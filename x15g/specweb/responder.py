@@ -47,7 +47,9 @@ _POST_KEYS = (b"urlroot", b"dir", b"class", b"num", b"client")
 # A POST body is five short fields (~60 bytes); longer ones are refused (413) as they are read,
 # so no POST body is held whole in memory (the connection hands this module the body's stream).
 MAX_POST_BODY = 16 * 1024
-_ERROR_COOKIE = ("Set-Cookie", "found_cookie=Ad_id=-1&Ad_weight=0&Expired=1")
+_ERROR_COOKIE = b"Set-Cookie: found_cookie=Ad_id=-1&Ad_weight=0&Expired=1\r\n"
+# Every reply is a 200 text/html: its status line and fixed fields made once (writer.build_head).
+_HTML_HEAD = build_head(200, (("Content-Type", "text/html"),), None)
 
 
 class _WouldWait(Exception):
@@ -129,13 +131,13 @@ class SpecwebResponder:
             raise HTTPError(400, "bad file path")
         return qs, int(match.group(2))
 
-    def _reply(self, request: Request, qs: bytes, body: bytes | list[bytes],
-               headers: tuple[tuple[str, str], ...] = ()) -> Response:
-        """200 text/html with WRAP(qs, body); `body` may be a list of parts (no copy)."""
+    def _reply(self, request: Request, qs: bytes, body: bytes | list[bytes], fields: bytes = b"") -> Response:
+        """200 text/html with WRAP(qs, body); `body` may be a list of parts (no copy); `fields`
+        are more header lines, made here from numbers (no CR or LF can reach them)."""
         prefix, tail = wrap_parts(qs, _SERVER, peer_ip(request.peer), request.path)
         parts = [prefix] + (body if isinstance(body, list) else [body]) + [tail]
         length = sum(len(p) for p in parts)
-        head = build_head(200, (("Content-Type", "text/html"),) + headers, length)
+        head = b"%s%sContent-Length: %d\r\n" % (_HTML_HEAD, fields, length)
         out: bytes | list[BodyPart] = b"".join(parts) if length < JOIN_BELOW else [*parts]
         return Response(200, head, out, length, send_body=request.method != "HEAD")
 
@@ -166,11 +168,11 @@ class SpecwebResponder:
         self.counters["cad_get"] += 1
         if found is None:
             self.counters["cad_bad_cookie"] += 1
-            return self._reply(request, qs, entry.data, (_ERROR_COOKIE,))
+            return self._reply(request, qs, entry.data, _ERROR_COOKIE)
         u, last_ad, tables = found
         ad, weight, expired = select_ad(tables.users[u - 10000], last_ad, tables.ads, tables.now())
-        cookie = ("Set-Cookie", "found_cookie=Ad_id=%d&Ad_weight=%d&Expired=%d" % (ad, weight, expired))
-        return self._reply(request, qs, substitute(entry.data, entry.offsets, ad_field(ad)), (cookie,))
+        cookie = b"Set-Cookie: found_cookie=Ad_id=%d&Ad_weight=%d&Expired=%d\r\n" % (ad, weight, expired)
+        return self._reply(request, qs, substitute(entry.data, entry.offsets, ad_field(ad)), cookie)
 
     # --- §5.6 ---
 
@@ -198,7 +200,7 @@ class SpecwebResponder:
             self.post_log.append(int(time.time()), os.getpid(), d, cls, num, client, filename,
                                  id(_current()) % 10**10, u)
         self.counters["post"] += 1
-        return self._reply(request, b"", entry.data, (("Set-Cookie", "my_cookie=%d" % u),))
+        return self._reply(request, b"", entry.data, b"Set-Cookie: my_cookie=%d\r\n" % u)
 
     # --- §5.7 ---
 
