@@ -646,6 +646,8 @@ class Connection:
                 try:
                     if not more:
                         out.offset += raw.send(memoryview(data)[offset:] if offset else data, flags)
+                    elif not offset:
+                        out.offset += raw.sendmsg((data, *more), (), flags)
                     else:
                         out.offset += raw.sendmsg(_unsent((data, *more), offset), (), flags)
                 except BlockingIOError:
