@@ -67,15 +67,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--heads", choices=("unique", "browser", "visitor", "repeat"), default="unique")
     p.add_argument("--requests", type=int, default=20_000)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--size", type=int, default=1024, help="bytes of each file (default: %(default)s)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as root:
         for i in range(FILES):
             with open(os.path.join(root, "f%d.bin" % i), "wb") as f:
-                f.write(b"x" * 1024)
-        print(run(root, args.heads, args.requests, args.reps))
+                f.write(b"x" * args.size)
+        print(run(root, args.heads, args.requests, args.reps, args.size))
 
 
-def run(root: str, kind: str, requests: int, reps: int) -> str:
+def run(root: str, kind: str, requests: int, reps: int, size: int = 1024) -> str:
     settings = default_settings(root=root, cache_revalidate=3600)
     ctx = ServingContext(settings, None, None)
     ctx.app = build_app(settings, DiskIO(2), ctx)
@@ -108,7 +109,7 @@ def run(root: str, kind: str, requests: int, reps: int) -> str:
         best = min(best, (clock() - started) / requests)
         if connection.state is not IDLE:
             raise SystemExit(f"the connection left the hub path ({connection.state}): not measured")
-    answer = b"x" * 1200
+    answer = b"x" * (size + 200)  # as large as an answer with its head
     started = clock()
     for data in heads:
         client.send(data)

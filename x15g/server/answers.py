@@ -43,7 +43,7 @@ class ReadyAnswer:
     """One stored answer: the response and the Connection tail it was sent with."""
 
     __slots__ = ("response", "fresh", "request", "method", "tail", "keep", "sends", "sent", "file", "size",
-                 "log_fields", "wants_keep")
+                 "log_fields", "wants_keep", "date", "wire")
 
     def __init__(self, response: Response, fresh: Freshness, request: Request, tail: bytes, keep: bool) -> None:
         self.response = response
@@ -64,10 +64,15 @@ class ReadyAnswer:
         inline = self.sent if self.file is None and self.sent <= INLINE_BODY else 0
         self.size = len(response.head) + len(tail) + DATE_LINE + inline
         self.log_fields: Any = None  # the access log's prepared fields, when there is one
+        self.date = b""  # the Date line `wire` was taken for
+        self.wire: Wire = (b"", 0, (), None)
 
     def wire_for(self, date: bytes) -> Wire:
         """What to send for the Date line `date` (assembled once a second: the response's `wires`)."""
-        return assemble(self.response, date, self.tail, self.sends)
+        if date is not self.date:
+            self.wire = assemble(self.response, date, self.tail, self.sends)
+            self.date = date
+        return self.wire
 
 
 class ReadyAnswers:

@@ -637,7 +637,9 @@ class Connection:
                 pass
             if out.offset == len(data) or not wait:
                 return out.offset == len(data)
-        size = len(data) + sum(map(len, more)) if more else len(data)
+        size = len(data)
+        for part in more:
+            size += len(part)
         if out.offset < size:
             # Head and file data share segments; a stream's head goes at once (its producer may be slow).
             flags = _MSG_MORE if body is not None and type(body) is not StreamedBody else 0
