@@ -210,9 +210,7 @@ def _remember_head(head: bytes, request: Request) -> None:
 
 def _parse_new_head(head: bytes, limits: Limits) -> Request:
     """The full RFC 9112 rules for a head whose field block is not known (without its final
-    CRLFCRLF). The usual field lines (names already validated and cached, none repeated) are
-    split inline: each call here costs as much as a C-level pass over the whole head; anything
-    unusual takes the complete rules (`_parse_fields_slowly`)."""
+    CRLFCRLF)."""
     lines = head.split(CRLF)
     # Only CRLF pairs may end lines (RFC 9112 §2.2: a bare CR must be refused; we also refuse a
     # bare LF, like llhttp's strict mode, so no two parsers disagree on where a line ends), and no
@@ -227,25 +225,7 @@ def _parse_new_head(head: bytes, limits: Limits) -> Request:
     if len(head) > limits.max_field_size or len(line) > limits.max_request_line:
         _check_line_lengths(lines, limits)
     method, target, version = _parse_request_line(line)
-    # The field lines -> dict of lower-case names (RFC 9112 §5). Fast when every name is
-    # already validated and cached and none repeats; else the complete rules, line by line.
-    headers: dict[bytes, bytes] = {}
-    if n_fields:
-        del lines[0]
-        cache = _name_cache
-        try:
-            for line in lines:
-                name, colon, value = line.partition(b":")
-                if not colon:
-                    raise KeyError(name)
-                # OWS around the value (RFC 9112 §5.1). A bare strip() also removes VT/FF/CR/LF,
-                # but those were refused with the whole head, so it strips exactly SP and HTAB.
-                headers[cache[name]] = value.strip()
-        except KeyError:
-            headers = _parse_fields_slowly(lines)
-        else:
-            if len(headers) != n_fields:  # a repeated field: join or refuse
-                headers = _parse_fields_slowly(lines)
+    headers = _parse_fields(lines) if n_fields else {}
     return _build_request(method, target, version, headers, limits)
 
 
@@ -295,6 +275,29 @@ def _field_name(name: bytes) -> bytes:
     if len(_name_cache) < _NAME_CACHE_SIZE:
         _name_cache[name] = lower
     return lower
+
+
+def _parse_fields(lines: list[bytes]) -> dict[bytes, bytes]:
+    """Field lines (after the request line, `lines[0]`) -> dict of lower-case names; repeated
+    fields joined (RFC 9110 §5.3). The fast path handles the usual head (every name already
+    validated and cached, no repeats); anything else (a line without ':', a new name, a repeated
+    field) goes to the full rules."""
+    fields = lines[1:]
+    headers: dict[bytes, bytes] = {}
+    cache = _name_cache
+    try:
+        for line in fields:
+            name, colon, value = line.partition(b":")
+            if not colon:
+                raise KeyError(name)
+            # OWS around the value (RFC 9112 §5.1). A bare strip() also removes VT/FF/CR/LF, but
+            # those were already refused with the whole head, so it strips exactly SP and HTAB.
+            headers[cache[name]] = value.strip()
+    except KeyError:
+        return _parse_fields_slowly(fields)
+    if len(headers) != len(fields):  # a repeated field: join or refuse
+        return _parse_fields_slowly(fields)
+    return headers
 
 
 def _parse_fields_slowly(fields: list[bytes]) -> dict[bytes, bytes]:
