@@ -117,8 +117,9 @@ class Outgoing:
     `data` is the head (with Date and Connection), maybe with a small body joined to it
     (server/wire.py), of which the first `head_len` bytes are head; `more` larger in-memory body
     parts sent after it in the same `sendmsg` (not copied), so the hub can send them too; `body`
-    what follows (a FileRange, a list of parts with file ranges, a StreamedBody) or None. `offset` (bytes of `data` and `more` that left) and `body_sent` record progress; `done`
-    is set once all is sent. Rarely set fields are class defaults (no __slots__): an immediate
+    what follows (a FileRange, a list of parts with file ranges, a StreamedBody) or None.
+    `offset` (bytes of `data` and `more` that left) and `body_sent` record progress; `done` is
+    set once all is sent. Rarely set fields are class defaults (no __slots__): an immediate
     answer writes only the fields it needs."""
 
     more: tuple[bytes, ...] = ()
