@@ -29,7 +29,7 @@ def build_app(settings: Settings, disk: DiskIO, state: ServingContext | None = N
             dynamic = SpecwebResponder(settings, disk)
             refreshers = getattr(state, "refreshers", None)  # a worker's caches kept fresh ahead of time
             if refreshers is not None:
-                refreshers.append(dynamic.files)
+                refreshers.extend(dynamic.refreshers)
         routes.append(Route(b"/specweb99", dynamic, exact=True))
         routes.append(Route(b"/cgi-bin/specweb99", CgiSpecwebResponder(settings), exact=True))
         type_overrides[settings.specweb_urlroot] = "text/plain"

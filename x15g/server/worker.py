@@ -24,6 +24,7 @@ import gevent
 from gevent.event import Event
 
 from x15g.app.build import build_app
+from x15g.cache.refresh import Refresher, keep_fresh
 from x15g.config import Settings
 from x15g.diskio import DiskIO
 from x15g.http.dates import DateCache
@@ -44,19 +45,6 @@ _RealSocket = _socket.socket  # the C socket type: no gevent wrapper, no Python-
 _BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 # How often the sweeper looks for connections past their deadline: the timeouts' resolution.
 SWEEP_INTERVAL = 0.25
-
-
-class Refresher(Protocol):
-    """A cache that keeps its entries in use fresh ahead of time (static/filecache.py)."""
-
-    @property
-    def tick(self) -> float:
-        """Seconds between refreshes; 0 for never."""
-        ...
-
-    def refresh(self) -> None:
-        """Revalidate what is about to expire; may block (runs in its own greenlet)."""
-        ...
 
 
 class ServingContext:
@@ -173,7 +161,7 @@ class Worker:
         gevent.signal_handler(signal.SIGQUIT, self.stop, False)
         gevent.signal_handler(signal.SIGUSR1, self._reopen_logs)
         housekeeping = gevent.spawn(self._housekeeping)
-        refreshers = [gevent.spawn(self._refresh, r) for r in self.ctx.refreshers if r.tick > 0]
+        refreshers = [gevent.spawn(keep_fresh, r) for r in self.ctx.refreshers if r.tick > 0]
         sweeper = gevent.get_hub().loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
         sweeper.start(self._sweep)
         if self.watchdog is not None:
@@ -324,15 +312,6 @@ class Worker:
                 log.info("worker %d (pid %d) served %d requests (--max-requests %d); recycling",
                          self.worker_id, os.getpid(), self.ctx.counters.requests, self.request_limit)
                 self.stop(True)
-
-    def _refresh(self, refresher: Refresher) -> None:
-        tick = refresher.tick
-        while True:
-            gevent.sleep(tick)
-            try:
-                refresher.refresh()
-            except Exception:  # a failed refresh leaves entries to the request path; try again
-                log.exception("refreshing a cache failed")
 
     def _flush_access_log(self) -> None:
         access_log = self.ctx.access_log

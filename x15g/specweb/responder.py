@@ -75,6 +75,7 @@ class SpecwebResponder:
         self.post_log = PostLog(os.path.join(state_dir, POST_LOG_FILE), disk, settings.post_log_sync)
         self.files = FileCache(disk, max(settings.cache_memory, 16 * 1024 * 1024),
                                settings.cache_revalidate)
+        self.refreshers = [self.files]  # kept fresh ahead of time by whoever runs this module
         self._path_re = re.compile(re.escape(self.urlroot) + rb"dir(\d{5})/class([0-3])_([0-8])")
         self.counters: Counter[str] = Counter()
 
