@@ -219,3 +219,22 @@ def test_max_requests_recycles_the_worker_with_a_held_connection(tmp_path) -> No
         assert server.access_log.read_text().count('"GET /whoami HTTP/1.1" 200 ') == answered
     finally:
         server.stop()
+
+
+def test_a_busy_held_connection_is_logged_while_the_handler_keeps_it(server) -> None:
+    """The handler's progress reports: the access log has every request of a held connection
+    within about protocol.BATCH_SECONDS, though it never went back to the worker."""
+    count = 600  # several batches of records
+    with server.connect(timeout=20) as sock:
+        for n in range(count):
+            sock.sendall(get(f"/whoami?busy{n}"))
+            assert read_answer(sock)[0] == 200
+
+        def logged() -> list[str]:
+            return re.findall(r'"GET /whoami\?busy(\d+) HTTP/1.1" 200 ', server.access_log.read_text())
+
+        numbers = wait_for(lambda: len(logged()) == count and logged(), timeout=10)
+        assert numbers == [str(n) for n in range(count)]
+        assert held(server) == 1  # all logged while the handler holds the connection
+        sock.sendall(get("/whoami?busy-last"))
+        assert read_answer(sock)[0] == 200

@@ -156,9 +156,12 @@ class TakeOver(Protocol):
     open after this answer (when False the answer must say `Connection: close`), `served` how
     many requests the connection has answered counting this one (a take-over that answers more
     applies the same per-connection limit). The response's `head` is unused; the connection never
-    writes to or reads from the socket while it runs."""
+    writes to or reads from the socket while it runs. A take-over that answers more requests may
+    call `progress` (from the hub) with what it did so far (`leftover` unused), to have them
+    accounted before it gives the connection back; its outcome then holds only the rest."""
 
-    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int) -> TakeOverOutcome: ...
+    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int,
+                  progress: Callable[[TakeOverOutcome], None]) -> TakeOverOutcome: ...
 
 
 @dataclass(slots=True)

@@ -12,9 +12,12 @@ next head (the bytes the worker had read after the request, else what arrives wi
 --isolate-hold) with the same strict parser, routes it with the worker's router rebuilt from its
 route table (`Routes`), and answers it too. A request that is not its own (a static file, the
 admin endpoints, one with a body), a head that is incomplete or bad, a connection quiet past
---isolate-hold, a full batch (protocol.BATCH_*) or the worker's drain end the hold: the socket
-is closed here and the report goes back with the bytes read and not used (`leftover`) and every
-further request answered, which the worker accounts; it owns the connection again. Only one
+--isolate-hold or the worker's drain end the hold: the socket is closed here and the report
+goes back with the bytes read and not used (`leftover`) and the further requests answered
+since the last progress report, which the worker accounts; it owns the connection again.
+While it holds the connection, a progress report (protocol.HELD) carries the records of its
+further requests to the worker whenever they fill a batch (protocol.BATCH_*), so a busy
+connection is accounted as it goes and never has to go back for that. Only one
 side reads the socket at a time. Each request the handler begins is noted on its board
 (protocol.Board), so the worker's --isolate-timeout applies to it.
 """
@@ -242,16 +245,14 @@ class Handler:
         board = self.board
         buf = hand.buffered
         served = hand.served
-        until = _monotonic() + protocol.BATCH_SECONDS
-        further = report.further
-        size = 0  # bytes of the records in the report
-        while not ctx.draining and size < protocol.BATCH_BYTES:
-            now = _monotonic()
-            if now > until:
-                break
+        due = _monotonic() + protocol.BATCH_SECONDS  # the records go to the worker by then
+        size = 0  # bytes of the records not yet reported
+        while not ctx.draining:
             if not buf:
                 if ctx.hold <= 0:
                     break
+                now = _monotonic()
+                quiet = now + ctx.hold
                 ctx.waiting.add(connection)
                 if board is not None:
                     board.note(hand.slot, -now, wrote)  # waiting, not answering: no --isolate-timeout
@@ -259,8 +260,18 @@ class Handler:
                     # Wait first, then recv: right after an answer the client has rarely sent
                     # its next request yet (as a parked Connection waits on its watcher: a failed recv costs a
                     # system call and an exception).
-                    connection._wait_readable(now + ctx.hold)
-                    buf = connection._recv(now + ctx.hold)
+                    while True:
+                        try:
+                            connection._wait_readable(min(quiet, due) if report.further else quiet)
+                            break
+                        except ConnectionTimeout:
+                            if not report.further or ctx.draining or _monotonic() >= quiet:
+                                raise
+                        self._progress(report)  # quiet for a while: account what was answered
+                        size, due = 0, _monotonic() + protocol.BATCH_SECONDS
+                        if ctx.draining:
+                            raise ConnectionTimeout  # the drain came while reporting
+                    buf = connection._recv(quiet)
                 except ConnectionTimeout:
                     if ctx.hold_closes and not ctx.draining:
                         report.keep = False  # idle for the whole keep-alive timeout
@@ -293,16 +304,26 @@ class Handler:
                 board.note(hand.slot, started, wrote)
             status, sent, keep, out, request_id = self._answer(connection, request, served < ctx.max_requests)
             wrote += out
-            head = buf[:consumed]
-            further.append(protocol.Further(head, status, sent, started, _monotonic(), request_id))
+            ended = _monotonic()
+            report.further.append(protocol.Further(buf[:consumed], status, sent, started, ended, request_id))
             size += protocol.FURTHER_SIZE + consumed + len(request_id)
             if not keep:
                 report.keep = False
                 return b""
             buf = buf[consumed:]
-            if not len(further) & 31:
+            if size >= protocol.BATCH_BYTES or ended > due:
+                self._progress(report)
+                size, due = 0, ended + protocol.BATCH_SECONDS
+            if not served & 31:
                 gevent.sleep(0)  # a client that always pipelines must not starve the others
         return buf
+
+    def _progress(self, report: protocol.Report) -> None:
+        """A progress report: the worker accounts the further requests answered so far while
+        the connection stays here (protocol.HELD)."""
+        self._report(protocol.Report(report.request_id, report.status, report.sent, True, report.begun,
+                                     further=report.further, app_request_id=report.app_request_id, held=True))
+        report.further = []
 
     def _respond(self, request: Request) -> Response:
         head_only = request.method == "HEAD"

@@ -10,13 +10,13 @@ strict parser: the handler is not trusted).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from x15g.http.forwarded import TrustedProxies
 from x15g.http.messages import Answered, Request, Response, TakeOverOutcome
 from x15g.http.parser import Limits, parse_head
 from x15g.isolate.pool import HandlerPool
-from x15g.isolate.protocol import MINE, OTHER, STATIC_OR_MINE
+from x15g.isolate.protocol import MINE, OTHER, STATIC_OR_MINE, Report
 
 log = logging.getLogger("x15g.isolate")
 
@@ -75,12 +75,18 @@ class HandOver:
         self.request = request
         self.after_body = after_body  # pipelined bytes a lazy body reader read past the body
 
-    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int) -> TakeOverOutcome:
+    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int,
+                  progress: Callable[[TakeOverOutcome], None] | None = None) -> TakeOverOutcome:
         """Runs in the connection's greenlet. The handler gets the bytes read after the request
-        with the socket and gives back what it did not consume: one reader at a time."""
-        responder = self.responder
-        report = responder.pool.hand_over(self.request, fd, keep_alive, self.after_body + buffered, served)
-        further = responder.answered(self.request, report.further) if report.further else ()
+        with the socket and gives back what it did not consume: one reader at a time. Its
+        progress reports go to `progress` as they come."""
+        on_report = None if progress is None else (lambda report: progress(self._outcome(report)))
+        report = self.responder.pool.hand_over(self.request, fd, keep_alive, self.after_body + buffered, served,
+                                               on_report)
+        return self._outcome(report)
+
+    def _outcome(self, report: Report) -> TakeOverOutcome:
+        further = self.responder.answered(self.request, report.further) if report.further else ()
         return TakeOverOutcome(report.status, report.sent, report.keep, report.leftover, further,
                                report.app_request_id)
 
