@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.isolate.test_isolate_server import sockets_held
+from tests.isolate.test_isolate_server import client_sockets
 from tests.support.clients import read_until_close
 from tests.support.docroots import make_docroot
 from tests.support.server import APP_ENV, ServerProcess
@@ -30,11 +30,6 @@ def handler_pids(server: ServerProcess) -> list[int]:
     """The ready handlers of the (one) worker."""
     ready = {int(p) for p in re.findall(r"isolated handler (\d+) ready", server.log())}
     return [pid for worker in worker_pids(server.pid) for pid in worker_pids(worker) if pid in ready]
-
-
-def client_sockets(pid: int) -> int:
-    """Sockets a handler holds beside its control socket: the connections it keeps."""
-    return sockets_held(pid) - 1
 
 
 def held(server: ServerProcess) -> int:

@@ -29,6 +29,7 @@ from gevent import monkey
 monkey.patch_all()  # application code may block on sockets or sleep: it must yield instead
 
 import errno  # noqa: E402
+from collections import deque  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -40,7 +41,8 @@ from typing import Any  # noqa: E402
 import _socket  # noqa: E402
 import gevent  # noqa: E402
 from gevent import getcurrent  # noqa: E402
-from gevent.lock import Semaphore  # noqa: E402
+from gevent.event import Event  # noqa: E402
+from gevent.socket import wait_write  # noqa: E402
 
 # One greenlet per hand-over: without the spawn-tree bookkeeping (a stack walk) a spawn costs
 # 1.6 us instead of 3.1 us.
@@ -64,6 +66,7 @@ log = logging.getLogger("x15g.isolate.handler")
 _monotonic = time.monotonic
 SWEEP_INTERVAL = 0.05  # resolution of --send-timeout and of --isolate-hold
 _RealSocket = _socket.socket
+OUTBOX_LIMIT = 64  # reports queued for the worker before a connection waits for room
 EXIT_SANDBOX = 3  # the sandbox could not be set up as required (the worker logs why)
 
 
@@ -145,17 +148,25 @@ class Handler:
     def __init__(self, control: socket.socket, app: Responder, settings: Settings,
                  routes: Routes | None = None, board: protocol.Board | None = None) -> None:
         self.control = control
+        # the same socket, without gevent's wrapper: a send that would block raises instead of waiting
+        self.control_raw = _RealSocket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, os.dup(control.fileno()))
         self.app = app
         self.ctx = HandlerContext(settings)
         self.routes = routes  # None: every connection goes back after its answer
         self.board = board
-        self.sending = Semaphore()
+        # Reports the control socket did not take yet, in order: the worker reads a few
+        # datagrams at a time (net.unix.max_dgram_qlen), and no connection may wait for that.
+        self.outbox: deque[tuple[bytes, protocol.Report]] = deque()
+        self.outbox_ready = Event()  # set while the outbox has reports
+        self.outbox_room = Event()  # set while it has room (OUTBOX_LIMIT)
+        self.outbox_room.set()
         self.respond_now = getattr(app, "respond_now", None)
 
     def serve(self) -> None:
         sweeper = self.ctx.loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
         sweeper.start(self._sweep)
         protocol.send(self.control, protocol.encode_report(protocol.Report(0, 0, 0, False, False)))
+        gevent.spawn(self._send_reports)
         receiver = protocol.Receiver()
         while True:
             try:
@@ -212,20 +223,57 @@ class Handler:
         self._report(report)
 
     def _report(self, report: protocol.Report) -> None:
-        """Send `report`, one greenlet at a time (a full control socket makes a send wait)."""
-        with self.sending:
+        """Send `report` now if nothing waits before it, else queue it for `_send_reports`: a
+        connection waits only when OUTBOX_LIMIT reports are queued (the worker is that far behind)."""
+        data = protocol.encode_report(report)
+        outbox = self.outbox
+        if not outbox:
             try:
-                protocol.send(self.control, protocol.encode_report(report))
+                self.control_raw.send(data)
+                return
+            except BlockingIOError:
+                pass
             except OSError as exc:
-                if exc.errno != errno.EMSGSIZE:
-                    return  # the worker is gone
-                log.error("hand-over %d: report of %d further requests too large; closing",
-                          report.request_id, len(report.further))
-                report.further, report.keep = [], False
+                self._unsent(report, exc)
+                return
+        outbox.append((data, report))
+        self.outbox_ready.set()
+        if len(outbox) >= OUTBOX_LIMIT:
+            self.outbox_room.clear()
+            self.outbox_room.wait()
+
+    def _send_reports(self) -> None:
+        """The greenlet that sends the queued reports in order, waiting while the socket is full."""
+        outbox = self.outbox
+        fd = self.control_raw.fileno()
+        while True:
+            self.outbox_ready.wait()
+            while outbox:
+                data, report = outbox[0]
                 try:
-                    protocol.send(self.control, protocol.encode_report(report))
-                except OSError:
-                    pass
+                    self.control_raw.send(data)
+                except BlockingIOError:
+                    wait_write(fd)
+                    continue
+                except OSError as exc:
+                    self._unsent(report, exc)
+                outbox.popleft()
+                if len(outbox) < OUTBOX_LIMIT:
+                    self.outbox_room.set()
+            self.outbox_ready.clear()
+
+    def _unsent(self, report: protocol.Report, exc: OSError) -> None:
+        """A report the control socket refused: too large (a bug: send it without its records,
+        closing), or the worker is gone (nothing to do)."""
+        if exc.errno != errno.EMSGSIZE:
+            return
+        log.error("hand-over %d: report of %d further requests too large; closing",
+                  report.request_id, len(report.further))
+        report.further, report.keep = [], False
+        try:
+            protocol.send(self.control, protocol.encode_report(report))
+        except OSError:
+            pass
 
     def _answer(self, connection: Connection, request: Request, keep_allowed: bool) -> tuple[int, int, bool, int, str]:
         """Answer one request: (status, body bytes sent, keep the connection, bytes that left,
