@@ -57,6 +57,7 @@ from x15g.http.forwarded import TrustedProxies  # noqa: E402
 from x15g.http.messages import Request, Response, StreamedBody  # noqa: E402
 from x15g.http.parser import Limits, parse_head  # noqa: E402
 from x15g.isolate import protocol, sandbox  # noqa: E402
+from x15g.isolate.routes import Routes  # noqa: E402
 from x15g.observability.counters import Counters  # noqa: E402
 from x15g.observability.logs import setup_logging  # noqa: E402
 from x15g.server.connection import INF, Connection, ConnectionTimeout, PeerGone  # noqa: E402
@@ -96,50 +97,6 @@ class HandlerContext:
         self.hold_closes = settings.isolate_hold >= settings.keepalive_timeout
         self.connections: set[Connection] = set()  # every connection held, for the sweeper
         self.waiting: set[Connection] = set()  # those waiting for their next request
-
-
-class Routes:
-    """Which requests that follow on a held connection are this handler's: the worker's router
-    rebuilt from its route table (responder.route_table), every other responder a stand-in.
-
-    At "/" (the WSGI app beside static files, app/wsgi.py StaticOrApp) a GET or HEAD is the
-    app's when no file answers it, which only the worker can tell (a handler cannot see the
-    document root as the worker does). So the worker's own decision is reused: a path it handed
-    over for GET/HEAD is the app's for --cache-revalidate seconds, as long as the worker's cache
-    keeps its 404/403 (a file created there is served by the worker at most that much later)."""
-
-    MEMO_PATHS = 4096  # paths remembered at the most (then forgotten all at once)
-
-    def __init__(self, table: dict[str, Any], settings: Settings) -> None:
-        from x15g.app.router import Route, Router
-
-        self.mine = object()
-        self.static_or_mine = object()
-        other = object()
-        owners = {protocol.MINE: self.mine, protocol.STATIC_OR_MINE: self.static_or_mine}
-        self.router = Router([Route(prefix, owners.get(owner, other), exact)  # type: ignore[arg-type]
-                              for prefix, exact, owner in table["routes"]],
-                             owners.get(table["default"], other))  # type: ignore[arg-type]
-        self.window = settings.cache_revalidate
-        self.app_paths: dict[bytes, float] = {}  # path -> until when it is the app's (GET/HEAD at "/")
-
-    def handed(self, request: Request) -> None:
-        """Note the worker's decision for a request it handed over."""
-        if self.window > 0 and (request.method == "GET" or request.method == "HEAD") \
-                and self.router.owner(request) is self.static_or_mine:
-            if len(self.app_paths) >= self.MEMO_PATHS:
-                self.app_paths.clear()
-            self.app_paths[request.path] = _monotonic() + self.window
-
-    def owns(self, request: Request) -> bool:
-        owner = self.router.owner(request)
-        if owner is self.mine:
-            return True
-        if owner is not self.static_or_mine:
-            return False
-        if request.method != "GET" and request.method != "HEAD":
-            return True  # every other method is the app's at "/"
-        return self.app_paths.get(request.path, 0.0) > _monotonic()
 
 
 class Handler:
