@@ -233,3 +233,50 @@ def test_a_busy_held_connection_is_logged_while_the_handler_keeps_it(server) -> 
         assert held(server) == 1  # all logged while the handler holds the connection
         sock.sendall(get("/whoami?busy-last"))
         assert read_answer(sock)[0] == 200
+
+
+def test_an_answer_the_socket_does_not_take_at_once_is_finished_on_a_held_connection(server) -> None:
+    """Answered from the handler's hub (parked connection), the rest sent by a greenlet."""
+    size = 8 * 1024 * 1024  # far more than the socket buffers
+    with server.connect(timeout=20) as sock:
+        sock.sendall(get("/whoami?big0"))
+        assert read_answer(sock)[0] == 200
+        wait_for(lambda: held(server) == 1)
+        sock.sendall(get(f"/big?{size}"))
+        status, _, body = read_answer(sock)
+        assert status == 200 and body == b"x" * size
+        sock.sendall(get("/whoami?big1"))
+        assert read_answer(sock)[0] == 200
+    wait_for(lambda: f'"GET /big?{size} HTTP/1.1" 200 {size} ' in server.access_log.read_text())
+
+
+def test_no_stall_over_thousands_of_requests_on_held_connections(server) -> None:
+    """Several clients at once, each on a held connection: none waits long for any answer
+    (batches of records, memo renewals, progress reports never hold a connection up)."""
+    import threading
+
+    clients, each = 6, 500
+    worst: list[float] = []
+    failures: list[str] = []
+
+    def client(number: int) -> None:
+        slowest = 0.0
+        try:
+            with server.connect(timeout=20) as sock:
+                for n in range(each):
+                    began = time.monotonic()
+                    sock.sendall(get(f"/whoami?c{number}-{n}"))
+                    if read_answer(sock)[0] != 200:
+                        failures.append(f"{number}-{n}")
+                    slowest = max(slowest, time.monotonic() - began)
+        except Exception as exc:
+            failures.append(repr(exc))
+        worst.append(slowest)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures and len(worst) == clients
+    assert max(worst) < 1.0, worst  # generous: a loaded machine; a stall was tens of ms per batch
