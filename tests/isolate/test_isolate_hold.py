@@ -280,3 +280,27 @@ def test_no_stall_over_thousands_of_requests_on_held_connections(server) -> None
         thread.join(120)
     assert not failures and len(worst) == clients
     assert max(worst) < 1.0, worst  # generous: a loaded machine; a stall was tens of ms per batch
+
+
+def test_repeated_heads_on_a_held_connection_each_keep_their_request_id(tmp_path) -> None:
+    """The worker parses a repeated head once per connection (responder.answered); every
+    request still gets its own line, with the X-Request-ID its app call gave it."""
+    import json
+
+    count = 300
+    server = start(tmp_path, "--isolate-hold", "30", "--keepalive-timeout", "60", "--access-log-format", "json")
+    try:
+        with server.connect(timeout=20) as sock:
+            for _ in range(count + 1):
+                sock.sendall(get("/whoami?same"))
+                assert read_answer(sock)[0] == 200
+
+            def records() -> list[dict]:
+                return [json.loads(line) for line in server.access_log.read_text().splitlines() if "same" in line]
+
+            lines = wait_for(lambda: len(records()) == count + 1 and records(), timeout=10)
+        ids = [line.get("request_id") for line in lines]
+        assert all(ids) and len(set(ids)) == count + 1, ids[:5]
+        assert {line["status"] for line in lines} == {200}
+    finally:
+        server.stop()

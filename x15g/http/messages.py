@@ -123,13 +123,16 @@ class StreamedBody:
 class Answered:
     """One more request a take-over answered on the connection after its own (an isolated
     handler keeping a keep-alive connection): accounted by the connection like its own answers.
-    `started` and `ended` are time.monotonic() values (the clock every process shares)."""
+    `started` and `ended` are time.monotonic() values (the clock every process shares).
+    `request_id` is its X-Request-ID, set on `request` as it is accounted: answers to the same
+    head bytes may share one parsed Request."""
 
     request: Request
     status: int
     sent: int
     started: float
     ended: float
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

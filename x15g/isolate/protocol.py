@@ -121,15 +121,19 @@ def decode_report(data: bytes) -> Report:
     leftover = data[at:at + leftover_len]
     at += leftover_len
     further = []
+    size = len(data)
+    unpack = _FURTHER.unpack_from
     for _ in range(count):
-        if at + _FURTHER.size > len(data):
+        if at + FURTHER_SIZE > size:
             raise ValueError("handler report cut short")
-        f_status, f_sent, started, ended, head_len, frid_len = _FURTHER.unpack_from(data, at)
-        at += _FURTHER.size
+        f_status, f_sent, started, ended, head_len, frid_len = unpack(data, at)
+        at += FURTHER_SIZE
         head = data[at:at + head_len]
         at += head_len
-        frid = _ascii(data[at:at + frid_len])
-        at += frid_len
+        frid = ""
+        if frid_len:  # most answers have none
+            frid = _ascii(data[at:at + frid_len])
+            at += frid_len
         further.append(Further(head, f_status, f_sent, started, ended, frid))
     if at != len(data) or len(leftover) != leftover_len:
         raise ValueError("handler report of the wrong length")

@@ -552,6 +552,7 @@ class Connection:
         for answered in outcome.answered:  # the requests the take-over answered after this one
             more = Outgoing(b"", 0, None, True, answered.request.method, answered.status, answered.started)
             more.request = answered.request
+            answered.request.request_id = answered.request_id
             more.body_sent = answered.sent
             more.ended = answered.ended
             more.done = True
