@@ -19,7 +19,7 @@ from x15g.isolate.pool import HandlerPool
 from x15g.isolate.protocol import MINE, OTHER, STATIC_OR_MINE, Report
 
 log = logging.getLogger("x15g.isolate")
-KNOWN_HEADS = 64  # distinct further heads of one connection kept parsed
+KNOWN_HEADS = 4096  # distinct heads of further requests kept parsed (then forgotten all at once)
 
 
 class IsolatedResponder:
@@ -30,6 +30,10 @@ class IsolatedResponder:
         settings = pool.settings
         self.limits = Limits.from_settings(settings)
         self.proxies = TrustedProxies(settings.forwarded_allow_ips) if settings.forwarded_allow_ips else None
+        # Heads of further requests parsed before, shared by every connection: their Request
+        # depends on the head alone, as the access log takes the client from the connection
+        # (server/connection.py _account) unless a trusted proxy named it.
+        self.known: dict[bytes, Request] | None = {} if self.proxies is None else None
 
     streams_body = False  # the connection reads the whole body first: it travels with the request
 
@@ -45,11 +49,12 @@ class IsolatedResponder:
             after_body = getattr(reader, "leftover", b"")
         return Response(0, b"", HandOver(self, request, after_body))
 
-    def answered(self, request: Request, further: list[Any], known: dict[bytes, Request]) -> tuple[Answered, ...]:
+    def answered(self, request: Request, further: list[Any]) -> tuple[Answered, ...]:
         """The further requests of a report as the connection accounts them; a head that does
         not parse as one whole request without a body is a handler's lie, logged and dropped.
-        `known`: the heads of this connection parsed before (a client repeats its heads byte
-        for byte: one parse each, ~1.7 us a record)."""
+        A head parsed before is not parsed again (clients repeat their heads byte for byte;
+        a parse costs ~1.7 us a record)."""
+        known = self.known if self.known is not None else {}  # behind a proxy: within this report
         out = []
         for f in further:
             head = f.head
@@ -58,8 +63,9 @@ class IsolatedResponder:
                 answered = self._parsed(request, head)
                 if answered is None:
                     continue
-                if len(known) < KNOWN_HEADS:
-                    known[head] = answered
+                if len(known) >= KNOWN_HEADS:
+                    known.clear()
+                known[head] = answered
             out.append(Answered(answered, f.status, f.sent, f.started, f.ended, f.request_id))
         return tuple(out)
 
@@ -81,13 +87,12 @@ class IsolatedResponder:
 class HandOver:
     """A take-over body: one request's hand-over to the pool."""
 
-    __slots__ = ("responder", "request", "after_body", "known")
+    __slots__ = ("responder", "request", "after_body")
 
     def __init__(self, responder: IsolatedResponder, request: Request, after_body: bytes = b"") -> None:
         self.responder = responder
         self.request = request
         self.after_body = after_body  # pipelined bytes a lazy body reader read past the body
-        self.known: dict[bytes, Request] = {}  # heads of further requests parsed (answered)
 
     def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int,
                   progress: Callable[[TakeOverOutcome], None] | None = None) -> TakeOverOutcome:
@@ -100,7 +105,7 @@ class HandOver:
         return self._outcome(report)
 
     def _outcome(self, report: Report) -> TakeOverOutcome:
-        further = self.responder.answered(self.request, report.further, self.known) if report.further else ()
+        further = self.responder.answered(self.request, report.further) if report.further else ()
         return TakeOverOutcome(report.status, report.sent, report.keep, report.leftover, further,
                                report.app_request_id)
 
