@@ -36,6 +36,7 @@ import errno  # noqa: E402
 from collections import deque  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
@@ -545,7 +546,10 @@ class Held:
         self.report = report
         self.wrote = wrote  # bytes that left before the request being answered (for the board)
         self.served = hand.served  # requests answered on the connection
-        self.size = 0  # bytes of the records not yet reported
+        # bytes of the records not yet reported; the first batch is shorter by a random part,
+        # so that connections that began together do not all report at once (the worker
+        # accounts a report in one go, on the same core)
+        self.size = random.randrange(protocol.BATCH_BYTES)
         self.due = _monotonic() + protocol.BATCH_SECONDS  # when they go to the worker at the latest
         self.quiet = INF  # parked: when the hold ends if no request comes
         self.answering = False  # parked with an answer made in the hub, sent at the end of the turn
