@@ -15,8 +15,8 @@ warm-up, then --reps runs in alternating order; the table shows medians.
 The cost column is the difference in server CPU time per request between an isolated mode and
 in-process (both measured over the whole process group: worker, handlers, spare), in
 microseconds: what isolation adds per request. For `isolated-nohold` that is one hand-over and
-back; for `isolated` the handler keeps the connection, so it is the handler's own loop, the
-worker's accounting of the requests it reports and one hand-over per batch.
+back; for `isolated` the handler keeps the connection, so it is the handler's own serving, the
+worker's accounting of the requests it reports (progress reports) and the rare hand-over.
 
     .venv/bin/python -m tools.isolate_bench --duration 5s --warmup 1s --reps 3
 """

@@ -16,7 +16,8 @@ from x15g.isolate import protocol
 
 
 class HandlerProcess:
-    def __init__(self, kind: str, **settings: object) -> None:
+    def __init__(self, kind: str, routes: dict | None = None, **settings: object) -> None:
+        """`routes`: the handler's route table (responder.route_table), so it keeps connections."""
         self.settings = default_settings(**settings)
         self.control, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.control.settimeout(20)
@@ -25,7 +26,7 @@ class HandlerProcess:
                                      pass_fds=(child.fileno(),), env=env, cwd=str(REPO),
                                      stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         child.close()
-        protocol.send(self.control, protocol.setup_message(self.settings, kind))
+        protocol.send(self.control, protocol.setup_message(self.settings, kind, routes))
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.next_id = 1
 

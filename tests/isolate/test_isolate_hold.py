@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.isolate.test_isolate_server import sockets_held
+from tests.isolate.test_isolate_server import client_sockets
 from tests.support.clients import read_until_close
 from tests.support.docroots import make_docroot
 from tests.support.server import APP_ENV, ServerProcess
@@ -30,11 +30,6 @@ def handler_pids(server: ServerProcess) -> list[int]:
     """The ready handlers of the (one) worker."""
     ready = {int(p) for p in re.findall(r"isolated handler (\d+) ready", server.log())}
     return [pid for worker in worker_pids(server.pid) for pid in worker_pids(worker) if pid in ready]
-
-
-def client_sockets(pid: int) -> int:
-    """Sockets a handler holds beside its control socket: the connections it keeps."""
-    return sockets_held(pid) - 1
 
 
 def held(server: ServerProcess) -> int:
@@ -217,5 +212,95 @@ def test_max_requests_recycles_the_worker_with_a_held_connection(tmp_path) -> No
         wait_for(lambda: (now := worker_pids(server.pid)) and now != first, timeout=30)  # a fresh worker
         # every answer logged, by the old worker, before it exited
         assert server.access_log.read_text().count('"GET /whoami HTTP/1.1" 200 ') == answered
+    finally:
+        server.stop()
+
+
+def test_a_busy_held_connection_is_logged_while_the_handler_keeps_it(server) -> None:
+    """The handler's progress reports: the access log has every request of a held connection
+    within about protocol.BATCH_SECONDS, though it never went back to the worker."""
+    count = 600  # several batches of records
+    with server.connect(timeout=20) as sock:
+        for n in range(count):
+            sock.sendall(get(f"/whoami?busy{n}"))
+            assert read_answer(sock)[0] == 200
+
+        def logged() -> list[str]:
+            return re.findall(r'"GET /whoami\?busy(\d+) HTTP/1.1" 200 ', server.access_log.read_text())
+
+        numbers = wait_for(lambda: len(logged()) == count and logged(), timeout=10)
+        assert numbers == [str(n) for n in range(count)]
+        assert held(server) == 1  # all logged while the handler holds the connection
+        sock.sendall(get("/whoami?busy-last"))
+        assert read_answer(sock)[0] == 200
+
+
+def test_an_answer_the_socket_does_not_take_at_once_is_finished_on_a_held_connection(server) -> None:
+    """Answered from the handler's hub (parked connection), the rest sent by a greenlet."""
+    size = 8 * 1024 * 1024  # far more than the socket buffers
+    with server.connect(timeout=20) as sock:
+        sock.sendall(get("/whoami?big0"))
+        assert read_answer(sock)[0] == 200
+        wait_for(lambda: held(server) == 1)
+        sock.sendall(get(f"/big?{size}"))
+        status, _, body = read_answer(sock)
+        assert status == 200 and body == b"x" * size
+        sock.sendall(get("/whoami?big1"))
+        assert read_answer(sock)[0] == 200
+    wait_for(lambda: f'"GET /big?{size} HTTP/1.1" 200 {size} ' in server.access_log.read_text())
+
+
+def test_no_stall_over_thousands_of_requests_on_held_connections(server) -> None:
+    """Several clients at once, each on a held connection: none waits long for any answer
+    (batches of records, memo renewals, progress reports never hold a connection up)."""
+    import threading
+
+    clients, each = 6, 500
+    worst: list[float] = []
+    failures: list[str] = []
+
+    def client(number: int) -> None:
+        slowest = 0.0
+        try:
+            with server.connect(timeout=20) as sock:
+                for n in range(each):
+                    began = time.monotonic()
+                    sock.sendall(get(f"/whoami?c{number}-{n}"))
+                    if read_answer(sock)[0] != 200:
+                        failures.append(f"{number}-{n}")
+                    slowest = max(slowest, time.monotonic() - began)
+        except Exception as exc:
+            failures.append(repr(exc))
+        worst.append(slowest)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures and len(worst) == clients
+    assert max(worst) < 1.0, worst  # generous: a loaded machine; a stall was tens of ms per batch
+
+
+def test_repeated_heads_on_a_held_connection_each_keep_their_request_id(tmp_path) -> None:
+    """The worker parses a repeated head once per connection (responder.answered); every
+    request still gets its own line, with the X-Request-ID its app call gave it."""
+    import json
+
+    count = 300
+    server = start(tmp_path, "--isolate-hold", "30", "--keepalive-timeout", "60", "--access-log-format", "json")
+    try:
+        with server.connect(timeout=20) as sock:
+            for _ in range(count + 1):
+                sock.sendall(get("/whoami?same"))
+                assert read_answer(sock)[0] == 200
+
+            def records() -> list[dict]:
+                return [json.loads(line) for line in server.access_log.read_text().splitlines() if "same" in line]
+
+            lines = wait_for(lambda: len(records()) == count + 1 and records(), timeout=10)
+        ids = [line.get("request_id") for line in lines]
+        assert all(ids) and len(set(ids)) == count + 1, ids[:5]
+        assert {line["status"] for line in lines} == {200}
     finally:
         server.stop()

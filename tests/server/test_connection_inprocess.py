@@ -475,7 +475,8 @@ class Handler:
         self.keep = keep
         self.seen: list[tuple[bytes, bool]] = []
 
-    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int) -> TakeOverOutcome:
+    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int,
+                  progress: Callable[[TakeOverOutcome], None]) -> TakeOverOutcome:
         self.seen.append((buffered, keep_alive))
         sock = socket.socket(fileno=os.dup(fd))
         try:

@@ -123,13 +123,16 @@ class StreamedBody:
 class Answered:
     """One more request a take-over answered on the connection after its own (an isolated
     handler keeping a keep-alive connection): accounted by the connection like its own answers.
-    `started` and `ended` are time.monotonic() values (the clock every process shares)."""
+    `started` and `ended` are time.monotonic() values (the clock every process shares).
+    `request_id` is its X-Request-ID, set on `request` as it is accounted: answers to the same
+    head bytes may share one parsed Request."""
 
     request: Request
     status: int
     sent: int
     started: float
     ended: float
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +159,12 @@ class TakeOver(Protocol):
     open after this answer (when False the answer must say `Connection: close`), `served` how
     many requests the connection has answered counting this one (a take-over that answers more
     applies the same per-connection limit). The response's `head` is unused; the connection never
-    writes to or reads from the socket while it runs."""
+    writes to or reads from the socket while it runs. A take-over that answers more requests may
+    call `progress` (from the hub) with what it did so far (`leftover` unused), to have them
+    accounted before it gives the connection back; its outcome then holds only the rest."""
 
-    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int) -> TakeOverOutcome: ...
+    def take_over(self, fd: int, buffered: bytes, keep_alive: bool, served: int,
+                  progress: Callable[[TakeOverOutcome], None]) -> TakeOverOutcome: ...
 
 
 @dataclass(slots=True)

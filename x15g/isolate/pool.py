@@ -12,9 +12,11 @@ so the handler is never trusted with it. Dead handlers are respawned at once, an
 delay (up to 10 s) when they keep dying young.
 
 A handler may keep the connection for the requests that follow while they are its own
-(handler.py); the request it is answering then is the one on its board (protocol.Board): the
-timeout runs from that request's start (at most protocol.BATCH_SECONDS after the hand-over), and
-"had begun" compares the kernel's count with the bytes it says it sent before that request.
+(handler.py), sending progress reports with the requests it answered (accounted at once by
+`progress`, in the hub); the request it is answering then is the one on its board
+(protocol.Board): the timeout runs from that request's start (at most protocol.BATCH_SECONDS
+after the hand-over or the last progress report), and "had begun" compares the kernel's count
+with the bytes it says it sent before that request.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import struct
 import subprocess
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import gevent
 from gevent.event import Event
@@ -61,14 +63,17 @@ class HandlerGone(Exception):
 
 
 class _Pending:
-    __slots__ = ("waiter", "deadline", "request", "slot", "handed")
+    __slots__ = ("waiter", "deadline", "request", "slot", "handed", "heard", "progress")
 
-    def __init__(self, waiter: Waiter, handed: float, deadline: float, request: Request, slot: int) -> None:
+    def __init__(self, waiter: Waiter, handed: float, deadline: float, request: Request, slot: int,
+                 progress: Callable[[protocol.Report], None] | None) -> None:
         self.waiter = waiter
         self.handed = handed
+        self.heard = handed  # the hand-over or the last progress report
         self.deadline = deadline
         self.request = request
         self.slot = slot  # its board slot
+        self.progress = progress  # takes the progress reports (in the hub)
 
 
 class HandlerProcess:
@@ -148,6 +153,9 @@ class HandlerProcess:
                 log.info("isolated handler %d ready, %.0f ms after its start", self.pid,
                          (time.monotonic() - self.started) * 1000)
                 continue
+            if report.held:
+                self._progressed(report)
+                continue
             pending = self.pending.pop(report.request_id, None)
             if pending is not None:
                 pending.waiter.switch(report)
@@ -156,6 +164,18 @@ class HandlerProcess:
         if not any(h.ready for h in self.pool.handlers):
             self.pool.up.clear()  # new hand-overs wait for a respawned handler
         gevent.spawn(self._died, sock)
+
+    def _progressed(self, report: protocol.Report) -> None:
+        """A progress report on a connection the handler still holds: accounted now."""
+        pending = self.pending.get(report.request_id)
+        if pending is None:
+            return
+        pending.heard = time.monotonic()
+        if pending.progress is not None:
+            try:
+                pending.progress(report)
+            except Exception:  # in the hub: a bug costs this report's accounting only
+                log.exception("accounting a progress report of isolated handler %d failed", self.pid)
 
     def _died(self, sock: Any) -> None:
         sock.close()
@@ -286,9 +306,10 @@ class HandlerPool:
         return best
 
     def hand_over(self, request: Request, fd: int, keep_allowed: bool, buffered: bytes = b"",
-                  served: int = 1) -> protocol.Report:
+                  served: int = 1, progress: Callable[[protocol.Report], None] | None = None) -> protocol.Report:
         """Have a handler answer `request` on the socket `fd` (and maybe the requests after it,
-        starting with `buffered`); returns its report once the connection is back.
+        starting with `buffered`); returns its report once the connection is back, and gives
+        `progress` (in the hub) each progress report that comes before.
         Runs in the connection's greenlet and blocks it (only it) until the report."""
         handler = self._pick()
         if handler is None or not handler.free_slots:  # all are (re)starting: wait for one
@@ -304,7 +325,7 @@ class HandlerPool:
         board.note(slot, handed, 0)
         payload, body_fd = protocol.encode_request(request_id, request, keep_allowed, buffered, served, slot)
         waiter = Waiter()
-        handler.pending[request_id] = _Pending(waiter, handed, handed + self.timeout, request, slot)
+        handler.pending[request_id] = _Pending(waiter, handed, handed + self.timeout, request, slot, progress)
         try:
             try:
                 handler.send(payload, [fd] if body_fd < 0 else [fd, body_fd])
@@ -363,7 +384,8 @@ class HandlerPool:
         hand-over (its board says so), so its own deadline is not yet past; moves the deadline."""
         started = board.read(pending.slot)[0]
         idle = started < 0  # waiting for the next request since -started: at most --isolate-hold
-        started = min(abs(started), pending.handed + protocol.BATCH_SECONDS)  # no more than a batch later
+        # no more than a batch after the handler was last heard of (it reports at least that often)
+        started = min(abs(started), pending.heard + protocol.BATCH_SECONDS)
         deadline = started + self.timeout + (self.settings.isolate_hold if idle else 0.0)
         if deadline > now:
             pending.deadline = deadline

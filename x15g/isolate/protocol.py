@@ -16,6 +16,10 @@ heads of further requests are parsed again by the worker with the one strict par
   (`leftover`), the X-Request-ID of its answer, and the further requests it answered on the
   connection (head, status, bytes, start and end) for the worker to account. Id 0 is the
   handler saying it is ready.
+- a progress report (flag HELD), while the handler still holds the connection: the same fields
+  (no leftover), with the further requests answered since the last one; the worker accounts
+  them at once and the handler carries on. So a busy held connection never has to come back
+  to the worker for its requests to be logged and counted.
 - the board: a shared memory page per handler, one slot per connection it holds, where it
   notes when it began the request it is answering now (or, negated, since when it waits for the
   next one) and how many bytes it sent before it, so
@@ -48,12 +52,13 @@ _FD_SPACE = socket.CMSG_SPACE(2 * array.array("i").itemsize)
 
 KEEP = 1  # the handler's answer said keep-alive: the worker reads the next request
 BEGUN = 2  # some bytes of the answer reached the socket (a later failure must close)
+HELD = 4  # a progress report: the handler still holds the connection
 DRAIN = b"drain"
-# A handler gives a held connection back at the first request boundary after this long, or
-# once the records of its further requests take this many bytes of the report: the worker
-# accounts them then (access log, metrics, --max-requests), so they are at most about this
-# late, and a report always fits one datagram (MAX_MESSAGE: the records, one more head, the
-# leftover of one recv).
+# A handler holding a connection sends a progress report with the records of its further
+# requests this long after the last one, or once they take this many bytes: the worker accounts
+# them then (access log, metrics, --max-requests), so they are at most about this late, and a
+# report always fits one datagram (MAX_MESSAGE: the records, one more head, the leftover of one
+# recv). Larger batches only save worker wake-ups (one per ~100 requests at 8 KiB).
 BATCH_SECONDS = 1.0
 BATCH_BYTES = 8 * 1024
 # What owns the requests a route (or the router's default) gets, in the handlers' route table.
@@ -91,12 +96,13 @@ class Report:
     leftover: bytes = b""
     further: list[Further] = dataclasses.field(default_factory=list)
     app_request_id: str = ""
+    held: bool = False  # a progress report: the connection is still the handler's
 
 
 def encode_report(report: Report) -> bytes:
     rid = report.app_request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
     parts = [_REPORT.pack(report.request_id, report.status, report.sent,
-                          (KEEP if report.keep else 0) | (BEGUN if report.begun else 0),
+                          (KEEP if report.keep else 0) | (BEGUN if report.begun else 0) | (HELD if report.held else 0),
                           len(report.leftover), len(report.further), len(rid)), rid, report.leftover]
     for f in report.further:
         frid = f.request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
@@ -115,19 +121,26 @@ def decode_report(data: bytes) -> Report:
     leftover = data[at:at + leftover_len]
     at += leftover_len
     further = []
+    size = len(data)
+    unpack = _FURTHER.unpack_from
     for _ in range(count):
-        if at + _FURTHER.size > len(data):
+        if at + FURTHER_SIZE > size:
             raise ValueError("handler report cut short")
-        f_status, f_sent, started, ended, head_len, frid_len = _FURTHER.unpack_from(data, at)
-        at += _FURTHER.size
+        f_status, f_sent, started, ended, head_len, frid_len = unpack(data, at)
+        at += FURTHER_SIZE
         head = data[at:at + head_len]
         at += head_len
-        frid = _ascii(data[at:at + frid_len])
-        at += frid_len
+        frid = ""
+        if frid_len:  # most answers have none
+            frid = _ascii(data[at:at + frid_len])
+            at += frid_len
         further.append(Further(head, f_status, f_sent, started, ended, frid))
     if at != len(data) or len(leftover) != leftover_len:
         raise ValueError("handler report of the wrong length")
-    return Report(request_id, status, sent, bool(flags & KEEP), bool(flags & BEGUN), leftover, further, rid)
+    held = bool(flags & HELD)
+    if held and leftover:
+        raise ValueError("progress report with leftover bytes")
+    return Report(request_id, status, sent, bool(flags & KEEP), bool(flags & BEGUN), leftover, further, rid, held)
 
 
 def _ascii(raw: bytes) -> str:

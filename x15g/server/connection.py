@@ -521,33 +521,44 @@ class Connection:
             take_over = getattr(handler, "take_over", None)
             if take_over is None:
                 raise TypeError(f"response body of type {type(handler).__name__} cannot be sent")
-            outcome = take_over(self.raw.fileno(), buf, keep, self.served)
+            outcome = take_over(self.raw.fileno(), buf, keep, self.served, lambda part: self._taken(out, part))
             if not isinstance(outcome, TakeOverOutcome):
                 raise TypeError(f"take_over returned {type(outcome).__name__}, not a TakeOverOutcome")
         except (OSError, ConnectionTimeout):
             out.keep = False
-            self._account(out)
+            if not out.done:
+                self._account(out)
             raise PeerGone() from None
         except Exception:
             log.exception("take-over of %s %r failed; closing the connection", request.method, request.target)
             out.keep = False
-            self._account(out)
+            if not out.done:
+                self._account(out)
             return False, b""
-        out.status = outcome.status
-        out.body_sent = outcome.sent
         out.keep = keep and outcome.keep_alive
-        out.done = True
-        request.request_id = outcome.request_id or request.request_id
-        self._account(out)
+        self._taken(out, outcome)
+        return out.keep, outcome.leftover
+
+    def _taken(self, out: Outgoing, outcome: TakeOverOutcome) -> None:
+        """Account what a take-over reported: its own request (`out`) once, then the requests it
+        answered after it. One that keeps the connection may report as it goes (`progress`)."""
+        if not out.done:
+            out.status = outcome.status
+            out.body_sent = outcome.sent
+            out.done = True
+            request = out.request
+            if request is not None:
+                request.request_id = outcome.request_id or request.request_id
+            self._account(out)
         for answered in outcome.answered:  # the requests the take-over answered after this one
             more = Outgoing(b"", 0, None, True, answered.request.method, answered.status, answered.started)
             more.request = answered.request
+            answered.request.request_id = answered.request_id
             more.body_sent = answered.sent
             more.ended = answered.ended
             more.done = True
             self._account(more)
         self.served += len(outcome.answered)
-        return out.keep, outcome.leftover
 
     # -- the one send pipeline ------------------------------------------------------------------
 
