@@ -55,6 +55,7 @@ gevent.config.track_greenlet_tree = False
 
 from x15g.app.errorpage import error_response  # noqa: E402
 from x15g.app.responder import Responder  # noqa: E402
+from x15g.cache.refresh import keep_fresh  # noqa: E402
 from x15g.config import Settings  # noqa: E402
 from x15g.errors import HTTPError  # noqa: E402
 from x15g.http.dates import DateCache  # noqa: E402
@@ -130,6 +131,8 @@ class Handler:
         sweeper.start(self._sweep)
         protocol.send(self.control, protocol.encode_report(protocol.Report(0, 0, 0, False, False)))
         gevent.spawn(self._send_reports)
+        for refresher in getattr(self.app, "refreshers", ()):  # the app's caches, as a worker keeps its own
+            gevent.spawn(keep_fresh, refresher)
         receiver = protocol.Receiver()
         while True:
             try:
