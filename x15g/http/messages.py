@@ -119,7 +119,7 @@ class StreamedBody:
     length: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 0.77 us against 0.15, once per request
 class Answered:
     """One more request a take-over answered on the connection after its own (an isolated
     handler keeping a keep-alive connection): accounted by the connection like its own answers.
