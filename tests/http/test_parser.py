@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 
 from x15g.config import default_settings
@@ -396,16 +398,24 @@ def test_a_known_field_block_does_not_make_a_bad_or_unusual_request_line_pass(li
     for i in range(3):
         parser.parse_head(b"GET /warm%d HTTP/1.1\r\n%s\r\n\r\n" % (i, block), limits)
     assert 11 in parser._parsed_fields[block]
-    head = line + b"\r\n" + block + b"\r\n\r\n"
-    try:
-        expected: object = parser._parse_new_head(head[:-4], limits)
-    except HTTPError as error:
-        expected = (error.status, str(error))
-    try:
-        got: object = parser.parse_head(head, limits)[0]
-    except HTTPError as error:
-        got = (error.status, str(error))
-    assert got == expected
+    assert_parsed_as_the_full_rules_say(line + b"\r\n" + block + b"\r\n\r\n", limits)
+
+
+def assert_parsed_as_the_full_rules_say(head: bytes, limits: Limits) -> None:
+    """parse_head's verdict on `head` (from the caches or not) is the full rules' verdict."""
+    from x15g.http import parser
+
+    def verdict(parse: Callable[[], object]) -> object:
+        try:
+            return parse()
+        except HTTPError as error:
+            return (error.status, str(error))
+
+    def request() -> object:
+        result = parse_head(head, limits)
+        return result[0] if result is not None else None
+
+    assert verdict(request) == verdict(lambda: parser._parse_new_head(head[:-4], limits))
 
 
 # Request lines that are mostly valid (each part usually is), so the known-block path is taken.
@@ -435,17 +445,7 @@ def test_any_request_line_before_a_known_field_block_parses_as_the_full_rules_sa
     for i in range(2):  # the second sighting caches the block, for HTTP/1.1 and HTTP/1.0
         for version in (b"1.1", b"1.0"):
             parser.parse_head(b"GET /warm%d HTTP/%s\r\n%s\r\n\r\n" % (i, version, block), limits)
-    head = line + b"\r\n" + block + b"\r\n\r\n"
-    try:
-        expected: object = parser._parse_new_head(head[:-4], limits)
-    except HTTPError as error:
-        expected = (error.status, str(error))
-    try:
-        result = parse_head(head, limits)
-        got: object = result[0] if result is not None else None
-    except HTTPError as error:
-        got = (error.status, str(error))
-    assert got == expected
+    assert_parsed_as_the_full_rules_say(line + b"\r\n" + block + b"\r\n\r\n", limits)
 
 
 def test_the_parse_caches_stay_bounded_whatever_the_client_sends() -> None:
