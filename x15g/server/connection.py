@@ -551,13 +551,9 @@ class Connection:
                 request.request_id = outcome.request_id or request.request_id
             self._account(out)
         for answered in outcome.answered:  # the requests the take-over answered after this one
-            more = Outgoing(b"", 0, None, True, answered.request.method, answered.status, answered.started)
-            more.request = answered.request
-            answered.request.request_id = answered.request_id
-            more.body_sent = answered.sent
-            more.ended = answered.ended
-            more.done = True
-            self._account(more)
+            request = answered.request
+            request.request_id = answered.request_id
+            self._count(request.method, answered.status, answered.started, answered.ended, answered.sent, request, None)
         self.served += len(outcome.answered)
 
     # -- the one send pipeline ------------------------------------------------------------------
@@ -606,7 +602,7 @@ class Connection:
             self._account(out)
 
     def _account(self, out: Outgoing) -> None:
-        """Count and log one answer (the only place that does)."""
+        """Count and log one answer: its body counters here, the request in `_count`."""
         ctx = self.ctx
         counters = ctx.counters
         if out.ready:
@@ -618,20 +614,24 @@ class Connection:
         method = out.method
         if method is None:
             return
-        now = _monotonic()
-        ended = out.ended
-        duration = (now if ended is None else ended) - out.started
         sent = out.offset - out.head_len
         if sent < 0:
             sent = 0
-        sent += out.body_sent
-        ctx.metrics.observe(method, out.status, duration, sent)
+        self._count(method, out.status, out.started, out.ended, sent + out.body_sent, out.request,
+                    out.log_fields if out.done else None)
+
+    def _count(self, method: str, status: int, started: float, ended: float | None, sent: int,
+               request: Request | None, fields: Any) -> None:
+        """Count and log one answered request (the only place that does): the metrics, and the
+        access log with `fields` prepared for it, if any. `ended` None: it ended now."""
+        ctx = self.ctx
+        now = _monotonic()
+        duration = (now if ended is None else ended) - started
+        ctx.metrics.observe(method, status, duration, sent)
         access_log = ctx.access_log
         if access_log is not None:
-            fields = out.log_fields
-            if fields is None or not out.done:
-                fields = access_log.fields(out.request, out.status, sent)
-            request = out.request
+            if fields is None:
+                fields = access_log.fields(request, status, sent)
             # behind a trusted proxy the client is the request's (never a ready answer's: see answers.remember)
             peer = request.peer if request is not None and request.forwarded else self.peer
             access_log.log_fields(fields, peer, time.time() if ended is None else time.time() - (now - ended), duration)
