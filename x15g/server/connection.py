@@ -70,7 +70,7 @@ from x15g.http.parser import parse_head
 from x15g.http.writer import connection_tail
 from x15g.server.bodyreader import BodyReader
 from x15g.server.sendfile import FileShrunk
-from x15g.server.wire import assemble
+from x15g.http.wire import assemble
 
 INF = float("inf")
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)
@@ -115,7 +115,7 @@ class Outgoing:
     """One answer on its way out, ready or built, and what accounting it needs.
 
     `data` is the head (with Date and Connection), maybe with a small body joined to it
-    (server/wire.py), of which the first `head_len` bytes are head; `more` larger in-memory body
+    (http/wire.py), of which the first `head_len` bytes are head; `more` larger in-memory body
     parts sent after it in the same `sendmsg` (not copied), so the hub can send them too; `body`
     what follows (a FileRange, a list of parts with file ranges, a StreamedBody) or None.
     `offset` (bytes of `data` and `more` that left) and `body_sent` record progress; `done` is
@@ -135,7 +135,6 @@ class Outgoing:
     done = False
     chunked = False  # a StreamedBody sent with chunked transfer coding
     stream: StreamedBody | None = None  # closed when the answer ends, sent or not
-    ended: float | None = None  # when it ended, if accounted later (a take-over's further answers)
 
     def __init__(self, data: bytes, head_len: int, body: Any, keep: bool, method: str | None, status: int,
                  started: float) -> None:
@@ -617,7 +616,7 @@ class Connection:
         sent = out.offset - out.head_len
         if sent < 0:
             sent = 0
-        self._count(method, out.status, out.started, out.ended, sent + out.body_sent, out.request,
+        self._count(method, out.status, out.started, None, sent + out.body_sent, out.request,
                     out.log_fields if out.done else None)
 
     def _count(self, method: str, status: int, started: float, ended: float | None, sent: int,
