@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from x15g.http.messages import FileRange, Request, Response
 from x15g.server.answers import MAX_HEAD, ReadyAnswers
-from x15g.server.wire import INLINE_BODY
+from x15g.http.wire import INLINE_BODY
 
 HEAD = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 TAIL = b"\r\n"

@@ -180,7 +180,7 @@ class Response:
     request with the same head bytes while `fresh.fresh_until` (monotonic) is ahead and
     `fresh.retired` is false (the open-file cache's entries; see server/answers.py). `wires`,
     set to {} by a producer whose response answers many requests, is where the connection keeps
-    its bytes on the wire per Connection tail, made once a second (server/wire.py); the
+    its bytes on the wire per Connection tail, made once a second (http/wire.py); the
     response itself is never changed.
     """
 

@@ -44,6 +44,8 @@ from x15g.config import Settings
 from x15g.errors import HTTPError
 from x15g.http.dates import DateCache
 from x15g.http.messages import Request
+from x15g.http.wire import assemble
+from x15g.http.writer import CLOSE
 from x15g.isolate import protocol
 
 log = logging.getLogger("x15g.isolate")
@@ -409,9 +411,8 @@ class HandlerPool:
         if before is None and status != 503:
             return closed  # not TCP: cannot tell, so close
         response = error_response(HTTPError(status, reason, close=True), request.method == "HEAD")
-        data = response.head + self.dates.header() + b"Connection: close\r\n\r\n"
-        if response.send_body:
-            data += response.body  # type: ignore[operator]
+        head, _, more, _ = assemble(response, self.dates.header(), CLOSE, response.send_body)
+        data = b"".join((head, *more))
         try:
             _send_all(fd, data, self.settings.send_timeout)
         except (OSError, gevent.Timeout):

@@ -15,7 +15,7 @@ they depend on nothing but the request head and the entry, which stays unchanged
 `fresh.fresh_until` is ahead and `fresh.retired` is false. A large file's answer is the head plus
 a sendfile of the entry's open fd, used only while the entry's pages are known to be in memory
 (`fresh.resident_until`), so the hub never waits on disk. The wire bytes are the response's own
-(server/wire.py: assembled once per Date second and Connection tail, shared by every head that
+(http/wire.py: assembled once per Date second and Connection tail, shared by every head that
 gets that response). Bounded by entry count and by the bytes the answers account for (oldest
 dropped first); a head is only stored when it is short, so a client cannot fill memory with huge
 heads, and only from its second answer, so heads that never repeat do not churn the store.
@@ -28,7 +28,7 @@ from typing import Any
 
 from x15g.cache.admission import SecondSighting
 from x15g.http.messages import FileRange, Freshness, Request, Response
-from x15g.server.wire import INLINE_BODY, Wire, assemble
+from x15g.http.wire import INLINE_BODY, Wire, assemble
 
 # Longer heads are not stored. Heads of this size come from simple clients and load generators,
 # which repeat them byte for byte; a browser's or a proxy's (user agent, Accept-*, cookies,
@@ -60,7 +60,7 @@ class ReadyAnswer:
         # A large file's body goes by sendfile after the head.
         self.file = body if type(body) is FileRange else None
         self.sent = self.file.count if self.file is not None else len(body)  # type: ignore[arg-type]
-        # Memory its wire bytes hold (server/wire.py), Date included.
+        # Memory its wire bytes hold (http/wire.py), Date included.
         inline = self.sent if self.file is None and self.sent <= INLINE_BODY else 0
         self.size = len(response.head) + len(tail) + DATE_LINE + inline
         self.log_fields: Any = None  # the access log's prepared fields, when there is one

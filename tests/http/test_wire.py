@@ -1,9 +1,9 @@
-"""server/wire.py (pure): a response's bytes on the wire, and their reuse for a shared response."""
+"""http/wire.py (pure): a response's bytes on the wire, and their reuse for a shared response."""
 
 from __future__ import annotations
 
 from x15g.http.messages import FileRange, Response, StreamedBody
-from x15g.server.wire import CHUNKED, INLINE_BODY, assemble
+from x15g.http.wire import CHUNKED, INLINE_BODY, assemble
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n"
 DATE1 = b"Date: one\r\n"
