@@ -41,7 +41,7 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Callable, TypeVar  # noqa: E402
 
 import _socket  # noqa: E402
 import gevent  # noqa: E402
@@ -73,6 +73,7 @@ log = logging.getLogger("x15g.isolate.handler")
 _monotonic = time.monotonic
 SWEEP_INTERVAL = 0.05  # resolution of --send-timeout and of --isolate-hold
 _RealSocket = _socket.socket
+_Answer = TypeVar("_Answer", Response, "Response | None")
 OUTBOX_LIMIT = 64  # reports queued for the worker before a connection waits for room
 EXIT_SANDBOX = 3  # the sandbox could not be set up as required (the worker logs why)
 
@@ -474,13 +475,7 @@ class Handler:
             response = self._respond_now(request)
             if response is not None:
                 return response
-        try:
-            return self.app.respond(request)
-        except HTTPError as error:
-            return error_response(error, request.method == "HEAD")
-        except Exception:
-            log.exception("error answering %s %r", request.method, request.target)
-            return error_response(HTTPError(500, "internal error", close=True), request.method == "HEAD")
+        return self._answered(self.app.respond, request)
 
     def _respond_now(self, request: Request) -> Response | None:
         """The app's answer if it makes it without waiting (from the hub: a WSGI call that
@@ -488,8 +483,12 @@ class Handler:
         now = self.respond_now
         if now is None or request.has_body:
             return None
+        return self._answered(now, request)
+
+    def _answered(self, call: Callable[[Request], _Answer], request: Request) -> _Answer | Response:
+        """`call(request)`, an error page for what it raises (a bug: 500, logged)."""
         try:
-            return now(request)
+            return call(request)
         except HTTPError as error:
             return error_response(error, request.method == "HEAD")
         except Exception:
