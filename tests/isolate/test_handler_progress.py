@@ -10,15 +10,18 @@ from tests.isolate.handlerproc import HandlerProcess, read_answer
 from tests.support.docroots import make_docroot
 from x15g.isolate import protocol
 
-REQUESTS = 400  # records of ~70 bytes: several batches of protocol.BATCH_BYTES
+REQUESTS = 600  # several batches of protocol.BATCH_REQUESTS (records of ~70 bytes: of BATCH_BYTES)
 
 
-@pytest.fixture
-def handler(tmp_path):
+@pytest.fixture(params=["tally", "records"])
+def handler(request, tmp_path):
+    """A handler keeping its connections; "records": with an access log (its records travel too)."""
     root = make_docroot(tmp_path)
+    logged = {"access_log": str(tmp_path / "access.log")} if request.param == "records" else {}
     proc = HandlerProcess("wsgi", routes={"routes": [], "default": protocol.MINE}, root=str(root),
-                          wsgi="tests.isolate.apps:escape", isolate_hold=30.0, keepalive_timeout=60.0)
+                          wsgi="tests.isolate.apps:escape", isolate_hold=30.0, keepalive_timeout=60.0, **logged)
     assert proc.ready().request_id == 0
+    proc.logged = bool(logged)
     yield proc
     proc.stop()
 
@@ -35,23 +38,28 @@ def test_further_requests_are_reported_while_the_connection_stays_held(handler) 
         for n in range(REQUESTS):
             client.sendall(get(n))
             assert read_answer(client).startswith(b"HTTP/1.1 200 ")
-        # Every record arrives while the client is still connected and quiet: by batch size,
+        # Every request is reported while the client is still connected and quiet: by batch,
         # and the last ones within protocol.BATCH_SECONDS of their answer.
         reports = []
-        while sum(len(r.further) for r in reports) < REQUESTS:
+        while sum(r.tally.requests for r in reports) < REQUESTS:
             reports.append(handler.report())
+            assert reports[-1].tally is not None
         assert len(reports) >= 3
         assert all(r.held and r.keep and r.request_id == request_id for r in reports)
         assert all((r.status, r.app_request_id) == (200, reports[0].app_request_id) for r in reports)
+        assert all(set(r.tally.codes) == {("GET", 200)} for r in reports)
+        assert sum(r.tally.bytes_sent for r in reports) > 0
+        assert sum(sum(r.tally.buckets) for r in reports) == REQUESTS
         heads = [f.head for r in reports for f in r.further]
-        assert heads == [get(n) for n in range(REQUESTS)]
+        assert heads == ([get(n) for n in range(REQUESTS)] if handler.logged else [])
         assert all(f.status == 200 and f.started <= f.ended for r in reports for f in r.further)
         # still held: a request now is answered by the handler, and reported when the client leaves
         client.sendall(get(REQUESTS))
         assert read_answer(client).startswith(b"HTTP/1.1 200 ")
     final = handler.report()
     assert final.request_id == request_id and not final.held and not final.keep
-    assert [f.head for f in final.further] == [get(REQUESTS)]
+    assert final.tally is not None and final.tally.requests == 1
+    assert [f.head for f in final.further] == ([get(REQUESTS)] if handler.logged else [])
 
 
 def test_a_progress_report_with_leftover_bytes_is_refused() -> None:

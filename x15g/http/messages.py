@@ -121,8 +121,8 @@ class StreamedBody:
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 0.77 us against 0.15, once per request
 class Answered:
-    """One more request a take-over answered on the connection after its own (an isolated
-    handler keeping a keep-alive connection): accounted by the connection like its own answers.
+    """The access-log record of one more request a take-over answered on the connection after
+    its own (an isolated handler keeping a keep-alive connection).
     `started` and `ended` are time.monotonic() values (the clock every process shares).
     `request_id` is its X-Request-ID, set on `request` as it is accounted: answers to the same
     head bytes may share one parsed Request."""
@@ -135,12 +135,25 @@ class Answered:
     request_id: str = ""
 
 
+class Tallied(Protocol):
+    """What a take-over observed of the requests it answered after its own (an isolated
+    handler's observability.metrics.Tally), for the connection to add to its metrics at once:
+    duration buckets, their sum in microseconds, counts by (method, status), body bytes."""
+
+    buckets: list[int]
+    sum_us: int
+    codes: dict[tuple[str, int], int]
+    requests: int
+    bytes_sent: int
+
+
 @dataclass(frozen=True, slots=True)
 class TakeOverOutcome:
     """What a take-over did: the status it answered, the body bytes it sent, whether the
     connection may serve another request, and the bytes it read past its request (pipelining).
-    `answered` are the requests it answered after its own, in order; `request_id` the
-    X-Request-ID its application gave its own request (for the access log)."""
+    `tally` counts the requests it answered after its own, `answered` are their access-log
+    records in order (empty when there is no access log); `request_id` the X-Request-ID its
+    application gave its own request (for the access log)."""
 
     status: int
     sent: int
@@ -148,6 +161,7 @@ class TakeOverOutcome:
     leftover: bytes = b""
     answered: tuple[Answered, ...] = ()
     request_id: str = ""
+    tally: Tallied | None = None
 
 
 class TakeOver(Protocol):

@@ -66,6 +66,7 @@ from x15g.isolate import protocol, sandbox  # noqa: E402
 from x15g.isolate.routes import Routes  # noqa: E402
 from x15g.observability.counters import Counters  # noqa: E402
 from x15g.observability.logs import setup_logging  # noqa: E402
+from x15g.observability.metrics import Tally  # noqa: E402
 from x15g.server.connection import INF, RECV_SIZE, Connection, ConnectionTimeout, Outgoing, PeerGone  # noqa: E402
 
 log = logging.getLogger("x15g.isolate.handler")
@@ -103,6 +104,7 @@ class HandlerContext:
         # a hold as long as the keep-alive timeout ends the connection itself when it runs out
         self.hold_closes = settings.isolate_hold >= settings.keepalive_timeout
         self.connections: set[Connection] = set()  # every connection held, for the sweeper
+        self.log_records = settings.access_log is not None  # the worker writes a line per request
 
 
 class Handler:
@@ -269,8 +271,8 @@ class Handler:
                 break
             request, consumed = parsed
             started = self._begin(held)
-            status, sent, keep, out, request_id = self._answer(connection, request, held.served < ctx.max_requests)
-            self._record(held, buf[:consumed], status, sent, started, request_id, out, True)
+            status, sent, keep, wrote, _ = self._answer(connection, request, held.served < ctx.max_requests)
+            self._record(held, buf[:consumed], request, status, sent, started, wrote, True)
             if not keep:
                 held.report.keep = False
                 return False
@@ -290,7 +292,7 @@ class Handler:
             self.board.note(held.hand.slot, -now, held.wrote)  # waiting, not answering: no --isolate-timeout
         held.quiet = now + self.ctx.hold
         held.answering = False
-        connection.deadline = min(held.quiet, held.due) if held.report.further else held.quiet
+        connection.deadline = min(held.quiet, held.due) if held.report.tally is not None else held.quiet
         if self.ctx.draining:
             connection.deadline = 0.0  # the drain came while it was answering
         connection.greenlet = None
@@ -373,8 +375,7 @@ class Handler:
                     self._unpark(held)  # the socket is full: the greenlet sends the rest
                     gevent.spawn(self._carry_on, held, head, request, started, None, out)
                     continue
-                self._record(held, head, out.status, out.sent, started, request.request_id,
-                             out.offset + out.body_sent, False)
+                self._record(held, head, request, out.status, out.sent, started, out.offset + out.body_sent, False)
                 if not out.keep:
                     report.keep = False
                     self._finish(connection, report, False)
@@ -399,7 +400,7 @@ class Handler:
                         response = self._respond(request, now_tried=True)
                     out = self._outgoing(connection, request, response, held.served < self.ctx.max_requests)
                 sent, keep, wrote = self._sent(connection, out)
-                self._record(held, buf, out.status, sent, started, request.request_id, wrote, True)
+                self._record(held, buf, request, out.status, sent, started, wrote, True)
                 if not keep:
                     report.keep = False
                     self._finish(connection, report, True)
@@ -440,15 +441,25 @@ class Handler:
             self.board.note(held.hand.slot, started, held.wrote)
         return started
 
-    def _record(self, held: Held, head: bytes, status: int, sent: int, started: float, request_id: str,
+    def _record(self, held: Held, head: bytes, request: Request, status: int, sent: int, started: float,
                 wrote: int, wait: bool) -> None:
-        """Note a further request answered, for the worker; a progress report once a batch is
-        full or due (`wait` False in the hub)."""
+        """Note a further request answered, for the worker: in the tally, and as a record for the
+        access log if there is one; a progress report once a batch is full or due (`wait` False
+        in the hub)."""
         ended = _monotonic()
         held.wrote += wrote
-        held.report.further.append(protocol.Further(head, status, sent, started, ended, request_id))
-        held.size += protocol.FURTHER_SIZE + len(head) + len(request_id)
-        if held.size >= protocol.BATCH_BYTES or ended > held.due:
+        report = held.report
+        tally = report.tally
+        if tally is None:
+            tally = report.tally = Tally()
+        tally.observe(request.method, status, ended - started, sent)
+        if self.ctx.log_records:
+            request_id = request.request_id
+            report.further.append(protocol.Further(head, status, sent, started, ended, request_id))
+            held.size += protocol.FURTHER_SIZE + len(head) + len(request_id)
+        held.left -= 1
+        if (not held.left or ended > held.due or held.size >= protocol.BATCH_BYTES
+                or len(tally.codes) >= protocol.BATCH_CODES):
             self._progress(held, wait)
 
     def _progress(self, held: Held, wait: bool) -> None:
@@ -456,10 +467,11 @@ class Handler:
         the connection stays here (protocol.HELD)."""
         report = held.report
         self._report(protocol.Report(report.request_id, report.status, report.sent, True, report.begun,
-                                     further=report.further, app_request_id=report.app_request_id, held=True),
+                                     further=report.further, app_request_id=report.app_request_id, held=True,
+                                     tally=report.tally),
                      wait)
-        report.further = []
-        held.size, held.due = 0, _monotonic() + protocol.BATCH_SECONDS
+        report.further, report.tally = [], None
+        held.size, held.left, held.due = 0, protocol.BATCH_REQUESTS, _monotonic() + protocol.BATCH_SECONDS
 
     def _answer(self, connection: Connection, request: Request, keep_allowed: bool) -> tuple[int, int, bool, int, str]:
         """Answer one request: (status, body bytes sent, keep the connection, bytes that left,
@@ -540,7 +552,7 @@ class Handler:
 class Held:
     """A connection a handler keeps after its hand-over (the hold), and the report it will send."""
 
-    __slots__ = ("connection", "hand", "report", "wrote", "served", "size", "due", "quiet", "answering")
+    __slots__ = ("connection", "hand", "report", "wrote", "served", "left", "size", "due", "quiet", "answering")
 
     def __init__(self, connection: Connection, hand: protocol.HandOver, report: protocol.Report, wrote: int) -> None:
         self.connection = connection
@@ -548,9 +560,10 @@ class Held:
         self.report = report
         self.wrote = wrote  # bytes that left before the request being answered (for the board)
         self.served = hand.served  # requests answered on the connection
-        # bytes of the records not yet reported; the first batch is shorter by a random part,
-        # so that connections that began together do not all report at once (the worker
-        # accounts a report in one go, on the same core)
+        # requests until the next progress report, and bytes of the records not yet reported;
+        # the first batch is shorter by a random part, so that connections that began together
+        # do not all report at once (the worker accounts a report in one go, on the same core)
+        self.left = random.randint(1, protocol.BATCH_REQUESTS)
         self.size = random.randrange(protocol.BATCH_BYTES)
         self.due = _monotonic() + protocol.BATCH_SECONDS  # when they go to the worker at the latest
         self.quiet = INF  # parked: when the hold ends if no request comes

@@ -14,8 +14,10 @@ heads of further requests are parsed again by the worker with the one strict par
 - a report, when the handler gives the connection back: request id, status, body bytes sent,
   flags (keep the connection / answer begun), the bytes read past the last request it answered
   (`leftover`), the X-Request-ID of its answer, and the further requests it answered on the
-  connection (head, status, bytes, start and end) for the worker to account. Id 0 is the
-  handler saying it is ready.
+  connection for the worker to account: their tally (observability.metrics.Tally: the
+  duration buckets, counts by method and status, bytes; added to the worker's metrics in one
+  go) and, when there is an access log, a record of each (head, status, bytes, start and end)
+  for its lines. Id 0 is the handler saying it is ready.
 - a progress report (flag HELD), while the handler still holds the connection: the same fields
   (no leftover), with the further requests answered since the last one; the worker accounts
   them at once and the handler carries on. So a busy held connection never has to come back
@@ -42,6 +44,7 @@ from typing import Any, Sequence
 
 from x15g.http.messages import Request
 from x15g.isolate import sandbox
+from x15g.observability.metrics import BUCKETS, METHODS, Tally
 
 # A body up to this size travels inside the message; larger ones in a memfd (a datagram must
 # fit the socket buffer).
@@ -53,14 +56,18 @@ _FD_SPACE = socket.CMSG_SPACE(2 * array.array("i").itemsize)
 KEEP = 1  # the handler's answer said keep-alive: the worker reads the next request
 BEGUN = 2  # some bytes of the answer reached the socket (a later failure must close)
 HELD = 4  # a progress report: the handler still holds the connection
+TALLY = 8  # the report carries a tally of further requests
 DRAIN = b"drain"
-# A handler holding a connection sends a progress report with the records of its further
-# requests this long after the last one, or once they take this many bytes: the worker accounts
-# them then (access log, metrics, --max-requests), so they are at most about this late, and a
-# report always fits one datagram (MAX_MESSAGE: the records, one more head, the leftover of one
-# recv). Larger batches only save worker wake-ups (one per ~100 requests at 8 KiB).
+# A handler holding a connection sends a progress report with the tally (and records) of its
+# further requests this long after the last one, or once it answered this many, or once their
+# records take this many bytes, or their tally this many (method, status) pairs: the worker
+# accounts them then (access log, metrics, --max-requests), so they are at most about this
+# late, and a report always fits one datagram (MAX_MESSAGE: the records, one more head, the
+# leftover of one recv). A report costs the worker one wake-up and a few microseconds.
 BATCH_SECONDS = 1.0
+BATCH_REQUESTS = 256
 BATCH_BYTES = 8 * 1024
+BATCH_CODES = 64
 # What owns the requests a route (or the router's default) gets, in the handlers' route table.
 MINE = "mine"  # this pool's application
 OTHER = "other"  # anything else: the handler gives the connection back
@@ -68,13 +75,18 @@ STATIC_OR_MINE = "static-or-mine"  # the WSGI app at "/": a static file that exi
 MAX_REQUEST_ID = 200  # bytes of an X-Request-ID in a report
 _REPORT = struct.Struct("<IHQBIHH")  # id, status, sent, flags, leftover, further requests, X-Request-ID
 _FURTHER = struct.Struct("<HQddHH")  # status, sent, started, ended, head, X-Request-ID
+_TALLY = struct.Struct("<QQH%dI" % (len(BUCKETS) + 1))  # sum_us, bytes sent, codes, buckets
+_CODE = struct.Struct("<BHI")  # method (index in METHODS; _OTHER_METHOD for others), status, requests
+_OTHER_METHOD = 255
+_METHOD_INDEX = {m: i for i, m in enumerate(METHODS)}
 FURTHER_SIZE = _FURTHER.size
 REPORT_SIZE = _REPORT.size
 
 
 @dataclass(slots=True)
 class Further:
-    """A further request a handler answered on a connection it held (its head still raw)."""
+    """The access-log record of a further request a handler answered on a connection it held
+    (its head still raw)."""
 
     head: bytes
     status: int
@@ -97,13 +109,21 @@ class Report:
     further: list[Further] = dataclasses.field(default_factory=list)
     app_request_id: str = ""
     held: bool = False  # a progress report: the connection is still the handler's
+    tally: Tally | None = None  # the further requests (`further` holds their records if logged)
 
 
 def encode_report(report: Report) -> bytes:
     rid = report.app_request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
-    parts = [_REPORT.pack(report.request_id, report.status, report.sent,
-                          (KEEP if report.keep else 0) | (BEGUN if report.begun else 0) | (HELD if report.held else 0),
+    tally = report.tally
+    flags = (KEEP if report.keep else 0) | (BEGUN if report.begun else 0) | (HELD if report.held else 0)
+    if tally is not None:
+        flags |= TALLY
+    parts = [_REPORT.pack(report.request_id, report.status, report.sent, flags,
                           len(report.leftover), len(report.further), len(rid)), rid, report.leftover]
+    if tally is not None:
+        parts.append(_TALLY.pack(tally.sum_us, tally.bytes_sent, len(tally.codes), *tally.buckets))
+        index = _METHOD_INDEX.get
+        parts += [_CODE.pack(index(method, _OTHER_METHOD), status, n) for (method, status), n in tally.codes.items()]
     for f in report.further:
         frid = f.request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
         parts += [_FURTHER.pack(f.status, f.sent, f.started, f.ended, len(f.head), len(frid)), f.head, frid]
@@ -120,6 +140,13 @@ def decode_report(data: bytes) -> Report:
     at += rid_len
     leftover = data[at:at + leftover_len]
     at += leftover_len
+    tally = None
+    if flags & TALLY:
+        tally, at = _decode_tally(data, at)
+        if count and count != tally.requests:
+            raise ValueError("handler report with records that are not its tally's")
+    elif count:
+        raise ValueError("handler report with records and no tally")
     further = []
     size = len(data)
     unpack = _FURTHER.unpack_from
@@ -140,7 +167,27 @@ def decode_report(data: bytes) -> Report:
     held = bool(flags & HELD)
     if held and leftover:
         raise ValueError("progress report with leftover bytes")
-    return Report(request_id, status, sent, bool(flags & KEEP), bool(flags & BEGUN), leftover, further, rid, held)
+    return Report(request_id, status, sent, bool(flags & KEEP), bool(flags & BEGUN), leftover, further, rid, held,
+                  tally)
+
+
+def _decode_tally(data: bytes, at: int) -> tuple[Tally, int]:
+    if at + _TALLY.size > len(data):
+        raise ValueError("handler report cut short")
+    sum_us, sent, count, *buckets = _TALLY.unpack_from(data, at)
+    at += _TALLY.size
+    if at + count * _CODE.size > len(data):
+        raise ValueError("handler report cut short")
+    tally = Tally()
+    tally.sum_us, tally.bytes_sent, tally.buckets = sum_us, sent, buckets
+    codes = tally.codes
+    for method, status, n in _CODE.iter_unpack(data[at:at + count * _CODE.size]):
+        name = METHODS[method] if method < len(METHODS) else "OTHER"
+        codes[name, status] = codes.get((name, status), 0) + n
+    tally.requests = sum(codes.values())
+    if sum(buckets) != tally.requests:
+        raise ValueError("handler report with a tally that does not add up")
+    return tally, at + count * _CODE.size
 
 
 def _ascii(raw: bytes) -> str:

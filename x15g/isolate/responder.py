@@ -50,7 +50,7 @@ class IsolatedResponder:
         return Response(0, b"", HandOver(self, request, after_body))
 
     def answered(self, request: Request, further: list[Any]) -> tuple[Answered, ...]:
-        """The further requests of a report as the connection accounts them; a head that does
+        """The access-log records of a report as the connection logs them; a head that does
         not parse as one whole request without a body is a handler's lie, logged and dropped.
         A head parsed before is not parsed again (clients repeat their heads byte for byte;
         a parse costs ~1.7 us a record)."""
@@ -107,7 +107,7 @@ class HandOver:
     def _outcome(self, report: Report) -> TakeOverOutcome:
         further = self.responder.answered(self.request, report.further) if report.further else ()
         return TakeOverOutcome(report.status, report.sent, report.keep, report.leftover, further,
-                               report.app_request_id)
+                               report.app_request_id, report.tally)
 
 
 def route_table(router: Any, responder: IsolatedResponder) -> dict[str, Any]:

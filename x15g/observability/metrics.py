@@ -28,6 +28,7 @@ from bisect import bisect_left
 from typing import Any, Iterable
 
 from x15g import __version__
+from x15g.http.messages import Tallied
 
 # Upper bounds of the duration buckets, in seconds (Prometheus `le`), and the same in whole
 # microseconds for the hot-path bisect.
@@ -79,6 +80,26 @@ class RequestMetrics:
             counters.requests += 1
             counters.bytes_sent += sent
 
+    def add(self, tally: Tallied) -> None:
+        """Add the requests a Tally observed elsewhere (an isolated handler): as if each had been
+        observed here, in one go."""
+        buckets = self.buckets
+        for i, n in enumerate(tally.buckets):
+            buckets[i] += n
+        self.sum_us += tally.sum_us
+        by_method = self.by_method
+        for (method, status), n in tally.codes.items():
+            row = by_method.get(method)
+            if row is None:
+                row = self._row(method)
+            if not 100 <= status < 600:
+                status = 599
+            row[status - 100] += n
+        counters = self.counters
+        if counters is not None:
+            counters.requests += tally.requests
+            counters.bytes_sent += tally.bytes_sent
+
     def _row(self, method: str) -> list[int]:
         """The counts row of `method`, created on first use; unknown methods share OTHER."""
         if method not in _KNOWN:
@@ -92,6 +113,32 @@ class RequestMetrics:
         """JSON-ready: buckets, sum, and {method: {"200": count, ...}} (codes seen only)."""
         return {"buckets": list(self.buckets), "sum_us": self.sum_us,
                 "by_method": {m: {str(i + 100): n for i, n in enumerate(row) if n} for m, row in self.by_method.items()}}
+
+
+class Tally:
+    """Requests answered where they are not counted: an isolated handler keeping a connection
+    observes each as `RequestMetrics.observe` would, and a worker adds the whole batch to its
+    metrics at once (`RequestMetrics.add`): the same buckets and counts, and one message per
+    batch to the worker instead of one record per request."""
+
+    __slots__ = ("buckets", "sum_us", "codes", "requests", "bytes_sent")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(_BOUNDS_US) + 1)
+        self.sum_us = 0
+        self.codes: dict[tuple[str, int], int] = {}  # (method, status): requests
+        self.requests = 0
+        self.bytes_sent = 0
+
+    def observe(self, method: str, status: int, seconds: float, sent: int = 0) -> None:
+        us = int(seconds * 1_000_000)
+        self.buckets[bisect_left(_BOUNDS_US, us)] += 1
+        self.sum_us += us
+        codes = self.codes
+        key = (method, status)
+        codes[key] = codes.get(key, 0) + 1
+        self.requests += 1
+        self.bytes_sent += sent
 
 
 def process_stats() -> dict[str, float]:

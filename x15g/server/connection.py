@@ -549,11 +549,14 @@ class Connection:
             if request is not None:
                 request.request_id = outcome.request_id or request.request_id
             self._account(out)
-        for answered in outcome.answered:  # the requests the take-over answered after this one
+        tally = outcome.tally  # the requests the take-over answered after this one
+        if tally is not None:
+            self.ctx.metrics.add(tally)
+            self.served += tally.requests
+        for answered in outcome.answered:  # their access-log lines
             request = answered.request
             request.request_id = answered.request_id
-            self._count(request.method, answered.status, answered.started, answered.ended, answered.sent, request, None)
-        self.served += len(outcome.answered)
+            self._log(answered.status, answered.started, answered.ended, answered.sent, request, None)
 
     # -- the one send pipeline ------------------------------------------------------------------
 
@@ -621,19 +624,28 @@ class Connection:
 
     def _count(self, method: str, status: int, started: float, ended: float | None, sent: int,
                request: Request | None, fields: Any) -> None:
-        """Count and log one answered request (the only place that does): the metrics, and the
-        access log with `fields` prepared for it, if any. `ended` None: it ended now."""
+        """Count and log one answered request (the only place that does, but for the requests a
+        take-over tallied itself): the metrics, and the access log with `fields` prepared for
+        it, if any. `ended` None: it ended now."""
         ctx = self.ctx
         now = _monotonic()
         duration = (now if ended is None else ended) - started
         ctx.metrics.observe(method, status, duration, sent)
-        access_log = ctx.access_log
-        if access_log is not None:
-            if fields is None:
-                fields = access_log.fields(request, status, sent)
-            # behind a trusted proxy the client is the request's (never a ready answer's: see answers.remember)
-            peer = request.peer if request is not None and request.forwarded else self.peer
-            access_log.log_fields(fields, peer, time.time() if ended is None else time.time() - (now - ended), duration)
+        if ctx.access_log is not None:
+            self._log(status, started, now if ended is None else ended, sent, request, fields)
+
+    def _log(self, status: int, started: float, ended: float, sent: int, request: Request | None,
+             fields: Any) -> None:
+        """The access-log line of one answered request (if there is an access log), with
+        `fields` prepared for it, if any; `started` and `ended` are monotonic."""
+        access_log = self.ctx.access_log
+        if access_log is None:
+            return
+        if fields is None:
+            fields = access_log.fields(request, status, sent)
+        # behind a trusted proxy the client is the request's (never a ready answer's: see answers.remember)
+        peer = request.peer if request is not None and request.forwarded else self.peer
+        access_log.log_fields(fields, peer, time.time() - (_monotonic() - ended), ended - started)
 
     def _transmit(self, out: Outgoing, wait: bool) -> bool:
         """Send the rest of `out` in order: its bytes, then its body parts; True when all left."""
