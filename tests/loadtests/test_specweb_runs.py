@@ -9,6 +9,7 @@ verdict). The one-process valid run is `tests/ops/test_guide.py::test_run_the_lo
 """
 
 import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 from loadtests import cli as lr  # noqa: E402
+from tests.support.waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -76,9 +78,9 @@ def server(tmp_path):
     docroot = lr.make_fileset(tmp_path, 20, 3)
     started = []
 
-    def start():
+    def start(extra: list[str] | None = None):
         port = lr.free_port()
-        started.append(lr.start_server(docroot, port, 1, tmp_path / "x15g.log"))
+        started.append(lr.start_server(docroot, port, 1, tmp_path / "x15g.log", extra))
         return port
 
     yield start, docroot
@@ -150,3 +152,22 @@ def test_n_not_reached_and_static_only_say_so(server, tmp_path):
     assert "N not reached: %d users at the start of the measurement interval" % s["N_running"] in s["reasons"]
     assert any("dynamic operations switched off" in r for r in s["reasons"])
     assert s["ops"]["static"] > 0 and sum(s["ops"].values()) == s["ops"]["static"] and s["error_count"] == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--isolate needs the server started as root")
+def test_a_run_against_isolated_handlers_is_valid(server, tmp_path):
+    """The dynamic module in sandboxed handler processes (--isolate): every answer validated
+    byte for byte as in-process, the POST records in the post log, the access log complete."""
+    start, _ = server
+    access_log = tmp_path / "access.log"
+    users = 12
+    code, s = run(tmp_path, start(["--isolate", "--isolate-procs", "2", "--access-log", str(access_log)]),
+                  users, 1, 4, rate=users)
+    assert s["valid"], s["reasons"]
+    assert code == 0 and s["users"] == s["conforming"] == users
+    assert s["errors"] == {} and s["error_count"] == 0 and s["post_log_ok"]
+    assert all(s["ops_per_s"][op] > 0 for op in ("static", "dynamic GET", "CAD GET", "POST"))
+    # every request the users made has its line (those the handlers answered on held connections too)
+    expected = sum(s["ops"].values())
+    assert expected > 0
+    assert wait_for(lambda: len(access_log.read_text().splitlines()) >= expected, timeout=10)
