@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default="dyn,wsgi", help="comma-separated: dyn, wsgi (default: %(default)s)")
     p.add_argument("--peers", default="gunicorn,granian", help="app servers behind nginx for wsgi, if installed; '' for none")
     p.add_argument("--no-hold", action="store_true", help="also measure isolated-nohold (--isolate-hold 0)")
+    p.add_argument("--access-log", action="store_true",
+                   help="x15g writes an access log (to /dev/null: the lines are made and written, no disk fills)")
     p.add_argument("--duration", default="5s")
     p.add_argument("--warmup", default="1s")
     p.add_argument("--reps", type=int, default=3)
@@ -111,7 +113,8 @@ def start(args: argparse.Namespace, tmp: str, scenario: str, mode: str, root: st
         isolate = ["--isolate", "--isolate-procs", "1"] if mode != "inproc" else []
         if mode == "isolated-nohold":
             isolate += ["--isolate-hold", "0"]
-        ctx.x15g_args = app + isolate + ["--admin-prefix", ""]
+        logging = ["--access-log", os.devnull] if args.access_log else []
+        ctx.x15g_args = app + isolate + logging + ["--admin-prefix", ""]
         old = os.getcwd()
         os.chdir(srv.PEERS)  # --wsgi hello_wsgi:app is found in the working directory
         try:
@@ -236,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     out = [f"wrk -c{args.connections} -t{args.threads}, {args.duration} x {args.reps} alternating runs, "
-           f"servers on CPU {args.server_cpu}, wrk on CPU {args.client_cpu}; medians", "",
+           f"servers on CPU {args.server_cpu}, wrk on CPU {args.client_cpu}; medians"
+           + ("; x15g with an access log" if args.access_log else ""), "",
            "| scenario | mode | req/s | × in-process | p99 ms | p99 × | server CPU µs/req | isolation µs/req | errors |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

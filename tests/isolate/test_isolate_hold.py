@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.isolate.test_isolate_server import client_sockets
-from tests.support.clients import read_until_close
+from tests.support.clients import fetch, read_until_close
 from tests.support.docroots import make_docroot
 from tests.support.server import APP_ENV, ServerProcess
 from tests.support.waiting import wait_for, worker_pids
@@ -36,13 +36,15 @@ def held(server: ServerProcess) -> int:
     return sum(client_sockets(pid) for pid in handler_pids(server))
 
 
-def start(base, *args: str) -> ServerProcess:
+def start(base, *args: str, isolate: bool = True, access_log: bool = True) -> ServerProcess:
     root = make_docroot(base)
-    server = ServerProcess(root, "--wsgi", "tests.isolate.apps:escape", "--isolate", "--isolate-procs", "1",
-                           "--access-log", str(base / "access.log"), *args, env=APP_ENV)
+    isolation = ["--isolate", "--isolate-procs", "1"] if isolate else []
+    logging = ["--access-log", str(base / "access.log")] if access_log else []
+    server = ServerProcess(root, "--wsgi", "tests.isolate.apps:escape", *isolation, *logging, *args, env=APP_ENV)
     server.access_log = base / "access.log"
     server.start()
-    wait_for(lambda: handler_pids(server), timeout=30)
+    if isolate:
+        wait_for(lambda: handler_pids(server), timeout=30)
     return server
 
 
@@ -302,5 +304,55 @@ def test_repeated_heads_on_a_held_connection_each_keep_their_request_id(tmp_path
         ids = [line.get("request_id") for line in lines]
         assert all(ids) and len(set(ids)) == count + 1, ids[:5]
         assert {line["status"] for line in lines} == {200}
+    finally:
+        server.stop()
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """The head of the answer to a HEAD request (no body follows)."""
+    data = b""
+    while not data.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before an answer: {data!r}"
+        data += chunk
+    return data
+
+
+def requests_total(server: ServerProcess) -> dict[str, float]:
+    """x15g_requests_total by its labels, and the duration histogram's count, from /-/metrics."""
+    status, _, body = fetch(server, "/-/metrics")
+    assert status == 200
+    found = re.findall(r'^x15g_(requests_total\{[^}]*\}|request_duration_seconds_count) (\S+)$', body.decode(), re.M)
+    return {name: float(value) for name, value in found}
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "isolated"])
+def test_metrics_count_the_same_requests_whoever_answered(tmp_path, isolate: bool) -> None:
+    """Without an access log the handler's reports carry a tally, not records: /-/metrics counts
+    every request once (by method and code, and in the histogram) as in-process, while the
+    connection is still held and after it is gone."""
+    server = start(tmp_path, "--isolate-hold", "30", "--keepalive-timeout", "60", isolate=isolate, access_log=False)
+    heads = 150
+    head_200 = 'requests_total{method="HEAD",code="200"}'
+    try:
+        before = requests_total(server).get(head_200, 0)  # the start's own readiness probe
+        with server.connect(timeout=20) as sock:
+            for n in range(heads):
+                sock.sendall(f"HEAD /whoami?m{n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                assert read_head(sock).startswith(b"HTTP/1.1 200 ")
+            for path in ("/hello.txt", "/whoami?g"):  # a static file (the worker's), then the app's again
+                sock.sendall(get(path))
+                read_answer(sock)
+            if isolate:
+                assert held(server) == 1
+            # the scrapes are GETs on other connections: HEAD is all ours
+            counted = wait_for(lambda: (lambda m: m.get(head_200) == before + heads and m)(requests_total(server)),
+                               timeout=10, what="every HEAD counted")
+            sock.sendall(f"HEAD /whoami?last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+            assert read_until_close(sock)[0].startswith(b"HTTP/1.1 200 ")
+        assert counted['requests_total{method="GET",code="200"}'] >= 2
+        assert counted["request_duration_seconds_count"] >= heads + 2
+        wait_for(lambda: requests_total(server).get(head_200) == before + heads + 1,
+                 timeout=10, what="the last HEAD counted once the connection went back")
     finally:
         server.stop()
