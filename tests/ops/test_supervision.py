@@ -29,7 +29,7 @@ import pytest
 from tests.support.clients import Hammer, fetch, fetch_json, get
 from tests.support.server import APP_ENV, ServerProcess
 from tests.support.stopload import StopLoad, post_log_clients
-from tests.support.waiting import fd_count, wait_for, wait_workers, worker_pids
+from tests.support.waiting import fd_count, settled_fds, wait_for, wait_workers, worker_pids
 from x15g.specweb import fileset_cli
 
 CYCLES = int(os.environ.get("X15G_TEST_CYCLES", "8"))  # a leak of one fd per cycle shows after one
@@ -46,48 +46,25 @@ def _replace_all(server: ServerProcess, old: set[int], count: int = 2, timeout: 
     return set(worker_pids(server.pid))
 
 
-def _settled_fds(pid: int) -> int:
-    """The master's fd count once no worker is starting and no file is open for a moment: only its
-    wakeup pipe's two ends are pipes then (a starting worker's ready pipe closes when it reports
-    ready), and no metrics snapshot (`*.json`, `*.tmp`, written once a second) or /proc read is
-    open. One listing decides both, so the count is of that settled moment; an fd left open for
-    good on such a file never settles and fails the wait."""
-    def links() -> list[str]:
-        found = []
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                found.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
-            except FileNotFoundError:  # closed meanwhile
-                continue
-        return found
-
-    def settled() -> int:
-        now = links()
-        passing = any(link.endswith((".json", ".tmp")) or link.startswith("/proc/") for link in now)
-        return len(now) if sum(link.startswith("pipe:") for link in now) == 2 and not passing else 0
-
-    return wait_for(settled, 10, what="the master's descriptors settled")
-
-
 def test_reloads_and_respawns_leak_no_fd(docroot: Path) -> None:
     with ServerProcess(docroot, workers=2) as server:
         pids = set(wait_workers(server.pid, 2))
-        before = _settled_fds(server.pid)
+        before = settled_fds(server.pid)
         started = time.monotonic()
         for _ in range(CYCLES):
             server.signal(signal.SIGHUP)
             pids = _replace_all(server, pids)
         reloads = time.monotonic() - started
-        after_reloads = _settled_fds(server.pid)
+        after_reloads = settled_fds(server.pid)
         started = time.monotonic()
         for _ in range(CYCLES):
             victim = min(pids)
             os.kill(victim, signal.SIGKILL)
             assert wait_for(lambda: len(worker_pids(server.pid)) == 2 and victim not in worker_pids(server.pid), 10)
             pids = set(worker_pids(server.pid))
-            _settled_fds(server.pid)  # the replacement is ready: killing it earlier is a start failure
+            settled_fds(server.pid)  # the replacement is ready: killing it earlier is a start failure
         respawns = time.monotonic() - started
-        after_kills = _settled_fds(server.pid)
+        after_kills = settled_fds(server.pid)
         assert get(server.port, "/hello.txt") == (200, b"hello, world\n")
     print(f"master fds: {before} before, {after_reloads} after {CYCLES} reloads ({reloads:.1f} s), "
           f"{after_kills} after {CYCLES} kill -9 respawns ({respawns:.1f} s)")

@@ -50,3 +50,25 @@ def fd_count(pid: int) -> int:
     """Open descriptors of a process."""
     return len(os.listdir(f"/proc/{pid}/fd"))
 
+
+def settled_fds(pid: int) -> int:
+    """The master's fd count once no worker is starting and no file is open for a moment: only its
+    wakeup pipe's two ends are pipes then (a starting worker's ready pipe closes when it reports
+    ready), and no metrics snapshot (`*.json`, `*.tmp`, written once a second) or /proc read is
+    open. One listing decides both, so the count is of that settled moment; an fd left open for
+    good on such a file never settles and fails the wait."""
+    def links() -> list[str]:
+        found = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                found.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except FileNotFoundError:  # closed meanwhile
+                continue
+        return found
+
+    def settled() -> int:
+        now = links()
+        passing = any(link.endswith((".json", ".tmp")) or link.startswith("/proc/") for link in now)
+        return len(now) if sum(link.startswith("pipe:") for link in now) == 2 and not passing else 0
+
+    return wait_for(settled, 10, what="the master's descriptors settled")

@@ -284,8 +284,9 @@ class HandlerPool:
 
     def close(self) -> None:
         self.closing = True
-        if self.spare is not None:
-            self.spare[1].close()  # it sees EOF before any setup and exits
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            spare[1].close()  # it sees EOF before any setup and exits
         if self._sweeper is not None:
             self._sweeper.kill()
         for handler in self.handlers:
@@ -293,12 +294,14 @@ class HandlerPool:
                 handler.watcher.stop()
             if handler.sock is not None:
                 handler.sock.close()  # the handler sees EOF and exits
-        for handler in self.handlers:
-            if handler.proc is not None:
+        # Reaped before the worker exits: none is left running (or a zombie) after it.
+        for proc in [h.proc for h in self.handlers] + [spare[0] if spare is not None else None]:
+            if proc is not None:
                 try:
-                    handler.proc.wait(timeout=2)
+                    proc.wait(timeout=2)
                 except subprocess.TimeoutExpired:
-                    handler.kill()
+                    proc.kill()
+                    proc.wait()
 
     def _pick(self) -> HandlerProcess | None:
         best = None

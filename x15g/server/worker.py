@@ -79,6 +79,9 @@ class ServingContext:
         # Caches kept fresh off the request path (FileCache.refresh): each runs every `tick`
         # seconds in the worker's refresher greenlet, where it may block.
         self.refreshers: list[Refresher] = []
+        # Run once the worker drained, before it exits (the isolated handler pools: their
+        # processes stopped and reaped, none outlives the worker).
+        self.closers: list[Callable[[], None]] = []
         self.worker_id = 0
         self.header_timeout = settings.header_timeout
         self.keepalive_timeout = settings.keepalive_timeout
@@ -176,6 +179,11 @@ class Worker:
         sweeper.stop()
         housekeeping.kill()
         gevent.killall(refreshers)
+        for close in self.ctx.closers:
+            try:
+                close()
+            except Exception:
+                log.exception("closing at the worker's stop failed")
         self._flush_access_log()
         log.info("worker %d (pid %d) stopped", self.worker_id, os.getpid())
         return 0
