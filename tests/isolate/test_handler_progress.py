@@ -50,8 +50,8 @@ def test_further_requests_are_reported_while_the_connection_stays_held(handler) 
         assert all(set(r.tally.codes) == {("GET", 200)} for r in reports)
         assert sum(r.tally.bytes_sent for r in reports) > 0
         assert sum(sum(r.tally.buckets) for r in reports) == REQUESTS
-        heads = [f.head for r in reports for f in r.further]
-        assert heads == ([get(n) for n in range(REQUESTS)] if handler.logged else [])
+        targets = [f.request.target for r in reports for f in r.further]
+        assert targets == ([b"/whoami?n%d" % n for n in range(REQUESTS)] if handler.logged else [])
         assert all(f.status == 200 and f.started <= f.ended for r in reports for f in r.further)
         # still held: a request now is answered by the handler, and reported when the client leaves
         client.sendall(get(REQUESTS))
@@ -59,7 +59,7 @@ def test_further_requests_are_reported_while_the_connection_stays_held(handler) 
     final = handler.report()
     assert final.request_id == request_id and not final.held and not final.keep
     assert final.tally is not None and final.tally.requests == 1
-    assert [f.head for f in final.further] == ([get(REQUESTS)] if handler.logged else [])
+    assert [f.request.target for f in final.further] == ([b"/whoami?n%d" % REQUESTS] if handler.logged else [])
 
 
 def test_a_progress_report_with_leftover_bytes_is_refused() -> None:

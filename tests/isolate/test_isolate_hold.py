@@ -285,8 +285,8 @@ def test_no_stall_over_thousands_of_requests_on_held_connections(server) -> None
 
 
 def test_repeated_heads_on_a_held_connection_each_keep_their_request_id(tmp_path) -> None:
-    """The worker parses a repeated head once per connection (responder.answered); every
-    request still gets its own line, with the X-Request-ID its app call gave it."""
+    """Requests with the same head bytes (the handler's parser shares what it parsed) each get
+    their own line, with the X-Request-ID their app call gave them."""
     import json
 
     count = 300
@@ -348,7 +348,7 @@ def test_metrics_count_the_same_requests_whoever_answered(tmp_path, isolate: boo
             # the scrapes are GETs on other connections: HEAD is all ours
             counted = wait_for(lambda: (lambda m: m.get(head_200) == before + heads and m)(requests_total(server)),
                                timeout=10, what="every HEAD counted")
-            sock.sendall(f"HEAD /whoami?last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+            sock.sendall("HEAD /whoami?last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
             assert read_until_close(sock)[0].startswith(b"HTTP/1.1 200 ")
         assert counted['requests_total{method="GET",code="200"}'] >= 2
         assert counted["request_duration_seconds_count"] >= heads + 2
@@ -356,3 +356,25 @@ def test_metrics_count_the_same_requests_whoever_answered(tmp_path, isolate: boo
                  timeout=10, what="the last HEAD counted once the connection went back")
     finally:
         server.stop()
+
+
+def test_the_access_log_names_the_client_behind_a_trusted_proxy_on_a_held_connection(server) -> None:
+    """Loopback is a trusted proxy by default: the handler resolves X-Forwarded-For as the worker
+    does, and the worker writes the client it names (a later request without one: the peer)."""
+    with server.connect(timeout=20) as sock:
+        sock.sendall(get("/whoami?fw0"))
+        assert read_answer(sock)[0] == 200
+        wait_for(lambda: held(server) == 1)
+        sock.sendall(b"GET /whoami?fw1 HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 198.51.100.9\r\n"
+                     b"User-Agent: agent \"quoted\"\r\nReferer: http://ref/\r\n\r\n")
+        assert read_answer(sock)[0] == 200
+        sock.sendall(get("/whoami?fw2", close=True))
+        assert read_answer(sock)[0] == 200
+
+    def ours() -> list[str]:
+        return [line for line in server.access_log.read_text().splitlines() if "?fw" in line]
+
+    lines = wait_for(lambda: len(ours()) == 3 and ours())
+    assert lines[1].startswith('198.51.100.9 - - [')
+    assert re.search(r'\] "GET /whoami\?fw1 HTTP/1\.1" 200 \d+ "http://ref/" "agent \\x22quoted\\x22"$', lines[1]), lines[1]
+    assert lines[0].startswith("127.0.0.1 - - [") and lines[2].startswith("127.0.0.1 - - [")

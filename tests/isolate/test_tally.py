@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from x15g.http.messages import Answered, Request
 from x15g.isolate import protocol
 from x15g.observability.counters import Counters
 from x15g.observability.metrics import RequestMetrics, Tally
@@ -38,8 +39,16 @@ def test_a_tally_added_counts_as_observing_each_request(seen) -> None:
     assert _observed(seen, True) == _observed(seen, False)
 
 
+def record(method: str = "GET", target: bytes = b"/", **changes) -> Answered:
+    request = Request(method, target, target.partition(b"?")[0], target.partition(b"?")[2], 11,
+                      {b"user-agent": b"t/1"}, True)
+    for name, value in changes.items():
+        setattr(request, name, value)
+    return Answered(request, 200, 1, 0.0, 0.0, "")
+
+
 def _report_with(tally: Tally, further: int = 0) -> bytes:
-    records = [protocol.Further(b"GET / HTTP/1.1\r\n\r\n", 200, 1, 0.0, 0.0) for _ in range(further)]
+    records = [record() for _ in range(further)]
     return protocol.encode_report(protocol.Report(1, 200, 0, True, True, further=records, held=True, tally=tally))
 
 
@@ -63,8 +72,41 @@ def test_a_report_that_does_not_add_up_is_refused(lie: str) -> None:
         data = _report_with(tally, 2)
     elif lie == "records without a tally":
         data = protocol.encode_report(protocol.Report(
-            1, 200, 0, True, True, further=[protocol.Further(b"GET / HTTP/1.1\r\n\r\n", 200, 1, 0.0, 0.0)], held=True))
+            1, 200, 0, True, True, further=[record()], held=True))
     else:
         data = _report_with(tally)[:-3]
     with pytest.raises(ValueError):
         protocol.decode_report(data)
+
+
+def test_a_record_carries_what_the_access_log_shows() -> None:
+    forwarded = record("PATCH", b"/a%20b?x=1&y", peer="203.0.113.7", forwarded=True,
+                       headers={b"referer": b"http://r/", b"user-agent": b"\x00\xffodd \"agent\""})
+    forwarded.request.version = 10
+    plain = record()
+    plain.request.headers = {}
+    plain.request_id = "rid-1"
+    tally = Tally()
+    for _ in range(2):
+        tally.observe("GET", 200, 0.0, 1)
+    got = protocol.decode_report(protocol.encode_report(protocol.Report(
+        1, 200, 0, True, True, further=[forwarded, plain], held=True, tally=tally))).further
+    first, second = (a.request for a in got)
+    assert (first.method, first.target, first.path, first.query, first.version) == (
+        "PATCH", b"/a%20b?x=1&y", b"/a%20b", b"x=1&y", 10)
+    assert first.headers == {b"referer": b"http://r/", b"user-agent": b"\x00\xffodd \"agent\""}
+    assert (first.peer, first.forwarded) == ("203.0.113.7", True)
+    assert second.headers == {} and not second.forwarded and got[1].request_id == "rid-1"
+
+
+@pytest.mark.parametrize("change", [{"method": "GE T"}, {"method": ""}, {"version": 20},
+                                    {"peer": "1.2.3.4\n5", "forwarded": True}])
+def test_a_record_the_log_could_not_show_is_refused(change) -> None:
+    tally = Tally()
+    tally.observe("GET", 200, 0.0, 1)
+    with pytest.raises(ValueError):
+        protocol.decode_report(_report_with_records(tally, [record(**change)]))
+
+
+def _report_with_records(tally: Tally, records: list[Answered]) -> bytes:
+    return protocol.encode_report(protocol.Report(1, 200, 0, True, True, further=records, held=True, tally=tally))

@@ -60,7 +60,7 @@ from x15g.config import Settings  # noqa: E402
 from x15g.errors import HTTPError  # noqa: E402
 from x15g.http.dates import DateCache  # noqa: E402
 from x15g.http.forwarded import TrustedProxies  # noqa: E402
-from x15g.http.messages import FileRange, Request, Response, StreamedBody  # noqa: E402
+from x15g.http.messages import Answered, FileRange, Request, Response, StreamedBody  # noqa: E402
 from x15g.http.parser import Limits, parse_head  # noqa: E402
 from x15g.isolate import protocol, sandbox  # noqa: E402
 from x15g.isolate.routes import Routes  # noqa: E402
@@ -272,7 +272,7 @@ class Handler:
             request, consumed = parsed
             started = self._begin(held)
             status, sent, keep, wrote, _ = self._answer(connection, request, held.served < ctx.max_requests)
-            self._record(held, buf[:consumed], request, status, sent, started, wrote, True)
+            self._record(held, request, status, sent, started, wrote, True)
             if not keep:
                 held.report.keep = False
                 return False
@@ -375,7 +375,7 @@ class Handler:
                     self._unpark(held)  # the socket is full: the greenlet sends the rest
                     gevent.spawn(self._carry_on, held, head, request, started, None, out)
                     continue
-                self._record(held, head, request, out.status, out.sent, started, out.offset + out.body_sent, False)
+                self._record(held, request, out.status, out.sent, started, out.offset + out.body_sent, False)
                 if not out.keep:
                     report.keep = False
                     self._finish(connection, report, False)
@@ -400,7 +400,7 @@ class Handler:
                         response = self._respond(request, now_tried=True)
                     out = self._outgoing(connection, request, response, held.served < self.ctx.max_requests)
                 sent, keep, wrote = self._sent(connection, out)
-                self._record(held, buf, request, out.status, sent, started, wrote, True)
+                self._record(held, request, out.status, sent, started, wrote, True)
                 if not keep:
                     report.keep = False
                     self._finish(connection, report, True)
@@ -441,8 +441,8 @@ class Handler:
             self.board.note(held.hand.slot, started, held.wrote)
         return started
 
-    def _record(self, held: Held, head: bytes, request: Request, status: int, sent: int, started: float,
-                wrote: int, wait: bool) -> None:
+    def _record(self, held: Held, request: Request, status: int, sent: int, started: float, wrote: int,
+                wait: bool) -> None:
         """Note a further request answered, for the worker: in the tally, and as a record for the
         access log if there is one; a progress report once a batch is full or due (`wait` False
         in the hub)."""
@@ -454,9 +454,9 @@ class Handler:
             tally = report.tally = Tally()
         tally.observe(request.method, status, ended - started, sent)
         if self.ctx.log_records:
-            request_id = request.request_id
-            report.further.append(protocol.Further(head, status, sent, started, ended, request_id))
-            held.size += protocol.FURTHER_SIZE + len(head) + len(request_id)
+            answered = Answered(request, status, sent, started, ended, request.request_id)
+            report.further.append(answered)
+            held.size += protocol.record_size(answered)
         held.left -= 1
         if (not held.left or ended > held.due or held.size >= protocol.BATCH_BYTES
                 or len(tally.codes) >= protocol.BATCH_CODES):

@@ -9,15 +9,16 @@ One datagram per message, so no framing. Worker to handler (trusted direction, `
 - `DRAIN`: the worker is stopping: answers say `Connection: close`, held connections go back.
 The sockets are `socket.socket` or the C `_socket.socket` (the worker reads them from a hub
 watcher, without gevent's wrapper): both have sendmsg and recvmsg.
-Handler to worker (untrusted direction: fixed structs the worker unpacks, never unpickles; the
-heads of further requests are parsed again by the worker with the one strict parser):
+Handler to worker (untrusted direction: fixed structs the worker unpacks, never unpickles, and
+checks: numbers that add up, a method that is a token, visible ASCII where the log needs it):
 - a report, when the handler gives the connection back: request id, status, body bytes sent,
   flags (keep the connection / answer begun), the bytes read past the last request it answered
   (`leftover`), the X-Request-ID of its answer, and the further requests it answered on the
   connection for the worker to account: their tally (observability.metrics.Tally: the
   duration buckets, counts by method and status, bytes; added to the worker's metrics in one
-  go) and, when there is an access log, a record of each (head, status, bytes, start and end)
-  for its lines. Id 0 is the handler saying it is ready.
+  go) and, when there is an access log, a record of each (what its line shows of the request:
+  method, target, version, Referer, User-Agent, X-Request-ID, the client behind a trusted
+  proxy; status, bytes, start and end). Id 0 is the handler saying it is ready.
 - a progress report (flag HELD), while the handler still holds the connection: the same fields
   (no leftover), with the further requests answered since the last one; the worker accounts
   them at once and the handler carries on. So a busy held connection never has to come back
@@ -42,7 +43,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from x15g.http.messages import Request
+from x15g.http.messages import Answered, Request
 from x15g.isolate import sandbox
 from x15g.observability.metrics import BUCKETS, METHODS, Tally
 
@@ -66,7 +67,7 @@ DRAIN = b"drain"
 # leftover of one recv). A report costs the worker one wake-up and a few microseconds.
 BATCH_SECONDS = 1.0
 BATCH_REQUESTS = 256
-BATCH_BYTES = 8 * 1024
+BATCH_BYTES = 16 * 1024
 BATCH_CODES = 64
 # What owns the requests a route (or the router's default) gets, in the handlers' route table.
 MINE = "mine"  # this pool's application
@@ -74,26 +75,21 @@ OTHER = "other"  # anything else: the handler gives the connection back
 STATIC_OR_MINE = "static-or-mine"  # the WSGI app at "/": a static file that exists wins (app/wsgi.py)
 MAX_REQUEST_ID = 200  # bytes of an X-Request-ID in a report
 _REPORT = struct.Struct("<IHQBIHH")  # id, status, sent, flags, leftover, further requests, X-Request-ID
-_FURTHER = struct.Struct("<HQddHH")  # status, sent, started, ended, head, X-Request-ID
+# A record: status, sent, started, ended, then the lengths of the request's bytes and of its
+# X-Request-ID. The request's bytes: version and the lengths of method, target, path, query,
+# Referer, User-Agent (_ABSENT: no such header) and client (empty: the connection's), then those.
+# The worker keeps the Request made from the same bytes (clients repeat their heads).
+_RECORD = struct.Struct("<HQddIB")
+_REQUEST = struct.Struct("<BBHHHHHB")
+RECORD_SIZE = _RECORD.size + _REQUEST.size
+_ABSENT = 0xFFFF
+KNOWN_REQUESTS = 4096  # distinct request bytes kept decoded (then forgotten all at once)
+MAX_CLIENT = 64
 _TALLY = struct.Struct("<QQH%dI" % (len(BUCKETS) + 1))  # sum_us, bytes sent, codes, buckets
 _CODE = struct.Struct("<BHI")  # method (index in METHODS; _OTHER_METHOD for others), status, requests
 _OTHER_METHOD = 255
 _METHOD_INDEX = {m: i for i, m in enumerate(METHODS)}
-FURTHER_SIZE = _FURTHER.size
 REPORT_SIZE = _REPORT.size
-
-
-@dataclass(slots=True)
-class Further:
-    """The access-log record of a further request a handler answered on a connection it held
-    (its head still raw)."""
-
-    head: bytes
-    status: int
-    sent: int
-    started: float
-    ended: float
-    request_id: str = ""
 
 
 @dataclass(slots=True)
@@ -106,7 +102,7 @@ class Report:
     keep: bool
     begun: bool
     leftover: bytes = b""
-    further: list[Further] = dataclasses.field(default_factory=list)
+    further: list[Answered] = dataclasses.field(default_factory=list)  # the access log's records
     app_request_id: str = ""
     held: bool = False  # a progress report: the connection is still the handler's
     tally: Tally | None = None  # the further requests (`further` holds their records if logged)
@@ -124,10 +120,39 @@ def encode_report(report: Report) -> bytes:
         parts.append(_TALLY.pack(tally.sum_us, tally.bytes_sent, len(tally.codes), *tally.buckets))
         index = _METHOD_INDEX.get
         parts += [_CODE.pack(index(method, _OTHER_METHOD), status, n) for (method, status), n in tally.codes.items()]
-    for f in report.further:
-        frid = f.request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
-        parts += [_FURTHER.pack(f.status, f.sent, f.started, f.ended, len(f.head), len(frid)), f.head, frid]
+    for answered in report.further:
+        request = _request_bytes(answered.request)
+        rid = answered.request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
+        parts += [_RECORD.pack(answered.status, answered.sent, answered.started, answered.ended, len(request),
+                               len(rid)), request, rid]
     return b"".join(parts)
+
+
+def record_size(answered: Answered) -> int:
+    """About the bytes `answered` takes in a report (at least as many)."""
+    request = answered.request
+    headers = request.headers
+    return (RECORD_SIZE + MAX_CLIENT + len(request.method) + 2 * len(request.target) + len(answered.request_id)
+            + len(headers.get(b"referer") or b"") + len(headers.get(b"user-agent") or b""))
+
+
+def _request_bytes(request: Request) -> bytes:
+    """What an access-log line shows of `request`, as a record carries it."""
+    headers = request.headers
+    referer, agent = headers.get(b"referer"), headers.get(b"user-agent")
+    referer, agent = (None if v is None else _cut(v) for v in (referer, agent))
+    method = request.method.encode("ascii", "replace")[:255]
+    client = request.peer.encode("ascii", "replace")[:MAX_CLIENT] if request.forwarded else b""
+    target, path, query = _cut(request.target), _cut(request.path), _cut(request.query)
+    return b"".join((_REQUEST.pack(request.version, len(method), len(target), len(path), len(query),
+                                   _ABSENT if referer is None else len(referer),
+                                   _ABSENT if agent is None else len(agent), len(client)),
+                     method, target, path, query, referer or b"", agent or b"", client))
+
+
+def _cut(value: bytes) -> bytes:
+    """A field of a record, cut to what its length field holds (a header that long is cut in the log)."""
+    return value if len(value) < _ABSENT else value[:_ABSENT - 1]
 
 
 def decode_report(data: bytes) -> Report:
@@ -149,19 +174,23 @@ def decode_report(data: bytes) -> Report:
         raise ValueError("handler report with records and no tally")
     further = []
     size = len(data)
-    unpack = _FURTHER.unpack_from
+    unpack = _RECORD.unpack_from
+    known = _known_requests
     for _ in range(count):
-        if at + FURTHER_SIZE > size:
+        if at + _RECORD.size > size:
             raise ValueError("handler report cut short")
-        f_status, f_sent, started, ended, head_len, frid_len = unpack(data, at)
-        at += FURTHER_SIZE
-        head = data[at:at + head_len]
-        at += head_len
+        f_status, f_sent, started, ended, request_len, rid_len = unpack(data, at)
+        at += _RECORD.size
+        raw = data[at:at + request_len]
+        at += request_len
+        request = known.get(raw)
+        if request is None:
+            request = _decoded_request(raw)
         frid = ""
-        if frid_len:  # most answers have none
-            frid = _ascii(data[at:at + frid_len])
-            at += frid_len
-        further.append(Further(head, f_status, f_sent, started, ended, frid))
+        if rid_len:  # most answers have none
+            frid = _ascii(data[at:at + rid_len])
+            at += rid_len
+        further.append(Answered(request, f_status, f_sent, started, ended, frid))
     if at != len(data) or len(leftover) != leftover_len:
         raise ValueError("handler report of the wrong length")
     held = bool(flags & HELD)
@@ -188,6 +217,48 @@ def _decode_tally(data: bytes, at: int) -> tuple[Tally, int]:
     if sum(buckets) != tally.requests:
         raise ValueError("handler report with a tally that does not add up")
     return tally, at + count * _CODE.size
+
+
+_known_requests: dict[bytes, Request] = {}  # a record's request bytes -> the Request made of them
+
+
+def _decoded_request(raw: bytes) -> Request:
+    """The Request (as its access-log line shows it; the rest unset) that a record's request
+    bytes carry, kept for the next record with the same bytes."""
+    if len(raw) < _REQUEST.size:
+        raise ValueError("handler report cut short")
+    version, method_len, target_len, path_len, query_len, referer_len, agent_len, client_len = _REQUEST.unpack_from(raw)
+    headers = {}
+    at = _REQUEST.size + method_len
+    method = raw[_REQUEST.size:at]
+    target = raw[at:at + target_len]
+    at += target_len
+    path = raw[at:at + path_len]
+    at += path_len
+    query = raw[at:at + query_len]
+    at += query_len
+    if referer_len != _ABSENT:
+        headers[b"referer"] = raw[at:at + referer_len]
+        at += referer_len
+    if agent_len != _ABSENT:
+        headers[b"user-agent"] = raw[at:at + agent_len]
+        at += agent_len
+    client = raw[at:at + client_len]
+    if (at + client_len != len(raw) or _ABSENT in (target_len, path_len, query_len) or version not in (10, 11)
+            or not _TOKEN.fullmatch(method)):
+        raise ValueError("bad request in a handler report")
+    if client and _CLIENT.fullmatch(client) is None:
+        raise ValueError("bad client address in a handler report")
+    request = Request(method.decode("ascii"), target, path, query, version, headers, True, peer=client.decode("ascii"),
+                      forwarded=bool(client))
+    if len(_known_requests) >= KNOWN_REQUESTS:
+        _known_requests.clear()
+    _known_requests[raw] = request
+    return request
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a method
+_CLIENT = re.compile(rb"[0-9A-Za-z:.\[\]%-]+")  # an address (and port) as the worker writes peers
 
 
 def _ascii(raw: bytes) -> str:

@@ -3,37 +3,23 @@
 `respond` decides nothing: it returns a Response whose body is a take-over (the connection's
 hand-over point), which passes the socket to the pool and reports the handler's outcome back to
 the connection, to be logged and counted like any other answer, with the further requests the
-handler answered on the connection while it held it (their heads parsed again here, by the one
-strict parser: the handler is not trusted).
+handler answered on the connection while it held it (their tally, and their access-log records
+as protocol.decode_report checked them: the handler is not trusted).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
-from x15g.http.forwarded import TrustedProxies
-from x15g.http.messages import Answered, Request, Response, TakeOverOutcome
-from x15g.http.parser import Limits, parse_head
+from x15g.http.messages import Request, Response, TakeOverOutcome
 from x15g.isolate.pool import HandlerPool
 from x15g.isolate.protocol import MINE, OTHER, STATIC_OR_MINE, Report
-
-log = logging.getLogger("x15g.isolate")
-KNOWN_HEADS = 4096  # distinct heads of further requests kept parsed (then forgotten all at once)
-
 
 class IsolatedResponder:
     """The application of `pool`, answered in its handler processes."""
 
     def __init__(self, pool: HandlerPool) -> None:
         self.pool = pool
-        settings = pool.settings
-        self.limits = Limits.from_settings(settings)
-        self.proxies = TrustedProxies(settings.forwarded_allow_ips) if settings.forwarded_allow_ips else None
-        # Heads of further requests parsed before, shared by every connection: their Request
-        # depends on the head alone, as the access log takes the client from the connection
-        # (server/connection.py _account) unless a trusted proxy named it.
-        self.known: dict[bytes, Request] | None = {} if self.proxies is None else None
 
     streams_body = False  # the connection reads the whole body first: it travels with the request
 
@@ -48,40 +34,6 @@ class IsolatedResponder:
             request.body_reader = None
             after_body = getattr(reader, "leftover", b"")
         return Response(0, b"", HandOver(self, request, after_body))
-
-    def answered(self, request: Request, further: list[Any]) -> tuple[Answered, ...]:
-        """The access-log records of a report as the connection logs them; a head that does
-        not parse as one whole request without a body is a handler's lie, logged and dropped.
-        A head parsed before is not parsed again (clients repeat their heads byte for byte;
-        a parse costs ~1.7 us a record)."""
-        known = self.known if self.known is not None else {}  # behind a proxy: within this report
-        out = []
-        for f in further:
-            head = f.head
-            answered = known.get(head)
-            if answered is None:
-                answered = self._parsed(request, head)
-                if answered is None:
-                    continue
-                if len(known) >= KNOWN_HEADS:
-                    known.clear()
-                known[head] = answered
-            out.append(Answered(answered, f.status, f.sent, f.started, f.ended, f.request_id))
-        return tuple(out)
-
-    def _parsed(self, request: Request, head: bytes) -> Request | None:
-        try:
-            parsed = parse_head(head, self.limits)
-        except Exception:
-            parsed = None
-        if parsed is None or parsed[1] != len(head) or parsed[0].has_body:
-            log.error("isolated handler reported a request that is not one: %r", head[:80])
-            return None
-        answered = parsed[0]
-        answered.peer = request.peer
-        if self.proxies is not None:
-            self.proxies.resolve(answered)
-        return answered
 
 
 class HandOver:
@@ -104,9 +56,9 @@ class HandOver:
                                                on_report)
         return self._outcome(report)
 
-    def _outcome(self, report: Report) -> TakeOverOutcome:
-        further = self.responder.answered(self.request, report.further) if report.further else ()
-        return TakeOverOutcome(report.status, report.sent, report.keep, report.leftover, further,
+    @staticmethod
+    def _outcome(report: Report) -> TakeOverOutcome:
+        return TakeOverOutcome(report.status, report.sent, report.keep, report.leftover, tuple(report.further),
                                report.app_request_id, report.tally)
 
 
@@ -133,7 +85,7 @@ def isolated(settings: object, kind: str) -> IsolatedResponder:
 
 def start_isolated(router: Any, state: Any = None) -> None:
     """Start the handler pools of the isolated responders `router` mounts, each told its routes
-    and the worker's `state` (ServingContext: its `draining`)."""
+    and the worker's `state` (ServingContext: its `draining`; its `closers` get the pools' close)."""
     found = [r.responder for r in router.routes] + [router.default, getattr(router.default, "app", None)]
     seen = []
     for responder in found:
@@ -141,3 +93,6 @@ def start_isolated(router: Any, state: Any = None) -> None:
             seen.append(responder)
             draining = (lambda: state.draining) if state is not None else None
             responder.pool.start(route_table(router, responder), draining)
+            closers = getattr(state, "closers", None)  # the worker's: run before it exits
+            if closers is not None:
+                closers.append(responder.pool.close)
