@@ -158,6 +158,19 @@ def address_list(text: str | tuple) -> tuple[str, ...]:
     return items
 
 
+def name_list(text: str | tuple) -> tuple[str, ...]:
+    """Comma-separated environment variable names, or `*` for all; empty or `none` for none."""
+    if isinstance(text, tuple):
+        return text
+    if text.strip() == "none":  # what --help and the sample configuration show for the default
+        return ()
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    for item in items:
+        if item != "*" and not (item.replace("_", "a").isalnum() and item.isascii() and not item[0].isdigit()):
+            raise ValueError(f"{item!r} is not an environment variable name")
+    return items
+
+
 def optional_str(text: str) -> str | None:
     text = text.strip()
     return text or None
@@ -267,6 +280,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("isolate_procs", 2, positive_int, "handler processes per worker", "isolate"),
     Option("isolate_timeout", 30.0, duration(0, inclusive=False), "seconds a handler may take to answer; then it is killed and the request gets 504", "isolate"),
     Option("isolate_hold", 0.1, duration(0), "seconds a handler keeps a keep-alive connection quiet after its answer, to answer the next request itself if it is its own, before it gives the connection back to the worker; 0 gives it back after every answer", "isolate"),
+    Option("isolate_env", (), name_list, "environment variables of the server's that the handler processes get too (comma-separated names, * for all); else they get only PATH, LANG, LC_ALL, LC_CTYPE, TZ and PYTHONPATH, PYTHONHOME", "isolate"),
     Option("isolate_memory", 1024 * MiB, size(0), "address-space limit of one handler process in bytes (RLIMIT_AS); 0 leaves it unlimited", "isolate"),
     Option("isolate_require_sandbox", False, parse_bool, "refuse to start when the kernel lacks Landlock or seccomp (else a warning says what is not enforced)", "isolate", switch=True),
     # SPECweb99-like module

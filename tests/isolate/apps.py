@@ -42,7 +42,8 @@ def _attempt(what: str, query: str) -> str:
 def escape(environ, start_response):
     """/APP/<what>?<argument>: open a file, exec, connect over TCP, kill a pid, fork;
     /APP/whoami: uid and gid; /APP/sleep?S: sleep S seconds; /APP/crash: exit at once;
-    /APP/hog?N: allocate N bytes; /APP/echo: the request body; /APP/big?N: N bytes."""
+    /APP/hog?N: allocate N bytes; /APP/echo: the request body; /APP/big?N: N bytes;
+    /APP/env?NAME: the environment variable NAME, or "unset"."""
     what = environ["PATH_INFO"].strip("/")
     query = environ["QUERY_STRING"]
     if what == "whoami":
@@ -54,6 +55,8 @@ def escape(environ, start_response):
         os._exit(7)
     elif what == "echo":
         text = environ["wsgi.input"].read().decode("latin-1")
+    elif what == "env":
+        text = os.environ.get(query, "unset")
     elif what == "big":
         text = "x" * int(query)
     elif what == "hog":  # more memory than --isolate-memory allows: MemoryError, a 500

@@ -15,6 +15,7 @@ from tests.support.server import APP_ENV, REPO, free_port
     (["--isolate", "--wsgi", "tests.isolate.apps:hello", "--isolate-user", "no-such-user-x15g"], "no such user"),
     (["--isolate", "--wsgi", "tests.isolate.apps:hello", "--isolate-procs", "0"], "--isolate-procs"),
     (["--isolate", "--wsgi", "tests.isolate.apps:hello", "--isolate-timeout", "0"], "--isolate-timeout"),
+    (["--isolate", "--wsgi", "tests.isolate.apps:hello", "--isolate-env", "APP,NOT-A-NAME"], "--isolate-env"),
 ])
 def test_bad_isolation_settings_exit_2(tmp_path, args: list[str], message: str) -> None:
     out = subprocess.run([sys.executable, "-m", "x15g", "--root", str(tmp_path), "--bind", f"127.0.0.1:{free_port()}",

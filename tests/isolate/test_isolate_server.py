@@ -178,3 +178,17 @@ def test_crashing_handler_gives_502(server) -> None:
     status, _, body = fetch(server, "/crash")
     assert status == 502 and b"Traceback" not in body
     wait_for(lambda: text(server, "/whoami").startswith("65534 "))
+
+
+def test_handlers_get_only_the_environment_they_are_given(tmp_path) -> None:
+    """The server's environment often holds secrets: a handler gets PATH, the locale, the time
+    zone and what finds the code, and the names --isolate-env passes; nothing else, X15G_* included."""
+    env = dict(APP_ENV, APP_SETTING="for the app", SERVER_SECRET="not for the app", TZ="UTC", X15G_LOG_LEVEL="info")
+    with ServerProcess(make_docroot(tmp_path), "--wsgi", "tests.isolate.apps:escape", "--isolate", "--isolate-procs", "1",
+                       "--isolate-env", "APP_SETTING", env=env) as server:
+        wait_for(lambda: ready_handlers(server), timeout=30)
+        assert text(server, "/env?APP_SETTING") == "for the app"
+        assert text(server, "/env?TZ") == "UTC"
+        assert text(server, "/env?PYTHONPATH") == APP_ENV["PYTHONPATH"]
+        for name in ("SERVER_SECRET", "X15G_LOG_LEVEL", "HOME"):
+            assert text(server, f"/env?{name}") == "unset", name
