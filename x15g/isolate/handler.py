@@ -19,9 +19,10 @@ endpoints, one with a body), a head that is incomplete or bad, a connection quie
 --isolate-hold or the worker's drain end the hold: the socket is closed here and the report
 goes back with the bytes read and not used (`leftover`) and the further requests answered
 since the last progress report, which the worker accounts; it owns the connection again.
-While it holds the connection, a progress report (protocol.HELD) carries the records of its
-further requests to the worker whenever they fill a batch or are due (protocol.BATCH_*), so a
-busy connection is accounted as it goes and never has to go back for that. Only one side reads
+While it holds the connection, a progress report (protocol.HELD) carries the tally of its
+further requests (and their access-log records, if the worker has a log) to the worker whenever
+they fill a batch or are due (protocol.BATCH_*), so a busy connection is accounted as it goes
+and never has to go back for that. Only one side reads
 the socket at a time. Each request the handler begins is noted on its board (protocol.Board),
 so the worker's --isolate-timeout applies to it.
 """
