@@ -99,13 +99,60 @@ def test_a_record_carries_what_the_access_log_shows() -> None:
     assert second.headers == {} and not second.forwarded and got[1].request_id == "rid-1"
 
 
-@pytest.mark.parametrize("change", [{"method": "GE T"}, {"method": ""}, {"version": 20},
-                                    {"peer": "1.2.3.4\n5", "forwarded": True}])
+@pytest.mark.parametrize("change", [{"method": "GE T"}, {"method": ""}, {"version": 20}])
 def test_a_record_the_log_could_not_show_is_refused(change) -> None:
-    tally = Tally()
-    tally.observe("GET", 200, 0.0, 1)
     with pytest.raises(ValueError):
-        protocol.decode_report(_report_with_records(tally, [record(**change)]))
+        protocol.decode_report(_report_with_records(_tally(1), [record(**change)]))
+
+
+def test_what_a_client_or_a_proxy_may_send_is_carried_not_refused() -> None:
+    """A space in an X-Request-ID from a proxy, anything in an IPv6 scope id: the handler sends
+    "?" for it (a report the worker refuses kills the handler and every connection it holds)."""
+    odd = record(peer="[fe80::1%eth 0\xe9]:0", forwarded=True)
+    odd.request_id = "id with\tspace"
+    got = protocol.decode_report(_report_with_records(_tally(1), [odd])).further[0]
+    assert got.request.peer == "[fe80::1%eth?0?]:0" and got.request_id == "id?with?space"
+
+
+@pytest.mark.parametrize("forged", [b"\n", b" ", b"\x7f"])
+def test_a_forged_client_or_request_id_is_refused(forged: bytes) -> None:
+    for field in ("peer", "request_id"):
+        marked = record(peer="10.0.0.1", forwarded=True)
+        if field == "peer":
+            marked.request.peer = "10.0.0.1:Z"
+        else:
+            marked.request_id = "rid-Z"
+        data = _report_with_records(_tally(1), [marked])
+        assert data.count(b"Z") == 1
+        with pytest.raises(ValueError):
+            protocol.decode_report(data.replace(b"Z", forged))
+
+
+@pytest.mark.parametrize("times", [(float("nan"), 1.0), (2.0, 1.0), (1.0, float("inf")), (-1.0, 0.0), (1.0, 1e15)])
+def test_a_record_that_did_not_take_place_in_time_is_refused(times) -> None:
+    answered = record()
+    answered.started, answered.ended = times
+    with pytest.raises(ValueError):
+        protocol.decode_report(_report_with_records(_tally(1), [answered]))
+
+
+def test_a_tally_larger_than_a_batch_is_refused() -> None:
+    data = _report_with(_tally(protocol.BATCH_REQUESTS))
+    assert protocol.decode_report(data).tally.requests == protocol.BATCH_REQUESTS
+    with pytest.raises(ValueError):
+        protocol.decode_report(_report_with(_tally(protocol.BATCH_REQUESTS + 1)))
+    many = Tally()
+    for status in range(100, 100 + protocol.BATCH_CODES + 1):
+        many.observe("GET", status, 0.0, 0)
+    with pytest.raises(ValueError):
+        protocol.decode_report(_report_with(many))
+
+
+def _tally(requests: int) -> Tally:
+    tally = Tally()
+    for _ in range(requests):
+        tally.observe("GET", 200, 0.0, 1)
+    return tally
 
 
 def _report_with_records(tally: Tally, records: list[Answered]) -> bytes:

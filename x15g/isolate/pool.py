@@ -51,11 +51,13 @@ from x15g.isolate import protocol
 log = logging.getLogger("x15g.isolate")
 
 START_TIMEOUT = 30.0  # a handler that is not ready by then is killed and started again
+CLOSE_TIMEOUT = 1.0  # at a worker's exit, what its handlers get to exit on their own
 SWEEP_INTERVAL = 0.1  # resolution of --isolate-timeout
 _YOUNG = 5.0  # a handler dying sooner than this after it started backs the respawns off
 _MAX_BACKOFF = 10.0
 _TCPI_BYTES_SENT = 200  # offset of tcpi_bytes_sent in struct tcp_info (Linux >= 4.19)
 _Q = struct.Struct("<Q")
+_REPORTS_PER_WAKE = 64  # reports read in one callback before the hub serves the rest
 # The control sockets are read from a hub watcher: the C socket type, no gevent wrapper.
 _socketpair = _socket.socketpair
 
@@ -102,7 +104,11 @@ class HandlerProcess:
     def spawn(self) -> None:
         """Give a process (the pool's spare, already past its imports) this slot's work."""
         pool = self.pool
-        self.proc, parent, self.started = pool.take_process()
+        taken = pool.take_process()
+        if pool.closing:  # closed while it started (Popen yields): close() did not see it
+            _discard(taken)
+            return
+        self.proc, parent, self.started = taken
         self.sock = parent
         self.ready = False
         self.gone = Event()
@@ -132,7 +138,7 @@ class HandlerProcess:
         waiting connection directly, no greenlet of our own in between)."""
         sock = self.sock
         receive = self.pool.receiver.receive
-        while True:
+        for _ in range(_REPORTS_PER_WAKE):
             try:
                 data, fds = receive(sock)
             except BlockingIOError:
@@ -150,6 +156,10 @@ class HandlerProcess:
                 self.kill()
                 break
             if report.request_id == 0:
+                if self.ready:
+                    log.error("isolated handler %d said it was ready twice; killing it", self.pid)
+                    self.kill()
+                    break
                 self.ready = True
                 self.pool.up.set()
                 log.info("isolated handler %d ready, %.0f ms after its start", self.pid,
@@ -161,6 +171,8 @@ class HandlerProcess:
             pending = self.pending.pop(report.request_id, None)
             if pending is not None:
                 pending.waiter.switch(report)
+        else:
+            return  # more may wait: the watcher calls again (one handler must not hold the hub)
         self.watcher.stop()
         self.ready = False
         if not any(h.ready for h in self.pool.handlers):
@@ -267,7 +279,11 @@ class HandlerPool:
 
     def _refill(self) -> None:
         if self.spare is None and not self.closing:
-            self.spare = self.start_process()
+            spare = self.start_process()
+            if self.closing:  # closed while it started (Popen yields): close() did not see it
+                _discard(spare)
+                return
+            self.spare = spare
 
     def start(self, routes: Any = None, draining: Any = None, wait: float = START_TIMEOUT) -> None:
         """Start every handler; wait until one is ready (the rest come up in the background).
@@ -294,14 +310,17 @@ class HandlerPool:
                 handler.watcher.stop()
             if handler.sock is not None:
                 handler.sock.close()  # the handler sees EOF and exits
-        # Reaped before the worker exits: none is left running (or a zombie) after it.
-        for proc in [h.proc for h in self.handlers] + [spare[0] if spare is not None else None]:
-            if proc is not None:
-                try:
-                    proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        # Reaped before the worker exits: none is left running (or a zombie) after it. They all
+        # saw EOF at once; one deadline for all, then SIGKILL (the master's own grace is short).
+        deadline = time.monotonic() + CLOSE_TIMEOUT
+        procs = [p for p in [h.proc for h in self.handlers] + [spare[0] if spare is not None else None] if p]
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for proc in procs:
+            proc.wait()
 
     def _pick(self) -> HandlerProcess | None:
         best = None
@@ -453,6 +472,14 @@ def _bytes_sent(fd: int) -> int | None:
     if size.value < _TCP_INFO_SIZE:
         return None
     return _Q.unpack_from(buffer.raw, _TCPI_BYTES_SENT)[0]
+
+
+def _discard(started: tuple[subprocess.Popen, Any, float]) -> None:
+    """Stop and reap a handler process that was started too late (its pool closed meanwhile)."""
+    proc, sock, _ = started
+    sock.close()
+    proc.kill()
+    proc.wait()
 
 
 def _wake(waiter: Waiter, value: object) -> None:

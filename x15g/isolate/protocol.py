@@ -40,6 +40,7 @@ import re
 import socket
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -84,6 +85,7 @@ _REQUEST = struct.Struct("<BBHHHHHB")
 RECORD_SIZE = _RECORD.size + _REQUEST.size
 _ABSENT = 0xFFFF
 KNOWN_REQUESTS = 4096  # distinct request bytes kept decoded (then forgotten all at once)
+KNOWN_SIZE = 2048  # longer request bytes are decoded each time
 MAX_CLIENT = 64
 _TALLY = struct.Struct("<QQH%dI" % (len(BUCKETS) + 1))  # sum_us, bytes sent, codes, buckets
 _CODE = struct.Struct("<BHI")  # method (index in METHODS; _OTHER_METHOD for others), status, requests
@@ -109,7 +111,7 @@ class Report:
 
 
 def encode_report(report: Report) -> bytes:
-    rid = report.app_request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
+    rid = _visible(report.app_request_id, MAX_REQUEST_ID)
     tally = report.tally
     flags = (KEEP if report.keep else 0) | (BEGUN if report.begun else 0) | (HELD if report.held else 0)
     if tally is not None:
@@ -122,7 +124,7 @@ def encode_report(report: Report) -> bytes:
         parts += [_CODE.pack(index(method, _OTHER_METHOD), status, n) for (method, status), n in tally.codes.items()]
     for answered in report.further:
         request = _request_bytes(answered.request)
-        rid = answered.request_id.encode("ascii", "replace")[:MAX_REQUEST_ID]
+        rid = _visible(answered.request_id, MAX_REQUEST_ID)
         parts += [_RECORD.pack(answered.status, answered.sent, answered.started, answered.ended, len(request),
                                len(rid)), request, rid]
     return b"".join(parts)
@@ -142,12 +144,20 @@ def _request_bytes(request: Request) -> bytes:
     referer, agent = headers.get(b"referer"), headers.get(b"user-agent")
     referer, agent = (None if v is None else _cut(v) for v in (referer, agent))
     method = request.method.encode("ascii", "replace")[:255]
-    client = request.peer.encode("ascii", "replace")[:MAX_CLIENT] if request.forwarded else b""
+    client = _visible(request.peer, MAX_CLIENT) if request.forwarded else b""
     target, path, query = _cut(request.target), _cut(request.path), _cut(request.query)
     return b"".join((_REQUEST.pack(request.version, len(method), len(target), len(path), len(query),
                                    _ABSENT if referer is None else len(referer),
                                    _ABSENT if agent is None else len(agent), len(client)),
                      method, target, path, query, referer or b"", agent or b"", client))
+
+
+def _visible(text: str, limit: int) -> bytes:
+    """`text` as a report carries it: visible ASCII (anything else becomes "?"), at most
+    `limit` bytes; what decode_report accepts of an X-Request-ID or a client address (a proxy
+    may send a space, an IPv6 scope id may hold anything)."""
+    raw = text.encode("ascii", "replace")[:limit]
+    return raw if _VISIBLE.fullmatch(raw) else _INVISIBLE.sub(b"?", raw)
 
 
 def _cut(value: bytes) -> bytes:
@@ -176,10 +186,13 @@ def decode_report(data: bytes) -> Report:
     size = len(data)
     unpack = _RECORD.unpack_from
     known = _known_requests
+    latest = time.monotonic() + 1.0  # the clock every process shares: no record ends later
     for _ in range(count):
         if at + _RECORD.size > size:
             raise ValueError("handler report cut short")
         f_status, f_sent, started, ended, request_len, rid_len = unpack(data, at)
+        if not 0.0 <= started <= ended <= latest:  # also NaN
+            raise ValueError("handler report with a request that did not take place in time")
         at += _RECORD.size
         raw = data[at:at + request_len]
         at += request_len
@@ -216,6 +229,8 @@ def _decode_tally(data: bytes, at: int) -> tuple[Tally, int]:
     tally.requests = sum(codes.values())
     if sum(buckets) != tally.requests:
         raise ValueError("handler report with a tally that does not add up")
+    if tally.requests > BATCH_REQUESTS or count > BATCH_CODES:  # a handler reports before that
+        raise ValueError("handler report with more requests than a batch")
     return tally, at + count * _CODE.size
 
 
@@ -247,18 +262,18 @@ def _decoded_request(raw: bytes) -> Request:
     if (at + client_len != len(raw) or _ABSENT in (target_len, path_len, query_len) or version not in (10, 11)
             or not _TOKEN.fullmatch(method)):
         raise ValueError("bad request in a handler report")
-    if client and _CLIENT.fullmatch(client) is None:
+    if _VISIBLE.fullmatch(client) is None:
         raise ValueError("bad client address in a handler report")
     request = Request(method.decode("ascii"), target, path, query, version, headers, True, peer=client.decode("ascii"),
                       forwarded=bool(client))
-    if len(_known_requests) >= KNOWN_REQUESTS:
-        _known_requests.clear()
-    _known_requests[raw] = request
+    if len(raw) <= KNOWN_SIZE:  # a long one is seldom repeated, and memory is bounded
+        if len(_known_requests) >= KNOWN_REQUESTS:
+            _known_requests.clear()
+        _known_requests[raw] = request
     return request
 
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a method
-_CLIENT = re.compile(rb"[0-9A-Za-z:.\[\]%-]+")  # an address (and port) as the worker writes peers
 
 
 def _ascii(raw: bytes) -> str:
@@ -269,6 +284,7 @@ def _ascii(raw: bytes) -> str:
 
 
 _VISIBLE = re.compile(rb"[\x21-\x7e]*")
+_INVISIBLE = re.compile(rb"[^\x21-\x7e]")
 
 
 class Board:

@@ -179,12 +179,12 @@ class Worker:
         sweeper.stop()
         housekeeping.kill()
         gevent.killall(refreshers)
+        self._flush_access_log()  # before the closers: lines are never lost to a slow close
         for close in self.ctx.closers:
             try:
                 close()
             except Exception:
                 log.exception("closing at the worker's stop failed")
-        self._flush_access_log()
         log.info("worker %d (pid %d) stopped", self.worker_id, os.getpid())
         return 0
 
