@@ -14,6 +14,7 @@ server, steadier than req/s on a busy machine.
 
     tools/bench --duration 10s --reps 3
     tools/bench --servers x15g,nginx --scenarios 1k,mix --json out.json --plot out.png
+    tools/bench --scenarios isolation --servers gunicorn,granian   # what --isolate costs
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ APP_TARGETS = {"wsgi": 0.60, "flask": 0.60}
 APP_REFERENCE = "granian"
 # Measured on request: a browser revalidating a cached 1 KiB file, the SPECweb99-like dynamic GETs
 # (x15g only), and the app scenarios.
-EXTRA_SCENARIOS = ("1k-304", "dynamic", *APP_SCENARIOS)
+# What isolation costs (issue 14): tools/isolate_bench.py's own table, run with these options.
+ISOLATION = "isolation"
+EXTRA_SCENARIOS = ("1k-304", "dynamic", *APP_SCENARIOS, ISOLATION)
 PYWSGI_TARGET = 20.0
 PYWSGI_TARGET_SCENARIOS = ("1k", "mix")
 
@@ -453,6 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.server_cpu is not None and srv.find_tool("taskset") is None:
         print("taskset not found (apt-get install -y util-linux): running unpinned", file=sys.stderr)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if ISOLATION in args.scenario_list:
+        code = isolation(args)
+        args.scenario_list.remove(ISOLATION)
+        if not args.scenario_list or code:
+            return code
     tmp = tempfile.mkdtemp(prefix="x15g-bench-")
     started_at = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()[0]
@@ -484,6 +492,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(rows, args.plot, title=f"tools/bench, {started_at}, {m['cpu']}, {m['cpus']} CPUs, load {load_before:.1f}")
     return 0
+
+
+def isolation(args: argparse.Namespace) -> int:
+    """The `isolation` scenario: in-process against --isolate for the SPECweb99-like dynamic GET
+    mix and a 1 KiB WSGI hello, and nginx proxying to the app servers among --servers (one table,
+    from tools/isolate_bench.py, which measures the same way: pinned, alternating, medians)."""
+    from tools import isolate_bench
+
+    peers = [s for s in args.server_list if s in ("gunicorn", "granian")]
+    try:
+        return isolate_bench.main(["--duration", args.duration, "--warmup", args.warmup, "--reps", str(args.reps),
+                                   "--server-cpu", args.server_cpu, "--client-cpu", args.client_cpu,
+                                   "--threads", str(args.threads), "--peers", ",".join(peers), "--no-hold"])
+    except KeyboardInterrupt:
+        print("interrupted: all servers stopped", file=sys.stderr)
+        return 130
 
 
 def replay(args: argparse.Namespace) -> int:

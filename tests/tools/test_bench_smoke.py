@@ -185,3 +185,18 @@ def test_hub_microbench_measures_the_hub_path(heads, path):
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith(heads + ":") and "us per request on the hub path" in out.stdout and path in out.stdout
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.skipif(os.geteuid() != 0, reason="--isolate needs the server started as root")
+def test_short_isolation_run_prints_the_cost_table():
+    if bench_servers.find_tool("wrk") is None:
+        pytest.skip("wrk is not installed (tools/install-bench-deps.sh)")
+    cmd = [os.path.join(TOOLS, "bench"), "--scenarios", "isolation", "--servers", "x15g",
+           "--duration", "1s", "--warmup", "0", "--reps", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=140)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for row in ("| dyn | inproc |", "| dyn | isolated |", "| wsgi | isolated |", "| wsgi | isolated-nohold |"):
+        assert row in out.stdout, out.stdout
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith(("| dyn |", "| wsgi |"))]
+    assert all(int(r[3].replace(",", "")) > 0 and r[-2].strip() == "0" for r in rows), out.stdout
