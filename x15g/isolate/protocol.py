@@ -218,6 +218,8 @@ def _decode_tally(data: bytes, at: int) -> tuple[Tally, int]:
         raise ValueError("handler report cut short")
     sum_us, sent, count, *buckets = _TALLY.unpack_from(data, at)
     at += _TALLY.size
+    if count > BATCH_CODES:  # a handler reports before that
+        raise ValueError("handler report with more codes than a batch")
     if at + count * _CODE.size > len(data):
         raise ValueError("handler report cut short")
     tally = Tally()
@@ -229,7 +231,7 @@ def _decode_tally(data: bytes, at: int) -> tuple[Tally, int]:
     tally.requests = sum(codes.values())
     if sum(buckets) != tally.requests:
         raise ValueError("handler report with a tally that does not add up")
-    if tally.requests > BATCH_REQUESTS or count > BATCH_CODES:  # a handler reports before that
+    if tally.requests > BATCH_REQUESTS:  # a handler reports before that
         raise ValueError("handler report with more requests than a batch")
     return tally, at + count * _CODE.size
 
