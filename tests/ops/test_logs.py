@@ -11,9 +11,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.support.waiting import wait_for
 from tests.support.clients import fetch
 from tests.support.server import ServerProcess, raw_exchange
+from x15g.observability.accesslog import _quote
 
 COMBINED = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "(?P<line>[^"]*)" '
                       r'(?P<status>\d{3}) (?P<bytes>\d+|-) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)"$')
@@ -107,3 +111,11 @@ def test_combined_escapes_quotes_and_controls(docroot: Path, tmp_path: Path) -> 
     line = next(line for line in lines_of(access) if "hello" in line)
     match = COMBINED.match(line)
     assert match and match["agent"].startswith("evil\\x22, \\x22status\\x22")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.sampled_from([b"", b"Mozilla/5.0 (X11)", b'a"b\\c', b"\x7f\x00\xff"]))
+def test_combined_values_escape_exactly_quote_backslash_and_non_printables(value: bytes) -> None:
+    """The one rule, as nginx has it: `"`, `\\` and bytes outside printable ASCII as \\xHH."""
+    expected = "".join("\\x%02X" % b if b in (0x22, 0x5C) or not 0x20 <= b <= 0x7E else chr(b) for b in value)
+    assert _quote(value) == (expected or "-")

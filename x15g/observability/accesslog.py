@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from typing import Any, Callable
@@ -19,7 +18,8 @@ from x15g.http.messages import Request
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 FLUSH_BYTES = 64 * 1024
-_NEEDS_ESCAPE = re.compile(rb'[^\x20-\x7e]|["\\]')
+# What a combined-format value may hold unescaped: printable ASCII but `"` and `\`.
+_PLAIN = bytes(range(0x20, 0x7F)).replace(b'"', b"").replace(b"\\", b"")
 
 
 def _clf_time(ts: float) -> str:
@@ -45,7 +45,7 @@ def _quote(value: bytes | None) -> str:
     """Escape for the combined format like nginx does: `"` and `\\` and non-printables as \\xHH."""
     if not value:
         return "-"
-    if not _NEEDS_ESCAPE.search(value):  # the common case: printable ASCII, one C call
+    if not value.translate(None, _PLAIN):  # the common case, in one C call (a regex took 1 us for a user agent)
         return value.decode("ascii")
     out = []
     for byte in value:
