@@ -28,6 +28,10 @@ def run_worker(settings: Settings, listeners: list[socket.socket], worker_id: in
     from x15g.server.worker import Worker
 
     setup_logging(settings.error_log, settings.log_level)
+    if settings.isolate and settings.user is not None and os.geteuid() == 0:
+        from x15g.isolate.launcher import start_launcher
+
+        start_launcher(settings)  # root, to start the handlers as the isolate user (launcher.py)
     drop_privileges(settings.user, settings.group)
 
     def ready() -> None:

@@ -192,3 +192,34 @@ def test_handlers_get_only_the_environment_they_are_given(tmp_path) -> None:
         assert text(server, "/env?PYTHONPATH") == APP_ENV["PYTHONPATH"]
         for name in ("SERVER_SECRET", "X15G_LOG_LEVEL", "HOME"):
             assert text(server, f"/env?{name}") == "unset", name
+
+
+def test_with_user_the_handlers_still_take_the_isolate_user(tmp_path) -> None:
+    """--user drops each worker to that user right after its fork; the launcher it started
+    before (still root) starts its handlers, which take the isolate uid all the same. A killed
+    handler is replaced through the launcher, and a stop leaves no process behind."""
+    try:
+        import pwd
+
+        daemon = pwd.getpwnam("daemon").pw_uid
+    except KeyError:
+        pytest.skip("no 'daemon' user on this machine")
+    with ServerProcess(make_docroot(tmp_path), "--wsgi", "tests.isolate.apps:escape", "--isolate", "--isolate-procs", "2",
+                       "--user", "daemon", "--group", "daemon", env=APP_ENV) as server:
+        wait_for(lambda: len(ready_handlers(server)) >= 2, timeout=30)
+        worker = children(server.pid)[0]
+        assert os.stat(f"/proc/{worker}").st_uid == daemon
+        uid, gid, pid = text(server, "/whoami").split()
+        assert (uid, gid) == ("65534", "65534")
+        launcher = children(worker)[0]  # root: it starts the handlers and reaps them
+        assert os.stat(f"/proc/{launcher}").st_uid == 0 and int(pid) in children(launcher)
+        everyone = {worker, launcher, *children(launcher)}
+        os.kill(int(pid), signal.SIGKILL)
+
+        def answered_by_another() -> bool:
+            status, _, body = fetch(server, "/whoami")  # a 502 while it is replaced
+            return status == 200 and body.split()[0] == b"65534" and body.split()[2] != pid.encode()
+
+        wait_for(answered_by_another, timeout=10, what="a request answered by another handler")
+        everyone |= set(children(launcher))
+    assert wait_for(lambda: not [p for p in everyone if os.path.exists(f"/proc/{p}")], timeout=10)

@@ -34,6 +34,7 @@ from gevent import monkey
 monkey.patch_all()  # application code may block on sockets or sleep: it must yield instead
 
 import errno  # noqa: E402
+import marshal  # noqa: E402
 from collections import deque  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -609,6 +610,16 @@ def _import_through(grants: sandbox.Grants) -> None:
     sys.path_importer_cache.clear()
 
 
+def _sandboxed(plan: sandbox.Plan, control: Any) -> tuple[sandbox.Grants, list[str], list[str]] | None:
+    """Enter the sandbox of `plan`, keeping stdio and `control`; None (logged) when it failed."""
+    plan.keep = [0, 1, 2, control.fileno()]
+    try:
+        return sandbox.apply(plan)
+    except (sandbox.SandboxUnavailable, OSError, KeyError) as exc:
+        log.error("isolated handler %d: sandbox not set up: %s", os.getpid(), exc)
+        return None
+
+
 def main(argv: list[str]) -> int:
     # In the server's process group (its CPU and its killpg include us), but stopping is the
     # worker's business: a handler ends when its control socket closes, after its answers.
@@ -617,6 +628,17 @@ def main(argv: list[str]) -> int:
     # Until the sandbox closed every other fd, nothing may create gevent's hub (its epoll fd
     # would be closed under it): the setup is read on the bare, blocking C socket.
     setup_socket = _RealSocket(fileno=int(argv[0]))
+    sandboxed = None
+    if len(argv) > 1:
+        # Started by a launcher (launcher.py: the worker is not root): the plan is the
+        # launcher's, and the sandbox comes before anything is read from the worker.
+        with open(int(argv[1]), "rb") as pipe:
+            given = marshal.loads(pipe.read())
+        setup_logging("-", given["log_level"])
+        sandboxed = _sandboxed(sandbox.Plan(**given["plan"]), setup_socket)
+        if sandboxed is None:
+            return EXIT_SANDBOX
+        _import_through(sandboxed[0])
     data, fds = protocol.receive(setup_socket)  # a spare process waits here (pool.take_process)
     if not data:
         return 0  # a spare the worker no longer needs
@@ -624,15 +646,13 @@ def main(argv: list[str]) -> int:
     setup = protocol.decode_setup(data)
     values = setup["settings"]
     settings = Settings(**{name: tuple(v) if type(v) is list else v for name, v in values.items()})
-    setup_logging("-", settings.log_level)
-    plan = sandbox.Plan(**setup["plan"])
-    plan.keep = [0, 1, 2, setup_socket.fileno()]
-    try:
-        grants, enforced, missing = sandbox.apply(plan)
-    except (sandbox.SandboxUnavailable, OSError, KeyError) as exc:
-        log.error("isolated handler %d: sandbox not set up: %s", os.getpid(), exc)
-        return EXIT_SANDBOX
-    _import_through(grants)
+    if sandboxed is None:  # the plan came with the setup (the worker is root)
+        setup_logging("-", settings.log_level)
+        sandboxed = _sandboxed(sandbox.Plan(**setup["plan"]), setup_socket)
+        if sandboxed is None:
+            return EXIT_SANDBOX
+        _import_through(sandboxed[0])
+    grants, enforced, missing = sandboxed
     control = socket.socket(fileno=setup_socket.detach())  # gevent's, from here on
     if setup.get("announce"):
         log.info("isolated handler %d: %s", os.getpid(), ", ".join(enforced))

@@ -46,7 +46,7 @@ from x15g.http.dates import DateCache
 from x15g.http.messages import Request
 from x15g.http.wire import assemble
 from x15g.http.writer import CLOSE
-from x15g.isolate import protocol
+from x15g.isolate import launcher, protocol
 
 log = logging.getLogger("x15g.isolate")
 
@@ -255,12 +255,21 @@ class HandlerPool:
         parent, child = _socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for end in (parent, child):  # a datagram must fit the sender's buffer
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * protocol.MAX_MESSAGE)
-        env = handler_environment(os.environ, self.settings.isolate_env)
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "x15g.isolate.handler", str(child.fileno())],
-            pass_fds=(child.fileno(),), close_fds=True, stdin=subprocess.DEVNULL, stderr=self.stderr, env=env)
-        child.close()
+        proc: Any
+        try:
+            if launcher.current is not None:  # --user: the launcher starts it as root (launcher.py)
+                proc = launcher.current.spawn(self.kind, child.fileno())
+            else:
+                env = protocol.handler_environment(os.environ, self.settings.isolate_env)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "x15g.isolate.handler", str(child.fileno())],
+                    pass_fds=(child.fileno(),), close_fds=True, stdin=subprocess.DEVNULL, stderr=self.stderr, env=env)
+        except OSError:
+            parent.close()
+            raise
+        finally:
+            child.close()
         parent.setblocking(False)
         return proc, parent, started
 
@@ -446,20 +455,6 @@ class HandlerPool:
 _libc = ctypes.CDLL(None, use_errno=True)
 _getsockopt = _libc.getsockopt
 _TCP_INFO_SIZE = _TCPI_BYTES_SENT + 8
-
-
-# What every handler gets of the server's environment: what finds the interpreter's code and
-# sets the locale and the time zone. The rest only by --isolate-env (it often holds secrets).
-BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHOME")
-
-
-def handler_environment(environ: Any, passed: Sequence[str]) -> dict[str, str]:
-    """The environment a handler process starts with: BASE_ENVIRONMENT and the `passed` names
-    (`*`: everything) of `environ`, and what the handler's interpreter should do."""
-    names = environ.keys() if "*" in passed else (*BASE_ENVIRONMENT, *passed)
-    env = {name: environ[name] for name in names if name in environ}
-    env.update(PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
-    return env
 
 
 def _bytes_sent(fd: int) -> int | None:

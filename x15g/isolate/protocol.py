@@ -382,17 +382,33 @@ def setup_message(settings: Any, kind: str, routes: Any = None) -> bytes:
     })
 
 
-def handler_plan(settings: Any, kind: str) -> sandbox.Plan:
+def handler_plan(settings: Any, kind: str, import_path: Sequence[str] | None = None) -> sandbox.Plan:
     """What a handler may read and write: the interpreter and its libraries, the application's
-    code (the import path), the document root; for the SPECweb99-like module its state directory."""
+    code (the import path: `import_path`, else this process's), the document root; for the
+    SPECweb99-like module its state directory."""
     import x15g
 
-    read_only = list(sandbox.SYSTEM_LIBRARIES) + [p or os.getcwd() for p in sys.path]
+    path = sys.path if import_path is None else import_path
+    read_only = list(sandbox.SYSTEM_LIBRARIES) + [p or os.getcwd() for p in path]
     read_only += [os.path.dirname(os.path.abspath(x15g.__file__)), settings.root]
     read_write = [settings.specweb_state] if kind == "specweb" else []
     return sandbox.Plan(user=settings.isolate_user, group=settings.isolate_group, read_only=read_only,
                         read_write=read_write, memory=settings.isolate_memory,
                         max_fds=settings.max_connections + 64, require=settings.isolate_require_sandbox)
+
+
+# What every handler gets of the server's environment: what finds the interpreter's code and
+# sets the locale and the time zone. The rest only by --isolate-env (it often holds secrets).
+BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHOME")
+
+
+def handler_environment(environ: Any, passed: Sequence[str]) -> dict[str, str]:
+    """The environment a handler process starts with: BASE_ENVIRONMENT and the `passed` names
+    (`*`: everything) of `environ`, and what the handler's interpreter should do."""
+    names = environ.keys() if "*" in passed else (*BASE_ENVIRONMENT, *passed)
+    env = {name: environ[name] for name in names if name in environ}
+    env.update(PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
+    return env
 
 
 def decode_setup(data: bytes) -> dict[str, Any]:

@@ -56,7 +56,8 @@ def check_startup(settings: Settings, import_app: bool = False) -> None:
                                                f"(x15g-fileset creates it beside the file set)")
     logs = [(name, path) for name, path in (("access_log", settings.access_log), ("error_log", settings.error_log))
             if path and path != "-"]
-    if settings.specweb:
+    if settings.specweb and not (settings.isolate and os.geteuid() == 0):
+        # (isolated, as root: the handlers, not the workers, write it, and make the state theirs)
         logs.append(("specweb_state", os.path.join(state, POST_LOG_FILE)))
     for name, path in logs:
         problem = _appendable_as(path, settings.user, settings.group)
