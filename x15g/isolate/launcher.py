@@ -81,6 +81,7 @@ class Launcher:
         self.sequence = 0
         self.children: dict[int, LaunchedProcess] = {}
         self.reader: Any = None
+        self.closing = False
 
     def send(self, data: bytes, fds: tuple[int, ...] = ()) -> None:
         from x15g.isolate import protocol
@@ -136,6 +137,24 @@ class Launcher:
         for child in self.children.values():
             child.returncode = -signal.SIGKILL
             child.exited.set()
+        if not self.closing:
+            # Without it no handler can be started or killed: the worker stops (draining) and
+            # the master starts a new one, with a new launcher.
+            import logging
+
+            logging.getLogger("x15g.isolate").error("the handler launcher %d exited; the worker stops", self.proc.pid)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def close(self) -> None:
+        """At the worker's stop, after its pools closed: the launcher reaps what is left and exits."""
+        self.closing = True
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=CLOSE_TIMEOUT + 1.0)
+        except subprocess.TimeoutExpired:  # it is root and we are not: it cannot be killed from here
+            import logging
+
+            logging.getLogger("x15g.isolate").error("the handler launcher %d did not exit", self.proc.pid)
 
 
 def start_launcher(settings: Any) -> Launcher:

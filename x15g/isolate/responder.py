@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from x15g.http.messages import Request, Response, TakeOverOutcome
+from x15g.isolate import launcher
 from x15g.isolate.pool import HandlerPool
 from x15g.isolate.protocol import MINE, OTHER, STATIC_OR_MINE, Report
 
@@ -96,3 +97,6 @@ def start_isolated(router: Any, state: Any = None) -> None:
             closers = getattr(state, "closers", None)  # the worker's: run before it exits
             if closers is not None:
                 closers.append(responder.pool.close)
+    closers = getattr(state, "closers", None)
+    if seen and closers is not None and launcher.current is not None:
+        closers.append(launcher.current.close)  # after the pools: it reaps what they leave
