@@ -29,6 +29,7 @@ def run_worker(settings: Settings, listeners: list[socket.socket], worker_id: in
 
     setup_logging(settings.error_log, settings.log_level)
     if settings.isolate and settings.user is not None and os.geteuid() == 0:
+        importlib.import_module("x15g.isolate.responder")  # as root: --user may not read the install
         from x15g.isolate.launcher import start_launcher
 
         start_launcher(settings)  # root, to start the handlers as the isolate user (launcher.py)

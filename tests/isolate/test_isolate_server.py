@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.support.clients import fetch
 from tests.support.docroots import make_docroot
+from tests.support.install import readable_runtime
 from tests.support.server import APP_ENV, ServerProcess
 from tests.support.waiting import wait_for, worker_pids
 
@@ -204,8 +208,14 @@ def test_with_user_the_handlers_still_take_the_isolate_user(tmp_path) -> None:
         daemon = pwd.getpwnam("daemon").pw_uid
     except KeyError:
         pytest.skip("no 'daemon' user on this machine")
-    with ServerProcess(make_docroot(tmp_path), "--wsgi", "tests.isolate.apps:escape", "--isolate", "--isolate-procs", "2",
-                       "--user", "daemon", "--group", "daemon", env=APP_ENV) as server:
+    base = Path(tempfile.mkdtemp(prefix="x15g-isolate-user-", dir="/tmp"))  # outside pytest's 0700 tree
+    os.chmod(base, 0o755)
+    command, env = readable_runtime(base / "install")  # x15g as the daemon user can read it
+    env["PYTHONPATH"] += os.pathsep + APP_ENV["PYTHONPATH"]  # the app: the handlers reach it through their grants
+    server = ServerProcess(make_docroot(tmp_path), "--wsgi", "tests.isolate.apps:escape", "--isolate",
+                           "--isolate-procs", "2", "--user", "daemon", "--group", "daemon", env=env)
+    server.args[:3] = command  # python -m x15g, from the copy
+    with server:
         wait_for(lambda: len(ready_handlers(server)) >= 2, timeout=30)
         worker = children(server.pid)[0]
         assert os.stat(f"/proc/{worker}").st_uid == daemon
@@ -222,5 +232,6 @@ def test_with_user_the_handlers_still_take_the_isolate_user(tmp_path) -> None:
 
         wait_for(answered_by_another, timeout=10, what="a request answered by another handler")
         everyone |= set(children(launcher))
+    shutil.rmtree(base, ignore_errors=True)
     # each worker stopped its handlers and its launcher before it exited
     assert not [p for p in everyone if os.path.exists(f"/proc/{p}")]
