@@ -167,6 +167,19 @@ def test_ttin_ttou_change_worker_count(hroot) -> None:
         wait_for(lambda: len(worker_pids(server.pid)) == 1, 15, what="back to one worker")
 
 
+def test_ttou_right_after_ttin_retires_the_worker_just_forked(hroot) -> None:
+    """SIGTTOU while the worker SIGTTIN added is still starting: the SIGTERM the master sends
+    it must not be lost in the fork (taken by the master's handler copied into the child)."""
+    with ServerProcess(hroot, workers=1) as server:
+        wait_workers(server.pid, 1)
+        for _ in range(10):
+            server.signal(signal.SIGTTIN)
+            wait_for(lambda: len(worker_pids(server.pid)) == 2, 15, what="a second worker")
+            server.signal(signal.SIGTTOU)  # at once: the new worker may not have reset its signals
+            wait_for(lambda: len(worker_pids(server.pid)) == 1, 15, what="back to one worker")
+        assert get(server.port, "/hello.txt")[0] == 200
+
+
 def _draining(port: int) -> bool:
     """True once the stop has begun. On SIGTERM the master makes the listeners drop new SYNs, so a
     connect that the kernel does not complete at once (it needs no help from x15g's processes) means

@@ -50,6 +50,7 @@ _poll = monkey.get_original("select", "poll")
 _signal = monkey.get_original("signal", "signal")
 
 SIGNALS = ("HUP", "TERM", "INT", "QUIT", "TTIN", "TTOU", "USR1", "CHLD")
+_SIGNAL_NUMBERS = {getattr(signal, "SIG" + name) for name in SIGNALS}
 MIN_BACKOFF = 0.1  # seconds before the first respawn of a worker that died young
 MAX_BACKOFF = 1.0  # ... doubling up to this: at most one spawn per second per slot
 STABLE_AFTER = 1.0  # a worker serving this long after ready did not "die young"
@@ -331,9 +332,16 @@ class Supervisor:
             return
         quiet = self.backoff[worker_id].failures > 0  # the first failure was already explained
         ready_r, ready_w = os.pipe()
-        pid = _fork()
-        if pid == 0:
-            self._child(worker_id, ready_r, ready_w, quiet)
+        # Blocked across the fork: a signal meant for the new worker (SIGTTOU retiring it, a
+        # stop) stays pending until it has reset the master's handlers, instead of being taken
+        # by the master's handler copied into it (the worker would then serve on, unasked).
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNAL_NUMBERS)
+        try:
+            pid = _fork()
+            if pid == 0:
+                self._child(worker_id, ready_r, ready_w, quiet)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNAL_NUMBERS)
         _close(ready_w)
         self.workers[pid] = WorkerProcess(pid, worker_id, self.generation, ready_r)
         self.poller.add(ready_r)
@@ -351,6 +359,7 @@ class Supervisor:
                     _close(fd)
             for name in SIGNALS:
                 _signal(getattr(signal, "SIG" + name), signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNAL_NUMBERS)  # what came meanwhile, now
             sockets = self.listeners.for_worker(worker_id)
             code = self.run_worker(self.settings, sockets, worker_id, ready_w)
         except BaseException as exc:
