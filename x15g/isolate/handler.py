@@ -645,7 +645,7 @@ def main(argv: list[str]) -> int:
     board = protocol.Board(0, fds[0]) if fds else None  # mapped now: its fd is closed before the sandbox
     setup = protocol.decode_setup(data)
     values = setup["settings"]
-    settings = Settings(**{name: tuple(v) if type(v) is list else v for name, v in values.items()})
+    settings = protocol.settings_from(values)
     if sandboxed is None:  # the plan came with the setup (the worker is root)
         setup_logging("-", settings.log_level)
         sandboxed = _sandboxed(sandbox.Plan(**setup["plan"]), setup_socket)

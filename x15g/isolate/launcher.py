@@ -22,6 +22,7 @@ control sockets close too): it gives them a second, kills the rest and reaps the
 from __future__ import annotations
 
 import dataclasses
+import logging
 import marshal
 import os
 import select
@@ -32,9 +33,12 @@ import sys
 import time
 from typing import Any
 
+from x15g.isolate import protocol
+
 _KINDS = ("wsgi", "specweb")
 CLOSE_TIMEOUT = 1.0
 _MESSAGE = 64 * 1024  # the start (the settings) is the largest
+log = logging.getLogger("x15g.isolate")
 
 current: "Launcher | None" = None  # the worker's launcher, once started (start_launcher)
 
@@ -84,8 +88,6 @@ class Launcher:
         self.closing = False
 
     def send(self, data: bytes, fds: tuple[int, ...] = ()) -> None:
-        from x15g.isolate import protocol
-
         protocol.send(self.sock, data, fds)
 
     def spawn(self, kind: str, control_fd: int) -> LaunchedProcess:
@@ -140,9 +142,7 @@ class Launcher:
         if not self.closing:
             # Without it no handler can be started or killed: the worker stops (draining) and
             # the master starts a new one, with a new launcher.
-            import logging
-
-            logging.getLogger("x15g.isolate").error("the handler launcher %d exited; the worker stops", self.proc.pid)
+            log.error("the handler launcher %d exited; the worker stops", self.proc.pid)
             os.kill(os.getpid(), signal.SIGTERM)
 
     def close(self) -> None:
@@ -152,9 +152,7 @@ class Launcher:
         try:
             self.proc.wait(timeout=CLOSE_TIMEOUT + 1.0)
         except subprocess.TimeoutExpired:  # it is root and we are not: it cannot be killed from here
-            import logging
-
-            logging.getLogger("x15g.isolate").error("the handler launcher %d did not exit", self.proc.pid)
+            log.error("the handler launcher %d did not exit", self.proc.pid)
 
 
 def start_launcher(settings: Any) -> Launcher:
@@ -166,9 +164,7 @@ def start_launcher(settings: Any) -> Launcher:
     proc = subprocess.Popen([sys.executable, "-m", "x15g.isolate.launcher", str(theirs.fileno())],
                             pass_fds=(theirs.fileno(),), close_fds=True, stdin=subprocess.DEVNULL)
     theirs.close()
-    start = {"settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
-             "path": list(sys.path), "cwd": os.getcwd()}
-    ours.send(marshal.dumps(start))
+    ours.send(marshal.dumps({"settings": protocol.settings_values(settings), "path": list(sys.path)}))
     current = Launcher(proc, ours)
     return current
 
@@ -177,20 +173,16 @@ def start_launcher(settings: Any) -> Launcher:
 
 
 def main(argv: list[str]) -> int:
-    from x15g.config import Settings
-    from x15g.isolate import protocol
-
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_IGN)  # it ends with its worker, as the handlers do
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     sock = socket.socket(fileno=int(argv[0]))
-    start = marshal.loads(sock.recv(_MESSAGE))
-    values = start["settings"]
-    settings = Settings(**{name: tuple(v) if type(v) is list else v for name, v in values.items()})
+    start = marshal.loads(protocol.receive(sock)[0])
+    settings = protocol.settings_from(start["settings"])
     env = protocol.handler_environment(os.environ, settings.isolate_env)
-    stderr = None if settings.error_log in ("-", "") else open(settings.error_log, "ab")
+    stderr = protocol.handler_stderr(settings)
     plans = {kind: marshal.dumps({"plan": dataclasses.asdict(protocol.handler_plan(settings, kind, start["path"])),
                                   "log_level": settings.log_level}) for kind in _KINDS}
     children: dict[int, subprocess.Popen] = {}
@@ -207,10 +199,9 @@ def main(argv: list[str]) -> int:
         if sock not in ready:
             continue
         try:
-            data, ancillary, _, _ = sock.recvmsg(256, socket.CMSG_SPACE(4 * 4))
-        except InterruptedError:
+            data, fds = protocol.receive(sock)
+        except ValueError:  # truncated: not a message the worker sends
             continue
-        fds = _fds(ancillary)
         if not data:
             break
         word, _, rest = data.partition(b" ")
@@ -268,18 +259,6 @@ def _reply(sock: socket.socket, data: bytes) -> None:
         sock.send(data)
     except OSError:
         pass  # the worker is gone: the loop sees its end close
-
-
-def _fds(ancillary: list) -> list[int]:
-    import array
-
-    fds: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            got = array.array("i")
-            got.frombytes(payload[:len(payload) - len(payload) % got.itemsize])
-            fds += got.tolist()
-    return fds
 
 
 if __name__ == "__main__":

@@ -236,7 +236,7 @@ class HandlerPool:
         self.kind = kind
         self.timeout = settings.isolate_timeout
         self.setup = b""  # made by start(), once the routes are known
-        self.stderr = None if settings.error_log in ("-", "") else open(settings.error_log, "ab")
+        self.stderr = protocol.handler_stderr(settings)
         self.dates = DateCache()
         self.loop = gevent.get_hub().loop
         self.receiver = protocol.Receiver()  # shared: the reports are read in the hub, one at a time

@@ -376,10 +376,22 @@ def setup_message(settings: Any, kind: str, routes: Any = None) -> bytes:
     return marshal.dumps({
         "kind": kind,
         "announce": True,  # log what the sandbox enforces
-        "settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
+        "settings": settings_values(settings),
         "plan": dataclasses.asdict(handler_plan(settings, kind)),
         "routes": routes,
     })
+
+
+def settings_values(settings: Any) -> dict[str, Any]:
+    """`settings` as marshal carries it (to a handler or a launcher); `settings_from` undoes it."""
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
+
+def settings_from(values: dict[str, Any]) -> Any:
+    """The Settings that `settings_values` gave (marshal turns tuples into lists)."""
+    from x15g.config import Settings
+
+    return Settings(**{name: tuple(v) if type(v) is list else v for name, v in values.items()})
 
 
 def handler_plan(settings: Any, kind: str, import_path: Sequence[str] | None = None) -> sandbox.Plan:
@@ -409,6 +421,11 @@ def handler_environment(environ: Any, passed: Sequence[str]) -> dict[str, str]:
     env = {name: environ[name] for name in names if name in environ}
     env.update(PYTHONDONTWRITEBYTECODE="1", MALLOC_ARENA_MAX="2")
     return env
+
+
+def handler_stderr(settings: Any) -> Any:
+    """Where a handler's stderr goes: the error log file, or the server's own stderr (None)."""
+    return None if settings.error_log in ("-", "") else open(settings.error_log, "ab")
 
 
 def decode_setup(data: bytes) -> dict[str, Any]:
