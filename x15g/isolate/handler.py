@@ -129,7 +129,7 @@ class Handler:
         self.outbox_room.set()
         self.respond_now = getattr(app, "respond_now", None)
         self.parked: dict[Connection, Held] = {}  # held connections waiting for their next request
-        self.hub_answers: list[tuple[Held, bytes, Request, float, Outgoing]] = []  # for _send_held
+        self.hub_answers: list[tuple[Held, Request, float, Outgoing]] = []  # for _send_held
 
     def serve(self) -> None:
         sweeper = self.ctx.loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL, ref=False)
@@ -345,13 +345,13 @@ class Handler:
             response = self._respond_now(request)
             if response is None or type(response.body) not in _SENT_FROM_THE_HUB:
                 self._unpark(held)  # the app waits, or streams: the greenlet answers
-                gevent.spawn(self._carry_on, held, data, request, started, response)
+                gevent.spawn(self._carry_on, held, b"", request, started, response)
                 return
             out = self._outgoing(connection, request, response, held.served < self.ctx.max_requests)
             connection.deadline = INF  # answering: neither quiet nor to be drained
             held.answering = True
             answers = self.hub_answers
-            answers.append((held, data, request, started, out))
+            answers.append((held, request, started, out))
             if len(answers) == 1:
                 self.ctx.loop.run_callback(self._send_held)
         except Exception:  # in the hub a bug must cost this connection only
@@ -365,7 +365,7 @@ class Handler:
         send wakes the client; sent one per event, each wakes a client that fell asleep since
         the last). A connection stays parked when its answer keeps it."""
         answers, self.hub_answers = self.hub_answers, []
-        for held, head, request, started, out in answers:
+        for held, request, started, out in answers:
             connection = held.connection
             report = held.report
             try:
@@ -375,7 +375,7 @@ class Handler:
                     out.keep, done = False, True
                 if not done:
                     self._unpark(held)  # the socket is full: the greenlet sends the rest
-                    gevent.spawn(self._carry_on, held, head, request, started, None, out)
+                    gevent.spawn(self._carry_on, held, b"", request, started, None, out)
                     continue
                 self._record(held, request, out.status, out.sent, started, out.offset + out.body_sent, False)
                 if not out.keep:
@@ -391,7 +391,8 @@ class Handler:
     def _carry_on(self, held: Held, buf: bytes, request: Request | None = None, started: float = 0.0,
                   response: Response | None = None, out: Outgoing | None = None) -> None:
         """A greenlet going on with a held connection from where the hub left it: the answer to
-        `request` (the first in `buf`) to make or to finish sending, then the hold."""
+        `request` (the whole of what was read) to make or to finish sending, then the hold;
+        without `request`, the hold from the pipelined requests in `buf`."""
         connection = held.connection
         connection.greenlet = getcurrent()
         report = held.report
@@ -407,7 +408,6 @@ class Handler:
                     report.keep = False
                     self._finish(connection, report, True)
                     return
-                buf = b""
             if self._hold(held, buf):
                 return
         except Exception:  # a bug costs this connection, never the handler
