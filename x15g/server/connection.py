@@ -619,20 +619,19 @@ class Connection:
         sent = out.offset - out.head_len
         if sent < 0:
             sent = 0
-        self._count(method, out.status, out.started, None, sent + out.body_sent, out.request,
+        self._count(method, out.status, out.started, sent + out.body_sent, out.request,
                     out.log_fields if out.done else None)
 
-    def _count(self, method: str, status: int, started: float, ended: float | None, sent: int,
-               request: Request | None, fields: Any) -> None:
-        """Count and log one answered request (the only place that does, but for the requests a
-        take-over tallied itself): the metrics, and the access log with `fields` prepared for
-        it, if any. `ended` None: it ended now."""
+    def _count(self, method: str, status: int, started: float, sent: int, request: Request | None,
+               fields: Any) -> None:
+        """Count and log one request answered now (the only place that does, but for the
+        requests a take-over tallied itself): the metrics, and the access log with `fields`
+        prepared for it, if any."""
         ctx = self.ctx
         now = _monotonic()
-        duration = (now if ended is None else ended) - started
-        ctx.metrics.observe(method, status, duration, sent)
+        ctx.metrics.observe(method, status, now - started, sent)
         if ctx.access_log is not None:
-            self._log(status, started, now if ended is None else ended, sent, request, fields)
+            self._log(status, started, now, sent, request, fields)
 
     def _log(self, status: int, started: float, ended: float, sent: int, request: Request | None,
              fields: Any) -> None:
