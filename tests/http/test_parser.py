@@ -8,6 +8,7 @@ import pytest
 
 from x15g.config import default_settings
 from x15g.errors import HTTPError, ProtocolError
+from x15g.http.messages import Request
 from x15g.http.parser import Limits, parse_head
 
 LIMITS = Limits()
@@ -415,7 +416,22 @@ def assert_parsed_as_the_full_rules_say(head: bytes, limits: Limits) -> None:
         result = parse_head(head, limits)
         return result[0] if result is not None else None
 
-    assert verdict(request) == verdict(lambda: parser._parse_new_head(head[:-4], limits))
+    full = verdict(lambda: parser._parse_new_head(head[:-4], limits))
+    assert verdict(request) == full
+    # The hub's lookup of stored answers reads the same parts without building a Request.
+    known = parser.known_head(head, limits)
+    if known is not None:
+        assert parser.request_of(known) == full
+        assert_selecting_follows_from(parser.request_of(known))
+
+
+def assert_selecting_follows_from(request: Request) -> None:
+    """`selecting` is what SELECTING_FIELDS and keep-alive say, or None with a body or untold."""
+    from x15g.http.messages import SELECTING_FIELDS
+
+    if request.selecting is not None:
+        assert not request.content_length and not request.chunked
+        assert request.selecting == (request.keep_alive, *(request.headers.get(name) for name in SELECTING_FIELDS))
 
 
 # Request lines that are mostly valid (each part usually is), so the known-block path is taken.
@@ -446,6 +462,34 @@ def test_any_request_line_before_a_known_field_block_parses_as_the_full_rules_sa
         for version in (b"1.1", b"1.0"):
             parser.parse_head(b"GET /warm%d HTTP/%s\r\n%s\r\n\r\n" % (i, version, block), limits)
     assert_parsed_as_the_full_rules_say(line + b"\r\n" + block + b"\r\n\r\n", limits)
+
+
+def test_heads_that_differ_only_in_fields_no_stored_answer_reads_select_alike() -> None:
+    """Once a block is known its requests carry `selecting`: the same for another user agent,
+    cookie, Referer or query, different for another Accept-Encoding, Range, If-* or Connection."""
+    from x15g.http import parser
+
+    limits = parser.Limits()
+
+    def selecting(fields: bytes, target: bytes = b"/a") -> object:
+        head = b"GET %s HTTP/1.1\r\nHost: h\r\n%s\r\n\r\n" % (target, fields)
+        for _ in range(2):
+            parser.parse_head(head, limits)  # the second sighting keeps the block
+        request = parser.parse_head(head, limits)[0]
+        known = parser.known_head(head, limits)
+        assert known is not None and parser.request_of(known).selecting == request.selecting
+        assert_selecting_follows_from(request)
+        return request.selecting
+
+    plain = selecting(b"User-Agent: a\r\nCookie: s=1\r\nAccept-Encoding: gzip")
+    assert plain is not None
+    assert selecting(b"User-Agent: b\r\nCookie: s=2\r\nReferer: /p\r\nAccept-Encoding: gzip") == plain
+    assert selecting(b"User-Agent: a\r\nAccept-Encoding: gzip", b"/a?n=1") == plain
+    for other in (b"Accept-Encoding: br", b"Accept-Encoding: gzip\r\nRange: bytes=0-1",
+                  b"Accept-Encoding: gzip\r\nIf-None-Match: \"x\"", b"Accept-Encoding: gzip\r\nConnection: close",
+                  b"Accept-Encoding: gzip\r\nIf-Modified-Since: Thu, 01 Jan 2026 00:00:00 GMT"):
+        assert selecting(other) != plain
+    assert selecting(b"Content-Length: 3") is None  # a body: never a stored answer
 
 
 def test_the_parse_caches_stay_bounded_whatever_the_client_sends() -> None:

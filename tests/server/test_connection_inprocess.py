@@ -531,15 +531,50 @@ def test_access_log_and_metrics_agree_whichever_path_answered(harness_factory: C
     assert h.ctx.metrics.snapshot()["by_method"]["GET"] == {"200": 4}
 
 
+def test_a_stored_answer_selected_by_meaning_is_logged_as_the_request_that_came(
+        harness_factory: Callable[..., Harness], tmp_path: Any) -> None:
+    """Heads that differ in their query and user agent share one stored answer once the parser
+    knows their field block; each access-log line still shows its own target and user agent,
+    and the metrics count every request alike."""
+    app = App(fixed(b"hello", Entry()), immediate=True)
+    h = harness_factory(app)
+    h.ctx.access_log = AccessLog(str(tmp_path / "access.log"), "json")
+    h.start()
+    for n in range(8):
+        agent = b"agent-%d" % (n % 2)
+        h.client.sendall(b"GET /a?n=%d HTTP/1.1\r\nHost: t\r\nUser-Agent: %s\r\n\r\n" % (n, agent))
+        assert h.read_response()[1] == b"hello"
+        h.until(lambda: h.connection.idle)
+    counters = h.ctx.counters
+    assert counters.ready_answers >= 4 and len(app.immediate_requests) + len(app.requests) + counters.ready_answers == 8
+    records = [json.loads(line) for line in h.ctx.access_log.take().splitlines()]
+    assert [(r["path"], r["query"], r["user_agent"]) for r in records] == [
+        ("/a", "n=%d" % n, "agent-%d" % (n % 2)) for n in range(8)]
+    assert all(r["status"] == 200 and r["bytes"] == 5 for r in records)
+    assert h.ctx.metrics.snapshot()["by_method"]["GET"] == {"200": 8}
+
+    # Behind a trusted proxy each line shows the client the proxy named for that request.
+    proxied = harness_factory(App(fixed(b"hello", Entry()), immediate=True), forwarded_allow_ips=("127.0.0.1",))
+    proxied.ctx.access_log = AccessLog(str(tmp_path / "proxied.log"), "combined")
+    proxied.start()
+    for n in range(8):
+        proxied.client.sendall(b"GET /a HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 192.0.2.%d\r\n\r\n" % (n % 2))
+        assert proxied.read_response()[1] == b"hello"
+        proxied.until(lambda: proxied.connection.idle)
+    assert proxied.ctx.counters.ready_answers >= 4
+    lines = proxied.ctx.access_log.take().splitlines()
+    assert [line.split()[0] for line in lines] == ["192.0.2.%d" % (n % 2) for n in range(8)]
+
+
 def test_an_answer_that_needs_no_wait_is_made_in_the_hub_whatever_the_head(
         harness_factory: Callable[..., Harness]) -> None:
-    app = App(fixed(b"hello", Entry()), immediate=True)
+    app = App(fixed(b"hello"), immediate=True)  # not `fresh`: no ready answer can serve them
     h = harness_factory(app)
     h.start()
     h.client.sendall(GET)
     h.read_response()
     h.until(lambda: h.connection.idle)
-    for n in range(5):  # every head new: no ready answer can serve them
+    for n in range(5):  # every head new
         h.client.sendall(b"GET /a?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
         assert h.read_response()[1] == b"hello"
         h.until(lambda: h.connection.idle)

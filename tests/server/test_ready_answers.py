@@ -4,6 +4,7 @@ stored bytes must be byte-for-byte what the full path sends, and every rule of t
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -411,16 +412,116 @@ def test_precompressed_variants_are_ready_and_follow_their_sidecar(docroot: Path
 
 
 def test_new_heads_for_cached_files_are_answered_by_the_hub_and_counted_alike(docroot: Path) -> None:
-    """Heads that never repeat (a counter in the query) cannot be ready answers; once the file is
-    cached they are parsed and answered in the hub (immediate answers), with the same bytes and
-    the same accounting as the greenlet's full path."""
+    """Heads that never repeat (a counter in the query) are answered in the hub: once their
+    method, path, version and selecting fields have been answered twice, by the ready answer
+    those select, whatever the query. The bytes and the accounting are the full path's."""
     with ServerProcess(docroot) as server, server.connect() as sock:
-        bodies = []
+        heads = []
         for n in range(12):
             sock.sendall(b"GET /hello.txt?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
-            bodies.append(read_response(sock)[1])
-        assert set(bodies) == {b"hello, world\n"}
-        assert wait_metric(server, "immediate_answers_total", 11) >= 11  # all but the first
-        assert metric(server, "ready_answers_total") == 0
+            head, body = read_response(sock)
+            assert body == b"hello, world\n"
+            heads.append(without_date(head))
+        assert len(set(heads)) == 1
+        ready = wait_metric(server, "ready_answers_total", 10)
+        immediate = metric(server, "immediate_answers_total")
+        assert (immediate, ready) == (1, 10)  # the 1st read the file, the 2nd stored the answer
         assert wait_metric(server, "requests_total{method=\"GET\",code=\"200\"}", 12) >= 12
         assert wait_metric(server, "response_bytes_total", 12 * 13) >= 12 * 13
+
+
+def test_stored_answers_are_what_the_full_path_says_for_any_mix_of_heads(docroot: Path) -> None:
+    """Heads from many 'visitors' (user agents, cookies, Referers, queries) mixed with the fields
+    that do select an answer (Accept-Encoding with a gzip sidecar, Range, If-None-Match,
+    If-Modified-Since, Connection, HEAD, HTTP/1.0) get exactly the answers a server without
+    ready answers gives, head (but Date) and body, while most of them are ready answers."""
+    import random
+
+    (docroot / "hello.txt.gz").write_bytes(gzip.compress(b"hello, world\n", mtime=0))
+    rng = random.Random(1729)
+    with ServerProcess(docroot) as fast, ServerProcess(docroot, "--ready-answers", "0") as full:
+        etag = re.search(rb"\r\nETag: (\S+)", _exchange(full, b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")[0])
+        assert etag is not None
+        line = {b"method": [b"GET"] * 4 + [b"HEAD"],
+                b"path": [b"/hello.txt", b"/one_k.bin", b"/big.bin", b"/index.html", b"/missing"],
+                b"version": [b"HTTP/1.1"] * 4 + [b"HTTP/1.0"]}
+        encodings = [None, b"gzip", b"gzip, deflate, br", b"br"]
+        selecting = [b"Range: bytes=0-4", b"Range: bytes=-3", b"If-None-Match: " + etag.group(1),
+                     b'If-None-Match: "other"', b"If-Modified-Since: Thu, 01 Jan 2099 00:00:00 GMT",
+                     b"Connection: close", b"Connection: keep-alive", b"Accept-Encoding: gzip;q=0"]
+        # A visitor keeps its field lines from request to request (that is what makes them known
+        # to the parser), while its request lines change. Visitors share the fields that select
+        # an answer, so that a selecting field the stored answers overlooked would show.
+        visitors = []
+        for v in range(60):
+            fields = [b"Host: t", b"User-Agent: agent-%d" % (v % 7), b"Cookie: s=%d" % v, b"Referer: http://t/p%d" % v]
+            encoding = rng.choice(encodings)
+            extra = rng.choice(selecting) if v % 2 else None
+            if extra is not None and extra.startswith(b"Accept-Encoding"):
+                encoding = None
+            fields += [b"Accept-Encoding: " + encoding] if encoding is not None else []
+            fields += [extra] if extra is not None else []
+            rng.shuffle(fields)
+            visitors.append(b"\r\n".join(fields))
+        heads = []
+        for n in range(1200):
+            method, path, version = (rng.choice(line[part]) for part in (b"method", b"path", b"version"))
+            query = b"?n=%d" % n if rng.random() < 0.5 else b""
+            heads.append(b"%s %s%s %s\r\n%s\r\n\r\n" % (method, path, query, version, rng.choice(visitors)))
+        with _Client(fast) as to_fast, _Client(full) as to_full:
+            for head in heads:
+                want = to_full.exchange(head)
+                assert to_fast.exchange(head) == want, head
+        assert wait_metric(fast, "ready_answers_total", 300) >= 300  # most were stored answers
+        assert metric(full, "ready_answers_total") == 0
+
+
+class _Client:
+    """One keep-alive connection to `server`, opened again after an answer that closes it."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.sock: socket.socket | None = None
+
+    def __enter__(self) -> "_Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+    def exchange(self, head: bytes) -> tuple[bytes, bytes]:
+        """(the answer's head without Date, its body) for the request `head`."""
+        if self.sock is None:
+            self.sock = self.server.connect()
+        self.sock.sendall(head)
+        answer_head, body = _read_answer(self.sock, head.startswith(b"HEAD "))
+        if re.search(rb"(?i)\r\nconnection: close", answer_head) or (
+                b" HTTP/1.0\r\n" in head and not re.search(rb"(?i)\r\nconnection: keep-alive", answer_head)):
+            self.sock.close()
+            self.sock = None
+        return without_date(answer_head), body
+
+
+def _exchange(server: ServerProcess, head: bytes) -> tuple[bytes, bytes]:
+    with _Client(server) as client:
+        return client.exchange(head)
+
+
+def _read_answer(sock: socket.socket, head_request: bool) -> tuple[bytes, bytes]:
+    """One answer: a HEAD's, a 304's or a 1xx's has no body; others are framed by Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = 0
+    if not head_request and not head.startswith(b"HTTP/1.1 304 "):
+        length = int(re.search(rb"(?i)\r\ncontent-length: (\d+)", head).group(1))
+    while len(rest) < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, "connection closed inside a body"
+        rest += chunk
+    assert len(rest) == length, "more bytes than the answer announced"
+    return head, rest

@@ -15,7 +15,7 @@ sent and accounted by the connection's one send pipeline (architecture.md, princ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol, Union
 
 
@@ -62,6 +62,9 @@ class Request:
     body_reader: BodyStream | None = None
     # An application call its responder's respond_now began and respond finishes (app/wsgi.py).
     app_call: Any = None
+    # What a `fresh` response may depend on beside the method, path and version (SELECTING_FIELDS):
+    # set by the parser for a head whose field block it keeps; None when unknown or with a body.
+    selecting: tuple[Any, ...] | None = field(default=None, compare=False)
 
     def header(self, name: bytes) -> bytes | None:
         """The value of header `name` (lower-case bytes), or None."""
@@ -85,11 +88,22 @@ class FileRange:
 BodyPart = Union[bytes, FileRange]
 
 
+# A response marked `fresh` depends on its request only through the method, the path, the HTTP
+# version, keep-alive, and the values of these fields (the static responder's content coding,
+# preconditions and Range): never on the query, the user agent, cookies, Referer, Accept-Language
+# or the client. So the ready answers (server/answers.py) give it to any request that agrees on
+# them, whatever else its head says (`Request.selecting`; RFC 9111 §4.1 calls such fields
+# "selecting").
+SELECTING_FIELDS = (b"accept-encoding", b"range", b"if-range", b"if-match", b"if-none-match",
+                    b"if-modified-since", b"if-unmodified-since")
+
+
 class Freshness(Protocol):
-    """How long a response stays true for the same request head: the cache entry it was built from
-    (x15g/static/filecache.py's entries). The ready answers (server/answers.py) reuse a response
-    only while `fresh_until` (monotonic) is ahead, the entry is not `retired`, and, for a body sent
-    by sendfile, while its pages are known resident (`resident_until`). A use sets `used`."""
+    """How long a response stays true for the requests that select it (SELECTING_FIELDS): the
+    cache entry it was built from (x15g/static/filecache.py's entries). The ready answers
+    (server/answers.py) reuse a response only while `fresh_until` (monotonic) is ahead, the entry
+    is not `retired`, and, for a body sent by sendfile, while its pages are known resident
+    (`resident_until`). A use sets `used`."""
 
     @property
     def fresh_until(self) -> float: ...

@@ -8,7 +8,9 @@ Speed matters (this runs once per request): one `find(b"\\r\\n\\r\\n")`, one `sp
 `count`/`translate` checks over the whole head instead of per-character loops, a cache of
 already validated field names (common names are validated and lower-cased once per process),
 and a cache of parsed field blocks: a client's field lines repeat while its request line
-changes, so a known block costs only the request line's checks.
+changes, so a known block costs only the request line's checks. `known_head(buf, limits)` gives
+the parts of such a head without building a Request (the ready answers' lookup by what selects
+an answer: server/answers.py); `request_of` makes its Request.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from x15g.cache.admission import SecondSighting
 from x15g.errors import HTTPError, ProtocolError
-from x15g.http.messages import Request
+from x15g.http.messages import SELECTING_FIELDS, Request
 
 CRLF = b"\r\n"
 
@@ -77,6 +79,10 @@ _parsed_for: list[object] = [None]  # the Limits both were filled under
 _head_admission = SecondSighting(_CACHE_SIZE)
 _fields_admission = SecondSighting(_CACHE_SIZE)
 _VERSIONS = {b"HTTP/1.1": 11, b"HTTP/1.0": 10}
+# Maps each byte a plain origin-form target may hold (visible ASCII but '#') to itself and every
+# other to another byte, so `target.translate(_PLAIN_TARGET) is target` tells a plain target in
+# one C pass: bytes.translate returns its very input when nothing changed.
+_PLAIN_TARGET = bytes(c if 0x21 <= c < 0x7F and c != 0x23 else (c + 1) % 256 for c in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,16 +148,17 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
     if same_limits:
         cached = _parsed_heads.get(head)
         if cached is not None:
-            method, target, path, query, version, headers, keep_alive, length, chunked, expect = cached
+            method, target, path, query, version, headers, keep_alive, length, chunked, expect, selecting = cached
             return Request(method, target, path, query, version, dict(headers), keep_alive, length, chunked,
-                           expect), end + 4
+                           expect, selecting=selecting), end + 4
     cut = head.find(CRLF)
     block = head[cut + 2:] if 0 < cut and len(head) <= _CACHE_MAX_LEN else None
     if block is not None and same_limits:
         known = _parsed_fields.get(block)
         if known is not None:
-            request = _with_known_fields(head[:cut], known, limits)
-            if request is not None:
+            parts = _known_line(head[:cut], known, limits)
+            if parts is not None:
+                request = request_of(parts)
                 if _head_admission.admit(head):
                     _remember_head(head, request)
                 return request, end + 4
@@ -161,23 +168,61 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
     return request, end + 4
 
 
-def _with_known_fields(line: bytes, known: dict[int, tuple], limits: Limits) -> Request | None:
-    """The request of the request `line` followed by a field block parsed before under these
-    limits (`known`: its parse per HTTP version). The line is checked by the same rules as in
-    `_parse_new_head`; None sends the head to the full rules (a version not seen with this block,
-    an unusual or invalid request line: the full rules then raise what they always do)."""
-    if len(line) > limits.max_request_line or line.translate(None, _ORDINARY_BYTES):
+KnownHead = tuple  # (method, target, path, query, version, the block's parse): see known_head
+
+
+def known_head(buf: bytes, limits: Limits) -> KnownHead | None:
+    """The parts of the request `buf` holds when it is exactly one head whose field block was
+    parsed before under these `limits`, without building a Request: (method, target, path,
+    query, version, the block's parse), whose last element ends with the request's `selecting`
+    values. None for anything else: parse_head gives its verdict (the same, for a known block)."""
+    if _parsed_for[0] is not limits:
         return None
-    try:
-        method, target, version = _parse_request_line(line)
-    except ProtocolError:
+    end = buf.find(b"\r\n\r\n")
+    if end + 4 != len(buf) or end > _CACHE_MAX_LEN or end + 4 > limits.max_header_size:
+        return None  # incomplete, pipelined, or never kept
+    cut = buf.find(CRLF)
+    if cut <= 0 or cut == end:
+        return None  # empty lines first, or no field block
+    known = _parsed_fields.get(buf[cut + 2:end])
+    return _known_line(buf[:cut], known, limits) if known is not None else None
+
+
+def request_of(head: KnownHead) -> Request:
+    """The Request of a `known_head`."""
+    method, target, path, query, version, (headers, keep_alive, length, chunked, expect, selecting) = head
+    return Request(method, target, path, query, version, dict(headers), keep_alive, length, chunked, expect,
+                   selecting=selecting)
+
+
+def selecting_of(request: Request) -> tuple | None:
+    """What in `request` a `fresh` response may depend on beside its method, path and version
+    (keep-alive and the SELECTING_FIELDS' values: `Request.selecting`); None with a body, which
+    no stored answer ever answers."""
+    if request.content_length or request.chunked:
         return None
-    parsed = known.get(version)
-    if parsed is None or not _plain_target(method, target):
+    return (request.keep_alive, *map(request.headers.get, SELECTING_FIELDS))
+
+
+def _known_line(line: bytes, known: dict[int, tuple], limits: Limits) -> KnownHead | None:
+    """The parts of the request `line` followed by a field block parsed before under these
+    limits (`known`: its parse per HTTP version), for the usual line only: a known method and
+    version, a plain origin-form target of visible ASCII. The full rules (`_parse_new_head`)
+    accept exactly these lines too; None sends anything else to them, which then raise what they
+    always do. Lines come here once per request, so the checks are a few C calls."""
+    if len(line) > limits.max_request_line:
         return None
-    headers, keep_alive, length, chunked, expect = parsed
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        return None
+    raw_method, target, raw_version = parts
+    method = _METHOD_STR.get(raw_method)
+    parsed = known.get(_VERSIONS.get(raw_version))  # type: ignore[arg-type]
+    if (method is None or parsed is None or target[:1] != b"/" or method == "CONNECT"
+            or target.translate(_PLAIN_TARGET) is not target):
+        return None
     path, _, query = target.partition(b"?")
-    return Request(method, target, path, query, version, dict(headers), keep_alive, length, chunked, expect)
+    return method, target, path, query, _VERSIONS[raw_version], parsed
 
 
 def _plain_target(method: str, target: bytes) -> bool:
@@ -195,8 +240,9 @@ def _remember_fields(block: bytes, request: Request, limits: Limits) -> None:
     known = _parsed_fields.get(block)
     if known is None:
         known = _parsed_fields[block] = {}
+    request.selecting = selecting_of(request)
     known[request.version] = (dict(request.headers), request.keep_alive, request.content_length,
-                              request.chunked, request.expect_continue)
+                              request.chunked, request.expect_continue, request.selecting)
 
 
 def _remember_head(head: bytes, request: Request) -> None:
@@ -205,7 +251,7 @@ def _remember_head(head: bytes, request: Request) -> None:
         _parsed_heads.clear()
     _parsed_heads[head] = (request.method, request.target, request.path, request.query, request.version,
                            dict(request.headers), request.keep_alive, request.content_length,
-                           request.chunked, request.expect_continue)
+                           request.chunked, request.expect_continue, request.selecting)
 
 
 def _parse_new_head(head: bytes, limits: Limits) -> Request:

@@ -1,24 +1,33 @@
-"""Ready answers: whole responses on the wire, keyed by the exact bytes of the request head.
+"""Ready answers: whole responses on the wire, keyed by what in the request head selects them.
 
 X15 and TUX answered a repeated request for a cached file by sending bytes prepared before it
 arrived. Here that is the last step of the caches: the open-file cache already holds a prebuilt
-`Response` per file, and a keep-alive client (a browser, a load generator, a proxy) sends the same
-head bytes for the same file again and again. When the head read from a socket is exactly one we
-answered before, and the file entry behind the answer is still inside its revalidation window,
-the connection sends the stored bytes (head, Date, Connection and body in one buffer) without
-parsing, routing or building anything (see connection.Connection._on_readable).
+`Response` per file, and clients ask for the same files again and again: a keep-alive client (a
+poller, a load generator) with the same head bytes, and browsers and proxies with heads that
+differ per visitor (user agent, cookies, Referer, a query) but select the same answer. An
+answer is kept under two keys:
+
+- the exact head bytes, for heads up to MAX_HEAD: one lookup, no parse; the answer carries the
+  access-log fields of that head;
+- (method, path, HTTP version, `Request.selecting`): what a `fresh` response may depend on
+  (http/messages.py SELECTING_FIELDS). The connection reads it from the parser's cache of field
+  blocks (http/parser.py `known_head`) without building a Request.
+
+Either way the connection sends the stored bytes (head, Date, Connection and body in one buffer)
+without routing or building anything (see connection.Connection._made).
 
 Only responses whose producer marked them with `Response.fresh` are stored (the static
 responder's plain 200 and HEAD answers, its 304s, and single-range 206s of bodies held in memory;
 for a precompressed sidecar the original file's entry is the one checked, as it watches both):
-they depend on nothing but the request head and the entry, which stays unchanged while
+they depend on nothing but those parts of the request and the entry, which stays unchanged while
 `fresh.fresh_until` is ahead and `fresh.retired` is false. A large file's answer is the head plus
 a sendfile of the entry's open fd, used only while the entry's pages are known to be in memory
 (`fresh.resident_until`), so the hub never waits on disk. The wire bytes are the response's own
 (http/wire.py: assembled once per Date second and Connection tail, shared by every head that
-gets that response). Bounded by entry count and by the bytes the answers account for (oldest
-dropped first); a head is only stored when it is short, so a client cannot fill memory with huge
-heads, and only from its second answer, so heads that never repeat do not churn the store.
+gets that response). Bounded by key count and by the bytes the answers account for (oldest
+dropped first); exact heads are only stored when short, so a client cannot fill memory with huge
+heads, and every key only from its second answer, so keys that never repeat do not churn the
+store.
 """
 
 from __future__ import annotations
@@ -76,7 +85,7 @@ class ReadyAnswer:
 
 
 class ReadyAnswers:
-    """The per-worker map from request head bytes to `ReadyAnswer` (see the module doc).
+    """The per-worker map from request heads to `ReadyAnswer` (see the module doc).
 
     `closes_always`: the settings close every connection after one answer (keep-alive off), so
     a closing answer follows from the settings and may be stored even for a keep-alive request."""
@@ -86,8 +95,8 @@ class ReadyAnswers:
     def __init__(self, max_entries: int = 4096, max_bytes: int = 32 << 20, closes_always: bool = False) -> None:
         # Oldest first. An OrderedDict drops its oldest in O(1); a plain dict used as a queue scans
         # over the holes its deletions left at the front (7% of a worker's time under churn).
-        self._map: OrderedDict[bytes, ReadyAnswer] = OrderedDict()
-        # A head is stored on its second answer, so heads that never repeat cannot push out the
+        self._map: OrderedDict[Any, ReadyAnswer] = OrderedDict()
+        # A key is stored on its second answer, so keys that never repeat cannot push out the
         # answers that are used.
         self._admission = SecondSighting(max_entries)
         self.max_entries = max_entries
@@ -102,30 +111,43 @@ class ReadyAnswers:
         """The stored answer for these exact head bytes if its file entry is still fresh."""
         if len(head) > MAX_HEAD:
             return None  # never stored: not worth hashing (a browser's head is 400-800 bytes)
-        answer = self._map.get(head)
+        return self._fresh(head, now)
+
+    def lookup_selected(self, method: str, path: bytes, version: int, selecting: tuple | None,
+                        now: float) -> ReadyAnswer | None:
+        """The stored answer for any head with this request line's method, path and version and
+        these `selecting` values (Request.selecting), if its file entry is still fresh."""
+        if selecting is None:
+            return None
+        return self._fresh((method, path, version, selecting), now)
+
+    def _fresh(self, key: Any, now: float) -> ReadyAnswer | None:
+        answer = self._map.get(key)
         if answer is None:
             return None
         fresh = answer.fresh
         if now < fresh.fresh_until and not fresh.retired and (answer.file is None or now < fresh.resident_until):
             fresh.used = True  # the cache keeps it fresh ahead of time (FileCache.refresh)
             return answer
-        self._drop(head)
-        self._admission.note(head)  # it repeats: the next full-path answer stores a fresh one at once
+        self._drop(key)
+        self._admission.note(key)  # it repeats: the next full-path answer stores a fresh one at once
         return None
 
     def remember(self, head: bytes, request: Request, response: Response, tail: bytes, keep: bool,
                  now: float) -> ReadyAnswer | None:
-        """Store the answer to `request` (whose head bytes are `head`) when it may answer the same
-        bytes again; returns the stored answer. Cheap when it may not.
+        """Store the answer to `request` (whose head bytes are `head`) when it may answer again,
+        under two keys: the exact head bytes (when short and not forwarded: that answer carries
+        the request's access-log fields), and the request's method, path, version and
+        `selecting` values, which every head that means the same shares (a counter in the
+        query, another visitor's user agent or cookies). Returns the answer stored under the
+        exact bytes, if any. Cheap when it may not.
 
         The rule: the response is marked reusable (`fresh`) and still fresh, its body is bytes or
-        one file range, the head is short and is the whole request (no body), and the Connection
-        part follows from the request alone (or from settings that close every answer), not from a
-        drain or the per-connection request limit."""
+        one file range, the request has no body, and the Connection part follows from the request
+        alone (or from settings that close every answer), not from a drain or the per-connection
+        request limit."""
         fresh = response.fresh
-        if fresh is None or len(head) > MAX_HEAD or response.close:
-            return None
-        if request.chunked or request.content_length or request.forwarded:
+        if fresh is None or response.close or request.chunked or request.content_length:
             return None
         if not keep and request.keep_alive and not self.closes_always:
             return None
@@ -133,10 +155,22 @@ class ReadyAnswers:
             return None
         if type(response.body) is not bytes and type(response.body) is not FileRange:
             return None
+        if request.selecting is not None:
+            self._store((request.method, request.path, request.version, request.selecting), response, fresh,
+                        request, tail, keep)
+        if len(head) > MAX_HEAD or request.forwarded:
+            return None
+        return self._store(head, response, fresh, request, tail, keep)
+
+    def _store(self, key: Any, response: Response, fresh: Freshness, request: Request, tail: bytes,
+               keep: bool) -> ReadyAnswer | None:
         answers = self._map
-        if head in answers:
-            self._drop(head)
-        elif not self._admission.admit(head):
+        stored = answers.get(key)
+        if stored is not None:
+            if stored.response is response and stored.keep is keep and stored.tail is tail:
+                return stored  # a head whose block the parser did not know yet, already answered
+            self._drop(key)
+        elif not self._admission.admit(key):
             return None
         answer = ReadyAnswer(response, fresh, request, tail, keep)
         if answer.size > self.max_bytes:
@@ -145,12 +179,12 @@ class ReadyAnswers:
             response.wires = {}  # it answers again: assemble its wire bytes once a second
         while answers and (len(answers) >= self.max_entries or self.bytes + answer.size > self.max_bytes):
             self.bytes -= answers.popitem(last=False)[1].size  # the oldest first
-        answers[head] = answer
+        answers[key] = answer
         self.bytes += answer.size
         return answer
 
-    def _drop(self, head: bytes) -> None:
-        self.bytes -= self._map.pop(head).size
+    def _drop(self, key: Any) -> None:
+        self.bytes -= self._map.pop(key).size
 
     def clear(self) -> None:
         self._map.clear()

@@ -66,7 +66,7 @@ from x15g.app.errorpage import error_response
 from x15g.errors import HTTPError
 from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOverOutcome
-from x15g.http.parser import parse_head
+from x15g.http.parser import known_head, parse_head, request_of, selecting_of
 from x15g.http.writer import connection_tail
 from x15g.server.bodyreader import BodyReader
 from x15g.server.sendfile import FileShrunk
@@ -213,7 +213,7 @@ class Connection:
             self._end()
             return True
         try:
-            out = self._ready(data) or self._immediate(data)
+            out = self._made(data)
         except Exception:  # a bug must cost this connection only, not the accept loop
             log.exception("answering %s from the accept loop failed", self.peer)
             self._end()
@@ -413,22 +413,68 @@ class Connection:
                 answer.request = request
         return out
 
-    def _immediate(self, data: bytes) -> Outgoing | None:
-        """The answer to the request `data` when the app can make it without blocking (a cached
-        file, a 304 or 206 from it, ...): parsed, routed and answered right here, in the hub or
-        the accept loop. None leaves it to the greenlet (a parse it made is kept in `early`)."""
+    def _made(self, data: bytes) -> Outgoing | None:
+        """The answer to the request `data` when it can be made without blocking, in the hub or
+        the accept loop: a ready answer stored for these exact bytes or for what selects it,
+        else an immediate answer. None leaves it to the greenlet."""
         ctx = self.ctx
-        try:
-            parsed = parse_head(data, ctx.limits)
-        except HTTPError:
-            return None  # the greenlet answers it (and lingers on close)
-        if parsed is None:
-            return None
+        answers = ctx.answers
+        started = _monotonic()
+        if answers is not None:
+            answer = answers.lookup(data, started)
+            if answer is not None:
+                out = self._ready(answer, started, answer.request, answer.log_fields)
+                if out is not None:
+                    return out
+        known = known_head(data, ctx.limits)
+        if known is not None:
+            if answers is not None:  # a field block the parser knows: no Request unless logged
+                method, _, path, _, version, fields = known
+                answer = answers.lookup_selected(method, path, version, fields[-1], started)
+                if answer is not None:
+                    logged = self._logged(request_of(known)) if ctx.access_log is not None else None
+                    out = self._ready(answer, started, logged, None)
+                    if out is not None:
+                        return out
+            parsed = request_of(known), len(data)
+        else:
+            try:
+                parsed = parse_head(data, ctx.limits)
+            except HTTPError:
+                return None  # the greenlet answers it (and lingers on close)
+            if parsed is None:
+                return None
+            request = parsed[0]
+            if answers is not None and parsed[1] == len(data):  # a new field block
+                if request.selecting is None:
+                    request.selecting = selecting_of(request)
+                answer = answers.lookup_selected(request.method, request.path, request.version, request.selecting,
+                                                 started)
+                if answer is not None:
+                    out = self._ready(answer, started, self._logged(request) if ctx.access_log is not None else None,
+                                      None)
+                    if out is not None:
+                        return out
+        return self._immediate(data, parsed, started)
+
+    def _logged(self, request: Request) -> Request:
+        """`request` with its client, for the access-log line of a ready answer selected for it
+        (only the access log reads a ready answer's request)."""
+        ctx = self.ctx
+        request.peer = self._peer or self.peer
+        if ctx.proxies is not None:
+            ctx.proxies.resolve(request)
+        return request
+
+    def _immediate(self, data: bytes, parsed: tuple[Request, int], started: float) -> Outgoing | None:
+        """The answer to the request `data` (`parsed`) when the app can make it without blocking
+        (a cached file, a 304 or 206 from it, ...): routed and answered right here. None leaves
+        it to the greenlet (the parse is kept in `early`)."""
+        ctx = self.ctx
         request, consumed = parsed
         if consumed != len(data) or request.chunked or request.content_length:
             self.early = (data, parsed)
             return None  # pipelined requests and bodies: the greenlet's loop
-        started = _monotonic()
         request.peer = self._peer or self.peer
         if ctx.proxies is not None:
             ctx.proxies.resolve(request)  # behind a trusted proxy: the real client, as in _serve
@@ -480,29 +526,22 @@ class Connection:
             out.release = response.release
         return out
 
-    def _ready(self, data: bytes) -> Outgoing | None:
-        """The Outgoing of the ready answer to the request `data`, if there is one and the
-        connection decides as it was stored (keep or close)."""
-        ctx = self.ctx
-        if ctx.answers is None:
-            return None
-        started = _monotonic()
-        answer = ctx.answers.lookup(data, started)
-        if answer is None:
-            return None
+    def _ready(self, answer: Any, started: float, request: Request | None, log_fields: Any) -> Outgoing | None:
+        """The Outgoing of a stored ready answer, accounted with `request` and `log_fields` for
+        the access log; None when the connection does not decide as it was stored (keep or close)."""
         number = self.served + 1
         keep = self._keeps(answer.wants_keep, False, number)
         if keep is not answer.keep:
             return None  # a drain or the request limit closes where the stored answer kept
         self.served = number
         self.state = ANSWERING
-        wire, head_len, more, body = answer.wire_for(ctx.dates.header())
+        wire, head_len, more, body = answer.wire_for(self.ctx.dates.header())
         out = Outgoing(wire, head_len, body, keep, answer.method, answer.response.status, started)
         if more:
             out.more = more
         out.ready = True
-        out.request = answer.request
-        out.log_fields = answer.log_fields
+        out.request = request
+        out.log_fields = log_fields
         if answer.file is not None:
             out.hold = answer.response.fresh
         return out
@@ -812,7 +851,7 @@ class Connection:
             self.abort()
             return
         try:
-            out = self._ready(data) or self._immediate(data)
+            out = self._made(data)
         except Exception:  # in the hub a bug must cost this connection only
             log.exception("answering %s from the hub failed", self.peer)
             self.abort()
