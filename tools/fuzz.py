@@ -63,7 +63,7 @@ def one_input(data: bytes) -> None:
     step = data[0] % 17 + 1
     raw = data[1:]
     first = verdict(raw)
-    for _ in range(3):  # a field block is kept on its second sighting, a whole head after it
+    for _ in range(3):  # a field block is kept on its first sighting, a whole head after it
         assert verdict(raw) == first, "a parse from the caches differs from the first"
     try:
         parsed = parse_head(raw, LIMITS)

@@ -359,8 +359,8 @@ def test_mutated_heads_never_crash(at: int, insert: bytes, drop: int) -> None:
 
 
 def test_a_repeated_field_block_parses_the_same_every_time_and_copies_are_independent() -> None:
-    """Field blocks are cached from their second sighting, whole heads from theirs once their
-    block is known; every parse must equal the full rules' parse, whatever the request line, and
+    """Field blocks are cached from their first sighting, whole heads from their second once
+    their block is known; every parse must equal the full rules' parse, whatever the request line, and
     a caller changing its request's headers must not change the next parse of the same bytes."""
     from x15g.http import parser
 
@@ -368,7 +368,8 @@ def test_a_repeated_field_block_parses_the_same_every_time_and_copies_are_indepe
     limits = parser.Limits()
     heads = [b"GET /cached?x=%d HTTP/1.1\r\n%s\r\n\r\n" % (i, block) for i in range(5)]
     first, used = parser.parse_head(heads[0], limits)
-    assert block not in parser._parsed_fields  # one sighting: only remembered as seen
+    assert list(parser._parsed_fields[block]) == [11]
+    assert heads[0][:-4] not in parser._parsed_heads  # one sighting: only remembered as seen
     for i, head in enumerate(heads[1:], 1):
         again, again_used = parser.parse_head(head, limits)
         assert again == parser._parse_new_head(head[:-4], limits) and again_used == len(head)
@@ -458,7 +459,7 @@ def test_any_request_line_before_a_known_field_block_parses_as_the_full_rules_sa
 
     assume(not line.startswith(b"\r\n") and b"\r\n\r\n" not in line + b"\r\n")  # still one head, as given
     limits = parser.Limits()
-    for i in range(2):  # the second sighting caches the block, for HTTP/1.1 and HTTP/1.0
+    for i in range(2):  # the first sighting caches the block, for HTTP/1.1 and HTTP/1.0
         for version in (b"1.1", b"1.0"):
             parser.parse_head(b"GET /warm%d HTTP/%s\r\n%s\r\n\r\n" % (i, version, block), limits)
     assert_parsed_as_the_full_rules_say(line + b"\r\n" + block + b"\r\n\r\n", limits)
@@ -474,7 +475,7 @@ def test_heads_that_differ_only_in_fields_no_stored_answer_reads_select_alike() 
     def selecting(fields: bytes, target: bytes = b"/a") -> object:
         head = b"GET %s HTTP/1.1\r\nHost: h\r\n%s\r\n\r\n" % (target, fields)
         for _ in range(2):
-            parser.parse_head(head, limits)  # the second sighting keeps the block
+            parser.parse_head(head, limits)  # the first sighting keeps the block
         request = parser.parse_head(head, limits)[0]
         known = parser.known_head(head, limits)
         assert known is not None and parser.request_of(known).selecting == request.selecting
@@ -499,7 +500,7 @@ def test_the_parse_caches_stay_bounded_whatever_the_client_sends() -> None:
     limits = parser.Limits()
     for i in range(3 * parser._CACHE_SIZE):
         head = b"GET /a HTTP/1.1\r\nHost: h\r\nCookie: s=%d\r\n\r\n" % i
-        for _ in range(4):  # the block is kept on its second sighting, the whole head on its fourth
+        for _ in range(4):  # the block is kept on its first sighting, the whole head on its third
             parser.parse_head(head, limits)
         assert len(parser._parsed_fields) <= parser._CACHE_SIZE and len(parser._parsed_heads) <= parser._CACHE_SIZE
     assert parser._parsed_heads and parser._parsed_fields  # it did keep them

@@ -1,4 +1,4 @@
-"""Cache admission on a key's second sighting (pure), shared by the parsed field-block cache and
+"""Cache admission on a key's second sighting (pure), shared by the parsed whole-head cache and
 the ready answers (server/answers.py).
 
 A key that never repeats (a counter or cache-buster in the query, a fresh cookie) then costs one
