@@ -624,7 +624,10 @@ class Connection:
             self._ended(out)
             raise
         out.done = True
-        self._ended(out)
+        if out.stream is None and out.release is None:
+            self._account(out)  # the usual answer: nothing to close or release
+        else:
+            self._ended(out)
         return True
 
     def _ended(self, out: Outgoing) -> None:
@@ -643,7 +646,9 @@ class Connection:
             self._account(out)
 
     def _account(self, out: Outgoing) -> None:
-        """Count and log one answer: its body counters here, the request in `_count`."""
+        """Count and log one answer, once, when it ended (the only place that does, but for the
+        requests a take-over tallied itself): its body counters, the metrics, and the access log
+        with the fields prepared for it, if any."""
         ctx = self.ctx
         counters = ctx.counters
         if out.ready:
@@ -658,19 +663,11 @@ class Connection:
         sent = out.offset - out.head_len
         if sent < 0:
             sent = 0
-        self._count(method, out.status, out.started, sent + out.body_sent, out.request,
-                    out.log_fields if out.done else None)
-
-    def _count(self, method: str, status: int, started: float, sent: int, request: Request | None,
-               fields: Any) -> None:
-        """Count and log one request answered now (the only place that does, but for the
-        requests a take-over tallied itself): the metrics, and the access log with `fields`
-        prepared for it, if any."""
-        ctx = self.ctx
+        sent += out.body_sent
         now = _monotonic()
-        ctx.metrics.observe(method, status, now - started, sent)
+        ctx.metrics.observe(method, out.status, now - out.started, sent)
         if ctx.access_log is not None:
-            self._log(status, started, now, sent, request, fields)
+            self._log(out.status, out.started, now, sent, out.request, out.log_fields if out.done else None)
 
     def _log(self, status: int, started: float, ended: float, sent: int, request: Request | None,
              fields: Any) -> None:
@@ -885,7 +882,9 @@ class Connection:
                 self._resume()
             elif out.keep:
                 self.state = IDLE
-                self.deadline = min(out.started + self.ctx.keepalive_timeout, self.ctx.idle_until)
+                ctx = self.ctx
+                deadline = out.started + ctx.keepalive_timeout
+                self.deadline = deadline if deadline < ctx.idle_until else ctx.idle_until
             else:
                 self.abort()
         except PeerGone:
