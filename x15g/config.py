@@ -259,7 +259,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache_memory", 64 * MiB, size(0), "bytes of small file bodies kept in memory by the cache", "cache"),
     Option("cache_revalidate", 1.0, duration(0), "seconds between stat() revalidations of a cached path", "cache"),
     Option("ready_answers", 4096, non_negative_int, "requests for a cached file whose head was answered before, byte for byte or in the fields that select the answer (method, path, version, Connection, Accept-Encoding, Range, If-*), answered from ready bytes without routing: keys kept (their bytes bounded by half of --cache-memory); 0 disables", "cache"),
-    Option("small_file_size", 64 * KiB, size(0), "files up to this size are kept in memory and sent with the head in one write; larger ones go by sendfile", "cache"),
+    Option("small_file_size", 8 * KiB, size(0), "files up to this size are kept in memory and sent with the head in one write; larger ones go by sendfile (python -m tools.body_sizes measures where memory stops paying)", "cache"),
     # logging
     Option("access_log", None, optional_str, "access log file, or - for stdout; off when unset", "logging"),
     Option("access_log_format", "combined", choice("combined", "json"), "access log format", "logging"),

@@ -436,25 +436,24 @@ class Connection:
                     out = self._ready(answer, started, logged, None)
                     if out is not None:
                         return out
-            parsed = request_of(known), len(data)
-        else:
-            try:
-                parsed = parse_head(data, ctx.limits)
-            except HTTPError:
-                return None  # the greenlet answers it (and lingers on close)
-            if parsed is None:
-                return None
-            request = parsed[0]
-            if answers is not None and parsed[1] == len(data):  # a new field block
-                if request.selecting is None:
-                    request.selecting = selecting_of(request)
-                answer = answers.lookup_selected(request.method, request.path, request.version, request.selecting,
-                                                 started)
-                if answer is not None:
-                    out = self._ready(answer, started, self._logged(request) if ctx.access_log is not None else None,
-                                      None)
-                    if out is not None:
-                        return out
+            return self._immediate(data, (request_of(known), len(data)), started)
+        try:
+            parsed = parse_head(data, ctx.limits)
+        except HTTPError:
+            return None  # the greenlet answers it (and lingers on close)
+        if parsed is None:
+            return None
+        request = parsed[0]
+        if answers is not None and parsed[1] == len(data):  # a new field block
+            if request.selecting is None:
+                request.selecting = selecting_of(request)
+            answer = answers.lookup_selected(request.method, request.path, request.version, request.selecting,
+                                             started)
+            if answer is not None:
+                out = self._ready(answer, started, self._logged(request) if ctx.access_log is not None else None,
+                                  None)
+                if out is not None:
+                    return out
         return self._immediate(data, parsed, started)
 
     def _logged(self, request: Request) -> Request:
