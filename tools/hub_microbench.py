@@ -2,16 +2,16 @@
 keep-alive requests, a client on the other end of a socketpair.
 
 Per request: the client sends a head, the read watcher's callback runs (`recv`, the ready-answer
-lookup, or the parse, the static responder's `respond_now`, the answer's Outgoing, the ready
-store's rule), the answer is sent as `_send_answers` sends it after a loop turn, and the client
+lookups by the exact bytes and by what the head selects, and when they miss the parse, the static
+responder's `respond_now`, the answer's Outgoing, the ready store's rule), the answer is sent as `_send_answers` sends it after a loop turn, and the client
 reads it. The same four system calls alone are timed too, so the difference is the Python a
 worker spends per request, without the event loop's and the loopback TCP's share (`perf` puts
 those at a third to a half of a real worker's time: docs/performance.md).
 
-    python -m tools.hub_microbench --heads unique     # a counter in the query
+    python -m tools.hub_microbench --heads unique     # a counter in the query: selected answers
     python -m tools.hub_microbench --heads browser    # browser-like, a new cookie per request
     python -m tools.hub_microbench --heads visitor    # browser-like, 8 requests per visitor
-    python -m tools.hub_microbench --heads repeat     # the same head: ready answers
+    python -m tools.hub_microbench --heads repeat     # the same head: ready answers by its bytes
 
 Prints the best of --reps runs of --requests requests, in microseconds per request. A
 measurement tool, not a test: run it on a quiet machine (`flock /tmp/x15g-bench.lock ...` beside
