@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                     order = list(MODES) if rep % 2 == 0 else list(reversed(MODES))
                     for mode in order:
                         port, pgid = running[mode].port, running[mode].proc.pid
-                        if rep == 0:
+                        if rep == 0 and bench.seconds(args.warmup) > 0:
                             bench.run_wrk(args, sc, port, args.warmup, script)
                         res = bench.run_wrk(args, sc, port, args.duration, script, pgid)
                         figures[mode].append((res["rps"], 1e6 / res["req_per_cpu_s"] if res["req_per_cpu_s"] else 0.0))

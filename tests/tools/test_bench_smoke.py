@@ -206,3 +206,17 @@ def test_short_isolation_run_prints_the_cost_table():
         assert row in out.stdout, out.stdout
     rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith(("| dyn |", "| wsgi |"))]
     assert all(int(r[3].replace(",", "")) > 0 and r[-2].strip() == "0" for r in rows), out.stdout
+
+
+@pytest.mark.timeout(120)
+def test_body_sizes_compares_memory_and_sendfile_for_each_size():
+    """tools/body_sizes: one short run prints both modes for every size and its verdict."""
+    if bench_servers.find_tool("wrk") is None:
+        pytest.skip("wrk is not installed (tools/install-bench-deps.sh)")
+    out = subprocess.run([sys.executable, "-m", "tools.body_sizes", "--duration", "1s", "--warmup", "0", "--reps", "1"],
+                         capture_output=True, text=True, timeout=110, cwd=REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [line.split("|") for line in out.stdout.splitlines() if "KiB |" in line]
+    assert [row[0].strip() for row in rows] == ["1KiB", "2KiB", "4KiB", "8KiB", "16KiB", "32KiB", "64KiB"], out.stdout
+    assert all(float(part.split()[0].replace(",", "")) > 0 for row in rows for part in row[1:]), out.stdout
+    assert "memory costs no more than sendfile up to" in out.stdout or "sendfile always cost less" in out.stdout
