@@ -493,6 +493,28 @@ def test_heads_that_differ_only_in_fields_no_stored_answer_reads_select_alike() 
     assert selecting(b"Content-Length: 3") is None  # a body: never a stored answer
 
 
+def test_known_head_takes_only_one_whole_head_within_the_limits() -> None:
+    """Pipelined, incomplete or oversized heads are never read from the caches by known_head:
+    parse_head gives its verdict on them."""
+    from x15g.http import parser
+
+    limits = parser.Limits(max_header_size=200)
+    block = b"Host: h\r\nUser-Agent: pipelined-test"
+    head = b"GET /a HTTP/1.1\r\n%s\r\n\r\n" % block
+    parser.parse_head(head, limits)
+    assert parser.known_head(head, limits) is not None
+    assert parser.known_head(head + head, limits) is None  # two requests
+    assert parser.known_head(head[:-2], limits) is None  # not complete yet
+    assert parser.known_head(b"\r\n" + head, limits) is None  # an empty line first
+    assert parser.known_head(head, parser.Limits()) is None  # filled under other limits
+    parser.parse_head(head, limits)
+    long_line = b"GET /%s HTTP/1.1\r\n%s\r\n\r\n" % (b"a" * 190, block)
+    assert parser.known_head(long_line, limits) is None
+    with pytest.raises(ProtocolError) as raised:
+        parser.parse_head(long_line, limits)
+    assert raised.value.status == 431
+
+
 def test_the_parse_caches_stay_bounded_whatever_the_client_sends() -> None:
     """Field blocks and heads that each repeat (and so are kept) never grow the caches past their size."""
     from x15g.http import parser

@@ -178,14 +178,15 @@ def known_head(buf: bytes, limits: Limits) -> KnownHead | None:
     parsed before under these `limits`, without building a Request: (method, target, path,
     query, version, the block's parse), whose last element ends with the request's `selecting`
     values. None for anything else: parse_head gives its verdict (the same, for a known block)."""
-    if _parsed_for[0] is not limits:
-        return None
-    end = buf.find(b"\r\n\r\n")
-    if end + 4 != len(buf) or end > _CACHE_MAX_LEN or end + 4 > limits.max_header_size:
-        return None  # incomplete, pipelined, or never kept
+    end = len(buf) - 4
+    if (_parsed_for[0] is not limits or end > _CACHE_MAX_LEN or end + 4 > limits.max_header_size
+            or not buf.endswith(b"\r\n\r\n")):
+        return None  # other limits, never kept, too large, or incomplete
     cut = buf.find(CRLF)
-    if cut <= 0 or cut == end:
+    if cut <= 0 or cut >= end:
         return None  # empty lines first, or no field block
+    # A known block holds no empty line, so this is one head: a second one after it (pipelined)
+    # would make the block unknown.
     known = _parsed_fields.get(buf[cut + 2:end])
     return _known_line(buf[:cut], known, limits) if known is not None else None
 
