@@ -32,12 +32,12 @@ try:  # coverage instrumentation of the parser modules only (instrument_all cost
     with atheris.instrument_imports(include=["x15g"]):
         from x15g.errors import HTTPError
         from x15g.http.body import ChunkedBody, ContentLengthBody
-        from x15g.http.parser import Limits, parse_head
+        from x15g.http.parser import Limits, known_head, parse_head, request_of
 except ImportError:
     atheris = None
     from x15g.errors import HTTPError
     from x15g.http.body import ChunkedBody, ContentLengthBody
-    from x15g.http.parser import Limits, parse_head
+    from x15g.http.parser import Limits, known_head, parse_head, request_of
 
 LIMITS = Limits(max_request_line=512, max_header_size=4096, max_header_count=20, max_field_size=512,
                 max_body_size=4096)
@@ -65,6 +65,10 @@ def one_input(data: bytes) -> None:
     first = verdict(raw)
     for _ in range(3):  # a field block is kept on its first sighting, a whole head after it
         assert verdict(raw) == first, "a parse from the caches differs from the first"
+    known = known_head(raw, LIMITS)  # what the ready answers read, without a Request
+    if known is not None:
+        assert isinstance(first, tuple) and first[1] == len(raw) and request_of(known) == first[0], \
+            "known_head disagrees with parse_head"
     try:
         parsed = parse_head(raw, LIMITS)
         if parsed is None:
