@@ -20,13 +20,15 @@ GET_HELLO = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
 def read_response(sock: socket.socket, head_only: bool = False) -> tuple[bytes, bytes]:
-    """One response from `sock`: (head, body), the body read by Content-Length."""
+    """One response from `sock`: (head, body), the body read by Content-Length (none for a HEAD,
+    `head_only`, or a 304)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         assert chunk, f"connection closed after {data!r}"
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
+    head_only = head_only or head.startswith(b"HTTP/1.1 304 ")
     length = 0 if head_only else int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
     while len(rest) < length:
         chunk = sock.recv(1 << 20)
@@ -495,7 +497,7 @@ class _Client:
         if self.sock is None:
             self.sock = self.server.connect()
         self.sock.sendall(head)
-        answer_head, body = _read_answer(self.sock, head.startswith(b"HEAD "))
+        answer_head, body = read_response(self.sock, head.startswith(b"HEAD "))
         if re.search(rb"(?i)\r\nconnection: close", answer_head) or (
                 b" HTTP/1.0\r\n" in head and not re.search(rb"(?i)\r\nconnection: keep-alive", answer_head)):
             self.sock.close()
@@ -506,22 +508,3 @@ class _Client:
 def _exchange(server: ServerProcess, head: bytes) -> tuple[bytes, bytes]:
     with _Client(server) as client:
         return client.exchange(head)
-
-
-def _read_answer(sock: socket.socket, head_request: bool) -> tuple[bytes, bytes]:
-    """One answer: a HEAD's, a 304's or a 1xx's has no body; others are framed by Content-Length."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed after {data!r}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    length = 0
-    if not head_request and not head.startswith(b"HTTP/1.1 304 "):
-        length = int(re.search(rb"(?i)\r\ncontent-length: (\d+)", head).group(1))
-    while len(rest) < length:
-        chunk = sock.recv(1 << 20)
-        assert chunk, "connection closed inside a body"
-        rest += chunk
-    assert len(rest) == length, "more bytes than the answer announced"
-    return head, rest
