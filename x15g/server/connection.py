@@ -19,8 +19,9 @@ States (`Connection.state`):
   a runner with the bytes (and its parse) (READING).
 
 Answering without blocking, in the hub or the accept loop (the Flash/X15 idea): first a *ready
-answer* (server/answers.py: the exact head bytes answered before, sent as stored: no parse, no
-routing); else an *immediate answer*: the head is parsed and the app's `respond_now` answers
+answer* (server/answers.py, sent as stored, no routing: one for the exact head bytes answered
+before, with no parse; or one for what in the head selects the answer, read from the parser's
+known field blocks without building a Request); else an *immediate answer*: the head is parsed and the app's `respond_now` answers
 when nothing it needs may wait (a cached file entry inside its window with the body in memory or
 its pages known resident, a 304 or 206 from it, a cached 404). Everything that may block (a
 miss, a revalidation, cold pages, a request body, WSGI, CGI, the POST log) goes to the greenlet.
@@ -68,6 +69,7 @@ from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOverOutcome
 from x15g.http.parser import known_head, parse_head, request_of, selecting_of
 from x15g.http.writer import connection_tail
+from x15g.server.answers import ReadyAnswer
 from x15g.server.bodyreader import BodyReader
 from x15g.server.sendfile import FileShrunk
 from x15g.http.wire import assemble
@@ -525,7 +527,7 @@ class Connection:
             out.release = response.release
         return out
 
-    def _ready(self, answer: Any, started: float, request: Request | None, log_fields: Any) -> Outgoing | None:
+    def _ready(self, answer: ReadyAnswer, started: float, request: Request | None, log_fields: Any) -> Outgoing | None:
         """The Outgoing of a stored ready answer, accounted with `request` and `log_fields` for
         the access log; None when the connection does not decide as it was stored (keep or close)."""
         number = self.served + 1
