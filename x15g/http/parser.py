@@ -81,6 +81,8 @@ _parsed_fields: dict[bytes, dict[int, tuple]] = {}  # block -> {version: its par
 _parsed_for: list[object] = [None]  # the Limits both were filled under
 _head_admission = SecondSighting(_CACHE_SIZE)
 _VERSIONS = {b"HTTP/1.1": 11, b"HTTP/1.0": 10}
+assert SELECTING_FIELDS[0] == b"accept-encoding"  # selecting_of's usual case builds on this order
+_CONDITIONAL = frozenset(SELECTING_FIELDS[1:])
 # Maps each byte a plain origin-form target may hold (visible ASCII but '#') to itself and every
 # other to another byte, so `target.translate(_PLAIN_TARGET) is target` tells a plain target in
 # one C pass: bytes.translate returns its very input when nothing changed.
@@ -204,7 +206,10 @@ def selecting_of(request: Request) -> tuple | None:
     no stored answer ever answers."""
     if request.content_length or request.chunked:
         return None
-    return (request.keep_alive, *map(request.headers.get, SELECTING_FIELDS))
+    headers = request.headers
+    if _CONDITIONAL.isdisjoint(headers):  # the usual request: at most a content coding
+        return (request.keep_alive, headers.get(b"accept-encoding"), None, None, None, None, None, None)
+    return (request.keep_alive, *map(headers.get, SELECTING_FIELDS))
 
 
 def _known_line(line: bytes, known: dict[int, tuple], limits: Limits) -> KnownHead | None:
