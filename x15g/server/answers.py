@@ -107,21 +107,10 @@ class ReadyAnswers:
     def __len__(self) -> int:
         return len(self._map)
 
-    def lookup(self, head: bytes, now: float) -> ReadyAnswer | None:
-        """The stored answer for these exact head bytes if its file entry is still fresh."""
-        if len(head) > MAX_HEAD:
-            return None  # never stored: not worth hashing (a browser's head is 400-800 bytes)
-        return self._fresh(head, now)
-
-    def lookup_selected(self, method: str, path: bytes, version: int, selecting: tuple | None,
-                        now: float) -> ReadyAnswer | None:
-        """The stored answer for any head with this request line's method, path and version and
-        these `selecting` values (Request.selecting), if its file entry is still fresh."""
-        if selecting is None:
-            return None
-        return self._fresh((method, path, version, selecting), now)
-
-    def _fresh(self, key: Any, now: float) -> ReadyAnswer | None:
+    def lookup(self, key: Any, now: float) -> ReadyAnswer | None:
+        """The stored answer under `key` if its file entry is still fresh: a head's exact bytes
+        (only heads up to MAX_HEAD are ever stored, so callers need not hash longer ones), or
+        (method, path, version, Request.selecting) for any head that selects the same answer."""
         answer = self._map.get(key)
         if answer is None:
             return None

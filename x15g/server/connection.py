@@ -69,7 +69,7 @@ from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOverOutcome
 from x15g.http.parser import known_head, parse_head, request_of, selecting_of
 from x15g.http.writer import connection_tail
-from x15g.server.answers import ReadyAnswer
+from x15g.server.answers import MAX_HEAD, ReadyAnswer
 from x15g.server.bodyreader import BodyReader
 from x15g.server.sendfile import FileShrunk
 from x15g.http.wire import assemble
@@ -422,7 +422,7 @@ class Connection:
         ctx = self.ctx
         answers = ctx.answers
         started = _monotonic()
-        if answers is not None:
+        if answers is not None and len(data) <= MAX_HEAD:  # longer heads are never kept by their bytes
             answer = answers.lookup(data, started)
             if answer is not None:
                 out = self._ready(answer, started, answer.request, answer.log_fields)
@@ -430,9 +430,10 @@ class Connection:
                     return out
         known = known_head(data, ctx.limits)
         if known is not None:
-            if answers is not None:  # a field block the parser knows: no Request unless logged
-                method, _, path, _, version, fields = known
-                answer = answers.lookup_selected(method, path, version, fields[-1], started)
+            method, _, path, _, version, fields = known
+            selecting = fields[-1]
+            if answers is not None and selecting is not None:  # no Request unless logged
+                answer = answers.lookup((method, path, version, selecting), started)
                 if answer is not None:
                     logged = self._logged(request_of(known)) if ctx.access_log is not None else None
                     out = self._ready(answer, started, logged, None)
@@ -447,10 +448,11 @@ class Connection:
             return None
         request = parsed[0]
         if answers is not None and parsed[1] == len(data):  # a new field block
-            if request.selecting is None:
-                request.selecting = selecting_of(request)
-            answer = answers.lookup_selected(request.method, request.path, request.version, request.selecting,
-                                             started)
+            selecting = request.selecting
+            if selecting is None:
+                selecting = request.selecting = selecting_of(request)
+            answer = None if selecting is None else answers.lookup(
+                (request.method, request.path, request.version, selecting), started)
             if answer is not None:
                 out = self._ready(answer, started, self._logged(request) if ctx.access_log is not None else None,
                                   None)
@@ -607,7 +609,16 @@ class Connection:
         False: the greenlet finishes it later with `wait` True. Raises PeerGone when the client
         (or the file) is gone; the answer is then accounted with the bytes that did leave."""
         try:
-            if not self._transmit(out, wait):
+            if out.body is None and not out.more and not out.offset:  # the usual answer: one buffer, one send
+                data = out.data
+                try:
+                    out.offset = self.raw.send(data)
+                except BlockingIOError:
+                    pass
+                done = out.offset == len(data) or (wait and self._transmit(out, wait))
+            else:
+                done = self._transmit(out, wait)
+            if not done:
                 hold = out.hold
                 if hold is not None and out.release is None:
                     hold.acquire()  # the greenlet sends the rest from this fd: keep it open until then
@@ -689,13 +700,6 @@ class Connection:
         data = out.data
         more = out.more
         body = out.body
-        if body is None and not more and not out.offset:  # the usual answer: one buffer, one send
-            try:
-                out.offset = raw.send(data)
-            except BlockingIOError:
-                pass
-            if out.offset == len(data) or not wait:
-                return out.offset == len(data)
         size = len(data)
         for part in more:
             size += len(part)
