@@ -18,7 +18,7 @@ from tests.isolate.test_isolate_server import client_sockets
 from tests.support.clients import fetch, read_until_close
 from tests.support.docroots import make_docroot
 from tests.support.server import APP_ENV, ServerProcess
-from tests.support.waiting import wait_for, worker_pids
+from tests.support.waiting import wait_for, worker_pids, written_lines
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the isolate user needs the server started as root")
 
@@ -115,7 +115,7 @@ def test_following_requests_are_answered_and_every_one_logged(server) -> None:
         assert sock.recv(1) == b""
 
     def ours() -> list[str]:
-        return [line for line in server.access_log.read_text().splitlines() if "?a" in line]
+        return [line for line in written_lines(server.access_log) if "?a" in line]
 
     lines = wait_for(lambda: len(ours()) == 7 and ours())
     paths = [re.search(r'"GET (\S+) HTTP/1.1" 200 ', line).group(1) for line in lines]
@@ -298,7 +298,7 @@ def test_repeated_heads_on_a_held_connection_each_keep_their_request_id(tmp_path
                 assert read_answer(sock)[0] == 200
 
             def records() -> list[dict]:
-                return [json.loads(line) for line in server.access_log.read_text().splitlines() if "same" in line]
+                return [json.loads(line) for line in written_lines(server.access_log) if "same" in line]
 
             lines = wait_for(lambda: len(records()) == count + 1 and records(), timeout=10)
         ids = [line.get("request_id") for line in lines]
@@ -372,7 +372,7 @@ def test_the_access_log_names_the_client_behind_a_trusted_proxy_on_a_held_connec
         assert read_answer(sock)[0] == 200
 
     def ours() -> list[str]:
-        return [line for line in server.access_log.read_text().splitlines() if "?fw" in line]
+        return [line for line in written_lines(server.access_log) if "?fw" in line]
 
     lines = wait_for(lambda: len(ours()) == 3 and ours())
     assert lines[1].startswith('198.51.100.9 - - [')

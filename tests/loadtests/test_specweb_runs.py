@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 from loadtests import cli as lr  # noqa: E402
-from tests.support.waiting import wait_for  # noqa: E402
+from tests.support.waiting import wait_for, written_lines  # noqa: E402
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -170,4 +170,4 @@ def test_a_run_against_isolated_handlers_is_valid(server, tmp_path):
     # every request the users made has its line (those the handlers answered on held connections too)
     expected = sum(s["ops"].values())
     assert expected > 0
-    assert wait_for(lambda: len(access_log.read_text().splitlines()) >= expected, timeout=10)
+    assert wait_for(lambda: len(written_lines(access_log)) >= expected, timeout=10)

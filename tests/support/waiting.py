@@ -72,3 +72,12 @@ def settled_fds(pid: int) -> int:
         return len(now) if sum(link.startswith("pipe:") for link in now) == 2 and not passing else 0
 
     return wait_for(settled, 10, what="the master's descriptors settled")
+
+
+def written_lines(path: Path) -> list[str]:
+    """The lines of a log the server is still appending to, as far as they are written: a reader
+    may see the end of a batch before all of it is there (a log shipper waits for the newline too)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return text[:text.rfind("\n") + 1].splitlines()
