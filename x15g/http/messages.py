@@ -62,8 +62,8 @@ class Request:
     body_reader: BodyStream | None = None
     # An application call its responder's respond_now began and respond finishes (app/wsgi.py).
     app_call: Any = None
-    # What a `fresh` response may depend on beside the method, path and version (SELECTING_FIELDS):
-    # set by the parser for a head whose field block it keeps; None when unknown or with a body.
+    # What a `fresh` response may depend on beside the method, path and version (SELECTING_FIELDS),
+    # set by the parser; None for a request with a body (never answered by a stored answer).
     selecting: tuple[Any, ...] | None = field(default=None, compare=False)
 
     def header(self, name: bytes) -> bytes | None:

@@ -81,7 +81,7 @@ _parsed_fields: dict[bytes, dict[int, tuple]] = {}  # block -> {version: its par
 _parsed_for: list[object] = [None]  # the Limits both were filled under
 _head_admission = SecondSighting(_CACHE_SIZE)
 _VERSIONS = {b"HTTP/1.1": 11, b"HTTP/1.0": 10}
-assert SELECTING_FIELDS[0] == b"accept-encoding"  # selecting_of's usual case builds on this order
+assert SELECTING_FIELDS[0] == b"accept-encoding"  # _selecting_of's usual case builds on this order
 _CONDITIONAL = frozenset(SELECTING_FIELDS[1:])
 # Maps each byte a plain origin-form target may hold (visible ASCII but '#') to itself and every
 # other to another byte, so `target.translate(_PLAIN_TARGET) is target` tells a plain target in
@@ -167,6 +167,7 @@ def parse_head(buf: bytes | bytearray, limits: Limits) -> tuple[Request, int] | 
                     _remember_head(head, request)
                 return request, end + 4
     request = _parse_new_head(head, limits)
+    request.selecting = _selecting_of(request)
     if block is not None and _plain_target(request.method, request.target):
         _remember_fields(block, request, limits)
     return request, end + 4
@@ -200,7 +201,7 @@ def request_of(head: KnownHead) -> Request:
                    selecting=selecting)
 
 
-def selecting_of(request: Request) -> tuple | None:
+def _selecting_of(request: Request) -> tuple | None:
     """What in `request` a `fresh` response may depend on beside its method, path and version
     (keep-alive and the SELECTING_FIELDS' values: `Request.selecting`); None with a body, which
     no stored answer ever answers."""
@@ -248,7 +249,6 @@ def _remember_fields(block: bytes, request: Request, limits: Limits) -> None:
     known = _parsed_fields.get(block)
     if known is None:
         known = _parsed_fields[block] = {}
-    request.selecting = selecting_of(request)
     known[request.version] = (dict(request.headers), request.keep_alive, request.content_length,
                               request.chunked, request.expect_continue, request.selecting)
 

@@ -67,7 +67,7 @@ from x15g.app.errorpage import error_response
 from x15g.errors import HTTPError
 from x15g.http.body import ChunkedBody, ContentLengthBody
 from x15g.http.messages import FileRange, Request, Response, StreamedBody, TakeOverOutcome
-from x15g.http.parser import known_head, parse_head, request_of, selecting_of
+from x15g.http.parser import KnownHead, known_head, parse_head, request_of
 from x15g.http.writer import connection_tail
 from x15g.server.answers import MAX_HEAD, ReadyAnswer
 from x15g.server.bodyreader import BodyReader
@@ -429,16 +429,12 @@ class Connection:
                 if out is not None:
                     return out
         known = known_head(data, ctx.limits)
-        if known is not None:
-            method, _, path, _, version, fields = known
-            selecting = fields[-1]
-            if answers is not None and selecting is not None:  # no Request unless logged
-                answer = answers.lookup((method, path, version, selecting), started)
-                if answer is not None:
-                    logged = self._logged(request_of(known)) if ctx.access_log is not None else None
-                    out = self._ready(answer, started, logged, None)
-                    if out is not None:
-                        return out
+        if known is not None:  # a field block the parser knows: no Request unless logged
+            if answers is not None:
+                method, _, path, _, version, fields = known
+                out = self._selected((method, path, version, fields[-1]), started, known)
+                if out is not None:
+                    return out
             return self._immediate(data, (request_of(known), len(data)), started)
         try:
             parsed = parse_head(data, ctx.limits)
@@ -447,18 +443,27 @@ class Connection:
         if parsed is None:
             return None
         request = parsed[0]
-        if answers is not None and parsed[1] == len(data):  # a new field block
-            selecting = request.selecting
-            if selecting is None:
-                selecting = request.selecting = selecting_of(request)
-            answer = None if selecting is None else answers.lookup(
-                (request.method, request.path, request.version, selecting), started)
-            if answer is not None:
-                out = self._ready(answer, started, self._logged(request) if ctx.access_log is not None else None,
-                                  None)
-                if out is not None:
-                    return out
+        if answers is not None and parsed[1] == len(data):  # a new field block, not pipelined
+            out = self._selected((request.method, request.path, request.version, request.selecting), started,
+                                 request)
+            if out is not None:
+                return out
         return self._immediate(data, parsed, started)
+
+    def _selected(self, key: tuple, started: float, source: Request | KnownHead) -> Outgoing | None:
+        """The ready answer stored for what selects it, `key` (method, path, version,
+        Request.selecting), for the request that `source` holds; its access-log line shows that
+        request, not the one stored."""
+        if key[3] is None:
+            return None  # a request with a body
+        ctx = self.ctx
+        answer = ctx.answers.lookup(key, started)
+        if answer is None:
+            return None
+        logged = None
+        if ctx.access_log is not None:
+            logged = self._logged(source if isinstance(source, Request) else request_of(source))
+        return self._ready(answer, started, logged, None)
 
     def _logged(self, request: Request) -> Request:
         """`request` with its client, for the access-log line of a ready answer selected for it
