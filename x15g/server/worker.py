@@ -69,7 +69,7 @@ class ServingContext:
         self.draining = False
         # While draining: until when an idle keep-alive connection may still send a request.
         self.idle_until = float("inf")
-        # Duration histogram, requests by method; also counts requests into `counters` (connection._count).
+        # Duration histogram, requests by method; also counts requests into `counters` (connection._account).
         self.metrics = RequestMetrics(self.counters)
         # The greenlets connections run in while they work (idle ones hold none: connection.py).
         self.runners = Runners(settings.max_connections)
